@@ -1,0 +1,86 @@
+"""Portail's OpenID Connect identity provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp import config as default_config
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the IdP: defaults, then IDP_* environment variables, then the caller's overrides."""
+    app = Flask(__name__)
+    app.config.from_object(default_config)
+    app.config.from_prefixed_env("IDP")
+    if config:
+        app.config.update(config)
+    _check_settings(app)
+    if app.config.get("PROXY_FIX"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    from idp import web
+    from idp.core.passwords import make_hasher
+    from idp.extensions import babel, csrf, db, limiter, locale_selector
+
+    db.init_app(app)
+    app.extensions["hasher"] = make_hasher(
+        app.config["ARGON2_TIME_COST"],
+        app.config["ARGON2_MEMORY_COST"],
+        app.config["ARGON2_PARALLELISM"],
+        app.config["ARGON2_MAX_CONCURRENCY"],
+    )
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=locale_selector)
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
+    limiter.init_app(app)
+    web.init_app(app)
+
+    from idp.account.views import bp as account_bp
+    from idp.auth.views import bp as auth_bp
+    from idp.dev import bp as dev_bp
+    from idp.oidc.views import bp as oidc_bp
+    from idp.oidc.views import init_app as init_oidc
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
+    app.register_blueprint(oidc_bp)
+    if app.config["DEV_INBOX"] is None:
+        app.config["DEV_INBOX"] = not app.config["SMTP_URL"]
+    if app.config["DEV_INBOX"]:
+        app.register_blueprint(dev_bp)
+    init_oidc(app)
+
+    from idp.cli import register_commands
+
+    register_commands(app)
+    _register_error_pages(app)
+    return app
+
+
+def _check_settings(app: Flask) -> None:
+    if app.config["SECRET_KEY"] == default_config.SECRET_KEY and not (app.debug or app.testing or app.config.get("DEMO")):
+        raise RuntimeError("IDP_SECRET_KEY must be set outside the demo and the tests")
+    app.config["ISSUER"] = app.config["ISSUER"].rstrip("/")
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(("/api/", "/oauth/", "/.well-known/")) or request.accept_mimetypes.best == "application/json"
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        """Every HTTP error as a French page, or JSON for API clients; never a stack trace."""
+        from idp.extensions import db
+
+        db.session.rollback()
+        code = exc.code or 500
+        if _wants_json():
+            response = jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description)
+            response.status_code = code
+            return response
+        return render_template("error.html", code=code, error=exc), code

@@ -1,0 +1,221 @@
+"""The `idp` command (SPEC §10.3): database, demo data, server, clients, users, keys, mail."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from idp.core.security import SYSTEM
+
+
+def _create_app() -> Flask:
+    from idp import create_app
+
+    return create_app({"DEMO": True} if not os.environ.get("IDP_SECRET_KEY") else None)
+
+
+def _echo(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+
+
+def main() -> None:
+    cli = FlaskGroup(create_app=_create_app, add_default_commands=False, add_version_option=False,
+                     load_dotenv=False, help="Portail identity provider.")
+    cli.main(prog_name="idp")
+
+
+def register_commands(app: Flask) -> None:
+    for group in (db_group, demo_group, client_group, user_group, keys_group, mail_group):
+        app.cli.add_command(group)
+    app.cli.add_command(serve)
+
+
+@click.group("db", help="Database schema.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply the Alembic migrations up to the latest."""
+    from idp.migrations import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"])
+    click.echo("Base de données à jour.")
+
+
+@click.group("demo", help="Demo data.")
+def demo_group() -> None:
+    pass
+
+
+@demo_group.command("seed")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def demo_seed(as_json: bool) -> None:
+    """Create (idempotently) the demo accounts, clients and signing keys, and print them."""
+    from idp.demo import seed
+
+    result = seed()
+    if as_json:
+        _echo(result, True)
+        return
+    click.echo("Comptes de démonstration :")
+    for account in result["accounts"]:
+        click.echo(f"  {account['email']:<32} {account['password']}   {account['note']}")
+    click.echo("Clients OIDC :")
+    for client in result["clients"]:
+        click.echo(f"  {client['client_id']:<20} {client.get('client_secret') or ''}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=0, type=int, help="gunicorn workers (default: one per core)")
+@click.option("--threads", default=4, show_default=True, type=int)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the IdP with gunicorn (the production server, also for the demo)."""
+    issuer = current_app.config["ISSUER"]
+    click.echo(f"Portail IdP : {issuer} (écoute sur {host}:{port})")
+    if current_app.config["DEV_INBOX"]:
+        click.echo(f"Courriels de démonstration : {issuer}/dev/inbox")
+    sys.stdout.flush()
+    argv = [
+        sys.executable, "-m", "gunicorn", "idp.wsgi:app", "--bind", f"{host}:{port}",
+        "--workers", str(workers or os.cpu_count() or 1), "--threads", str(threads),
+        "--access-logfile", "-", "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+    ]
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
+
+
+@click.group("client", help="OpenID Connect clients.")
+def client_group() -> None:
+    pass
+
+
+@client_group.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--app", "app_name", default=None, help="application whose roles the claims carry")
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--backchannel-logout-uri", default=None)
+@click.option("--public", is_flag=True, help="no secret; PKCE required")
+@click.option("--trusted", is_flag=True, help="first-party: no consent screen")
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+@click.option("--scope", default=None)
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
+@click.option("--client-id", default=None, help="choose the id (default: random)")
+@click.option("--client-secret", default=None, help="choose the secret (default: random)")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def client_create(**options: Any) -> None:
+    """Register a client; prints client_id and client_secret (shown once)."""
+    from idp.extensions import db
+    from idp.oidc.clients import ClientSpec, create_client
+
+    as_json = options.pop("as_json")
+    spec = ClientSpec(
+        name=options["name"], redirect_uris=list(options["redirect_uris"]), app=options["app_name"],
+        post_logout_redirect_uris=list(options["post_logout_uris"]),
+        backchannel_logout_uri=options["backchannel_logout_uri"], public=options["public"],
+        trusted=options["trusted"], grant_types=list(options["grant_types"]) or None,
+        scope=options["scope"], id_token_signed_response_alg=options["id_token_alg"],
+        client_id=options["client_id"], client_secret=options["client_secret"],
+    )
+    try:
+        client, secret = create_client(db.session, spec, SYSTEM)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    db.session.commit()
+    _echo({"client_id": client.client_id, "client_secret": secret, "name": client.name}, as_json)
+
+
+@click.group("user", help="Usager accounts.")
+def user_group() -> None:
+    pass
+
+
+@user_group.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--given-name", required=True)
+@click.option("--family-name", required=True)
+@click.option("--verified", is_flag=True)
+@click.option("--admin", is_flag=True, help="platform administrator")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def user_create(email: str, password: str, given_name: str, family_name: str, verified: bool,
+                admin: bool, as_json: bool) -> None:
+    """Create an account (the password policy applies)."""
+    from idp.core.accounts import create_user
+    from idp.core.errors import InvalidInput
+    from idp.core.passwords import password_problems
+    from idp.extensions import db
+
+    problems = password_problems(password, personal=[email, given_name, family_name],
+                                 portal_name=current_app.config["PORTAL_NAME"])
+    if problems:
+        raise click.UsageError(f"mot de passe refusé : {', '.join(problems)}")
+    try:
+        user = create_user(db.session, current_app.extensions["hasher"], SYSTEM, email=email,
+                           password=password, given_name=given_name, family_name=family_name,
+                           verified=verified, is_admin=admin)
+    except InvalidInput as exc:
+        raise click.UsageError("cet e-mail a déjà un compte") from exc
+    db.session.commit()
+    _echo({"id": str(user.id), "email": user.email, "state": user.state.value, "admin": user.is_admin}, as_json)
+
+
+@click.group("keys", help="Signing keys.")
+def keys_group() -> None:
+    pass
+
+
+@keys_group.command("rotate")
+@click.option("--now", "immediate", is_flag=True, help="sign with the new keys at once (first start, tests)")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def keys_rotate(immediate: bool, as_json: bool) -> None:
+    """Publish new RS256 and ES256 keys; they sign after KEY_PUBLISH_BEFORE_USE seconds."""
+    from idp.extensions import db
+    from idp.oidc.keys import rotate_keys
+
+    keys = rotate_keys(db.session, current_app.config, immediate=immediate)
+    db.session.commit()
+    _echo({"keys": [{"kid": k.kid, "alg": k.alg, "active_at": k.active_at.isoformat()} for k in keys]}, as_json)
+
+
+@click.group("mail", help="Mail outbox.")
+def mail_group() -> None:
+    pass
+
+
+@mail_group.command("worker")
+@click.option("--interval", default=5.0, show_default=True)
+@click.option("--once", is_flag=True)
+@with_appcontext
+def mail_worker(interval: float, once: bool) -> None:
+    """Deliver the outbox over SMTP, with retries and backoff, until stopped."""
+    from idp.web import deliver_mail
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    while True:
+        sent = deliver_mail(app)
+        if sent:
+            click.echo(f"{sent} message(s) envoyé(s)")
+        if once:
+            return
+        time.sleep(interval)

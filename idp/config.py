@@ -1,0 +1,67 @@
+"""Defaults that run the embedded demo; production values come from IDP_* environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# Database: an SQLite file under var/ by default, PostgreSQL in production (SPEC §10.2).
+DATABASE_URL = "sqlite:///var/idp.sqlite3"
+ISSUER = "http://127.0.0.1:8000"
+SECRET_KEY = "dev-only-change-me"  # noqa: S105 - refused at start-up outside debug/testing
+REDIS_URL = ""  # rate limits and caches in-process when empty
+SMTP_URL = ""  # empty: mail lands in the dev inbox page (/dev/inbox)
+MAIL_FROM = "Portail <no-reply@portail.localhost>"
+LEGACY_LDAP_URL = ""
+
+PORTAL_NAME = "Portail"
+
+# Sessions and cookies (distinct names: the apps share the host on other ports).
+SESSION_COOKIE_NAME = "portail_idp"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False
+PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+LOGIN_SESSION_IDLE = timedelta(hours=8)
+MAX_CONTENT_LENGTH = 1 * 1024 * 1024
+
+# Babel: French first (SPEC §1).
+BABEL_DEFAULT_LOCALE = "fr"
+BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
+LANGUAGES = ("fr", "en")
+
+# Accounts (SPEC §4.1).
+VERIFY_LINK_MAX_AGE = 2 * 3600
+RESET_LINK_MAX_AGE = 3600
+MAX_FAILED_LOGINS = 3
+TOTP_REQUIRED_FOR_ADMINS = True
+# argon2id, OWASP parameters (m=19 MiB, t=2, p=1); tests lower them.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_COST = 19 * 1024
+ARGON2_PARALLELISM = 1
+# At most this many argon2 hashes run at once in one process (bounded to the cores).
+ARGON2_MAX_CONCURRENCY = 0  # 0: os.cpu_count()
+
+# Rate limits (flask-limiter syntax).
+RATELIMIT_LOGIN_IP = "30/minute"
+RATELIMIT_LOGIN_ACCOUNT = "10/minute"
+RATELIMIT_SIGNUP_IP = "10/hour"
+RATELIMIT_RESET_IP = "10/hour"
+RATELIMIT_TOKEN_IP = ""  # token endpoint: off by default (clients authenticate)
+RATELIMIT_ENABLED = True
+
+# OpenID Connect (SPEC §4.7).
+ACCESS_TOKEN_LIFETIME = 300
+ID_TOKEN_LIFETIME = 3600
+REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
+AUTHORIZATION_CODE_LIFETIME = 60
+# A rotated key is published this long before it signs, so cached JWKS pick it up first.
+KEY_PUBLISH_BEFORE_USE = 3600
+# How long a worker trusts its cached key set before re-reading the table.
+KEY_CACHE_SECONDS = 30
+JWKS_MAX_AGE = 300
+BACKCHANNEL_LOGOUT_TIMEOUT = 5
+
+# Mail outbox (SPEC §4.9).
+MAIL_MAX_ATTEMPTS = 8
+MAIL_DELIVER_IN_REQUEST = True  # the embedded mode; production runs `idp mail worker`
+DEV_INBOX = None  # None: on when SMTP_URL is empty

@@ -1,0 +1,124 @@
+"""Signing keys: stored in the database (shared by every worker), parsed once per process.
+
+Rotation publishes a new key `KEY_PUBLISH_BEFORE_USE` seconds before it signs, so relying
+parties that cache the JWKS see it first; the retired key stays published until every token it
+signed has expired (SPEC §4.7).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey, RSAKey
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from idp.core.security import random_token
+from idp.models import SigningKey, utcnow
+
+ALGORITHMS = ("RS256", "ES256")
+Key = RSAKey | ECKey
+
+
+def _generate(alg: str) -> tuple[str, Key]:
+    if alg == "RS256":
+        private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    key = (RSAKey if alg == "RS256" else ECKey).import_key(pem)
+    return pem, key
+
+
+def rotate_keys(session: Session, config: Mapping[str, Any], *, immediate: bool = False) -> list[SigningKey]:
+    """Add one new key per algorithm and schedule the current ones to retire when it starts."""
+    now = utcnow()
+    starts = now if immediate else now + timedelta(seconds=config["KEY_PUBLISH_BEFORE_USE"])
+    # A retired key must verify every token it signed: the longest-lived JWT is the ID token.
+    keep = timedelta(seconds=max(config["ID_TOKEN_LIFETIME"], config["ACCESS_TOKEN_LIFETIME"]) + 60)
+    created = []
+    for alg in ALGORITHMS:
+        for old in session.scalars(
+            select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+        ):
+            old.retired_at = starts
+            old.expires_at = starts + keep
+        pem, key = _generate(alg)
+        kid = f"{alg.lower()}-{now:%Y%m%d}-{random_token(6)}"
+        public = key.as_dict(private=False)
+        public.update(kid=kid, alg=alg, use="sig")
+        record = SigningKey(kid=kid, alg=alg, private_pem=pem, public_jwk=public, published_at=now, active_at=starts)
+        session.add(record)
+        created.append(record)
+    session.flush()
+    return created
+
+
+@dataclass
+class KeyRing:
+    """The keys of one process: re-read from the table at most every `ttl` seconds."""
+
+    ttl: float
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loaded_at: float = -1e9
+    _records: list[SigningKey] = field(default_factory=list)
+    _parsed: dict[str, Key] = field(default_factory=dict)
+    _jwks: dict[str, Any] = field(default_factory=dict)
+
+    def refresh(self, session: Session, force: bool = False) -> None:
+        if not force and time.monotonic() - self._loaded_at < self.ttl:
+            return
+        with self._lock:
+            now = utcnow()
+            records = list(
+                session.scalars(
+                    select(SigningKey)
+                    .where(or_(SigningKey.expires_at.is_(None), SigningKey.expires_at > now))
+                    .order_by(SigningKey.active_at)
+                )
+            )
+            for record in records:
+                if record.kid not in self._parsed:  # parsing a PEM costs ~60 ms: once per process
+                    cls = RSAKey if record.alg == "RS256" else ECKey
+                    self._parsed[record.kid] = cls.import_key(record.private_pem)
+            self._records = records
+            self._jwks = {"keys": [r.public_jwk for r in records if r.published_at <= now]}
+            self._loaded_at = time.monotonic()
+
+    def signing_key(self, session: Session, alg: str) -> tuple[str, Key]:
+        """The newest key of `alg` that is active now: (kid, key)."""
+        self.refresh(session)
+        now = utcnow()
+        for record in reversed(self._records):
+            if record.alg == alg and record.active_at <= now and (record.retired_at is None or record.retired_at > now):
+                return record.kid, self._parsed[record.kid]
+        # Nothing active (first start, or the cache predates a rotation): look again, then fail.
+        if time.monotonic() - self._loaded_at > 1:
+            self._loaded_at = -1e9
+            return self.signing_key(session, alg)
+        raise LookupError(f"no active {alg} signing key: run `idp keys rotate --now`")
+
+    def public_key(self, session: Session, kid: str) -> Key | None:
+        self.refresh(session)
+        if kid not in self._parsed:
+            self.refresh(session, force=True)
+        return self._parsed.get(kid)
+
+    def jwks(self, session: Session) -> dict[str, Any]:
+        self.refresh(session)
+        return self._jwks
+
+
+def ensure_keys(session: Session, config: Mapping[str, Any]) -> None:
+    """First start: create keys that sign at once when there are none."""
+    if session.scalar(select(SigningKey.kid).limit(1)) is None:
+        rotate_keys(session, config, immediate=True)

@@ -1,0 +1,191 @@
+"""Glue between Flask requests and the core: who is logged in, the request's origin, mail, headers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from flask import (
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import force_locale
+from werkzeug.wrappers import Response
+
+from idp.core import mail as mail_core
+from idp.core.audit import audit
+from idp.core.passwords import Hasher
+from idp.core.security import Origin, is_safe_redirect, random_token, read_link, sign_link
+from idp.extensions import db
+from idp.models import AccountState, LoginSession, User, utcnow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Don't write last_seen_at on every request: once per window is enough for "my sessions".
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+
+
+def hasher() -> Hasher:
+    return current_app.extensions["hasher"]
+
+
+def origin() -> Origin:
+    return Origin(ip=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def record(event: str, **kwargs: Any) -> None:
+    """audit() with this request's origin."""
+    audit(db.session, event, origin(), **kwargs)
+
+
+def current_login() -> LoginSession | None:
+    """The valid login session of this browser, loaded once per request."""
+    if "login_session" not in g:
+        g.login_session = _load_login_session()
+    return g.login_session
+
+
+def current_user() -> User | None:
+    login = current_login()
+    return login.user if login else None
+
+
+def _load_login_session() -> LoginSession | None:
+    sid = session.get("sid")
+    if not sid:
+        return None
+    login = db.session.get(LoginSession, sid)
+    now = utcnow()
+    if (
+        login is None
+        or login.revoked_at is not None
+        or login.expires_at <= now
+        or login.last_seen_at + current_app.config["LOGIN_SESSION_IDLE"] <= now
+        or login.user.state != AccountState.ACTIVE
+    ):
+        session.pop("sid", None)
+        return None
+    if now - login.last_seen_at > LAST_SEEN_RESOLUTION:
+        login.last_seen_at = now
+        db.session.commit()
+    return login
+
+
+def start_login_session(user: User, amr: str) -> LoginSession:
+    """Open a new IdP session: a fresh id in a cleared cookie (no session fixation)."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    now = utcnow()
+    login = LoginSession(
+        id=random_token(24),
+        user=user,
+        auth_time=now,
+        amr=amr,
+        last_seen_at=now,
+        expires_at=now + current_app.config["PERMANENT_SESSION_LIFETIME"],
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:300] or None,
+    )
+    db.session.add(login)
+    user.last_login_at = now
+    session["sid"] = login.id
+    session.permanent = True
+    g.login_session = login
+    return login
+
+
+def end_login_session() -> LoginSession | None:
+    """Revoke this browser's IdP session and forget it; returns it for back-channel logout."""
+    login = current_login()
+    if login is not None:
+        login.revoked_at = utcnow()
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    g.login_session = None
+    return login
+
+
+def login_required(view: F) -> F:
+    """Send anonymous visitors to the login page, then back here."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def safe_next(default: str = "account.index") -> str:
+    """The `next` parameter when it stays on this site, else the default page."""
+    target = request.values.get("next")
+    if target and is_safe_redirect(target, request.host_url):
+        return target
+    return url_for(default)
+
+
+def sign(purpose: str, payload: Any) -> str:
+    return sign_link(current_app.config["SECRET_KEY"], purpose, payload)
+
+
+def unsign(purpose: str, token: str, max_age: int) -> Any:
+    return read_link(current_app.config["SECRET_KEY"], purpose, token, max_age)
+
+
+def send_mail(template: str, recipient: str, locale: str | None = None, **context: Any) -> None:
+    """Render mails/<template>.{txt,html} (the subject is the first line of the .txt) and enqueue."""
+    with force_locale(locale or "fr"):
+        text = render_template(f"mails/{template}.txt", **context)
+        html = render_template(f"mails/{template}.html", **context)
+    subject, _, body = text.partition("\n")
+    mail_core.enqueue(db.session, recipient, subject.strip(), body.lstrip("\n"), html)
+    g.mail_enqueued = True
+
+
+def deliver_mail(app: Flask) -> int:
+    """Deliver what is due: SMTP when configured, the dev inbox otherwise."""
+    smtp_url = app.config["SMTP_URL"]
+    sender = mail_core.smtp_sender(smtp_url, app.config["MAIL_FROM"]) if smtp_url else None
+    return mail_core.deliver_due(db.session, sender, max_attempts=app.config["MAIL_MAX_ATTEMPTS"])
+
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.after_request
+    def deliver_enqueued_mail(response: Response) -> Response:
+        # Embedded mode: the request thread delivers what it queued, after its commit.
+        if g.pop("mail_enqueued", False) and app.config["MAIL_DELIVER_IN_REQUEST"]:
+            deliver_mail(app)
+        return response
+
+    @app.context_processor
+    def template_globals() -> dict[str, Any]:
+        return {"current_user": current_user(), "portal_name": app.config["PORTAL_NAME"]}
