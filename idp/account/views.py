@@ -1,13 +1,261 @@
-"""My account: information, password, contact e-mail, two-factor, sessions."""
+"""My account ("Mon compte"): information, password, contact e-mail, two-factor, sessions (SPEC §4.1)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from idp import web
+from idp.account.forms import (
+    ContactEmailForm,
+    PasswordForm,
+    ProfileForm,
+    SessionForm,
+    TotpConfirmForm,
+    TotpDisableForm,
+)
+from idp.auth.forms import ConfirmForm, password_messages
+from idp.core import accounts, totp
+from idp.core.errors import Conflict, InvalidInput, NotFound
+from idp.core.security import LinkInvalid
+from idp.extensions import db
+from idp.models import Civility, User, utcnow
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 
+def _me() -> User:
+    user = web.current_user()
+    assert user is not None  # login_required
+    return user
+
+
 @bp.get("/")
+@web.login_required
 def index() -> str:
-    """Account home (stub)."""
-    return "account"
+    """Account home: my information and the account menu."""
+    return render_template("account/index.html", user=_me())
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@web.login_required
+def profile() -> Any:
+    """Edit my civility, given name and family name."""
+    user = _me()
+    form = ProfileForm(obj=user, civility=user.civility.value if user.civility else None)
+    if form.validate_on_submit():
+        try:
+            accounts.update_profile(
+                db.session, web.origin(), user, version=form.version.data or 0,
+                civility=Civility(form.civility.data), given_name=form.given_name.data or "",
+                family_name=form.family_name.data or "",
+            )
+        except Conflict:
+            db.session.rollback()
+            form.form_errors.append(_("Vos informations ont été modifiées entre-temps (dans un autre "
+                                      "onglet ?). Rechargez la page puis recommencez."))
+            return render_template("account/profile.html", form=form), 409
+        db.session.commit()
+        flash(_("Vos informations ont été enregistrées."), "success")
+        return redirect(url_for("account.index"))
+    return render_template("account/profile.html", form=form)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@web.login_required
+def password() -> Any:
+    """Change my password; my other sessions end."""
+    user = _me()
+    form = PasswordForm()
+    if form.validate_on_submit():
+        login = web.current_login()
+        try:
+            accounts.change_password(
+                db.session, web.hasher(), web.origin(), user, current=form.current.data or "",
+                new=form.password.data or "", portal_name=current_app.config["PORTAL_NAME"],
+                keep_session=login.id if login else None,
+            )
+        except InvalidInput as exc:
+            if exc.message == "bad_password":
+                form.current.errors = [_("Le mot de passe actuel est incorrect.")]
+            else:
+                form.password.errors = password_messages(
+                    exc.details.get("problems", []), current_app.config["PORTAL_NAME"])  # type: ignore[arg-type]
+            return render_template("account/password.html", form=form)
+        web.send_mail("password_changed", user.email, user=user,
+                      forgot_link=url_for("auth.forgot", _external=True))
+        db.session.commit()
+        flash(_("Votre mot de passe a été modifié. Vos autres sessions ont été fermées."), "success")
+        return redirect(url_for("account.index"))
+    return render_template("account/password.html", form=form)
+
+
+@bp.route("/email", methods=["GET", "POST"])
+@web.login_required
+def contact_email() -> Any:
+    """Change my contact e-mail (the login e-mail stays): a link proves the new address."""
+    user = _me()
+    form = ContactEmailForm()
+    if form.validate_on_submit():
+        email = accounts.normalize_email(form.email.data or "")
+        link = url_for("account.confirm_email", _external=True,
+                       token=web.sign("contact", {"uid": str(user.id), "email": email}))
+        web.send_mail("contact_email", email, user=user, link=link,
+                      hours=current_app.config["VERIFY_LINK_MAX_AGE"] // 3600)
+        db.session.commit()
+        flash(_("Un lien de confirmation a été envoyé à %(email)s.", email=email), "success")
+        return redirect(url_for("account.index"))
+    return render_template("account/email.html", form=form, user=user)
+
+
+@bp.get("/email/confirm/<token>")
+@web.login_required
+def confirm_email(token: str) -> Any:
+    """Follow the link sent to the new contact address."""
+    user = _me()
+    try:
+        payload = web.unsign("contact", token, current_app.config["VERIFY_LINK_MAX_AGE"])
+        if payload.get("uid") != str(user.id):
+            raise LinkInvalid(expired=False)
+    except (LinkInvalid, AttributeError) as exc:
+        expired = isinstance(exc, LinkInvalid) and exc.expired
+        return render_template("auth/link_invalid.html", expired=expired, kind="contact")
+    accounts.change_contact_email(db.session, web.origin(), user, str(payload["email"]))
+    db.session.commit()
+    flash(_("Votre adresse e-mail de contact a été modifiée."), "success")
+    return redirect(url_for("account.index"))
+
+
+# ------------------------------------------------------------------ two-factor
+
+@bp.get("/totp")
+@web.login_required
+def two_factor() -> str:
+    """Two-factor status: enrol, regenerate recovery codes, or disable."""
+    user = _me()
+    return render_template("account/totp.html", user=user, remaining=totp.remaining_recovery_codes(user),
+                           confirm=ConfirmForm(), disable_form=TotpDisableForm())
+
+
+@bp.route("/totp/enroll", methods=["GET", "POST"])
+@web.login_required
+def totp_enroll() -> Any:
+    """Show the QR code, then confirm with a code; shows the recovery codes once."""
+    user = _me()
+    if user.totp_enabled:
+        return redirect(url_for("account.two_factor"))
+    secret = totp.begin_enrolment(db.session, user)
+    db.session.commit()
+    form = TotpConfirmForm()
+    if form.validate_on_submit():
+        try:
+            codes = totp.confirm_enrolment(db.session, web.origin(), user, form.code.data or "")
+        except InvalidInput:
+            form.code.errors = [_("Code incorrect : vérifiez l'heure de votre téléphone et réessayez.")]
+        except Conflict:
+            return redirect(url_for("account.two_factor"))
+        else:
+            db.session.commit()
+            return render_template("account/recovery_codes.html", codes=codes)
+    uri = totp.provisioning_uri(secret, user.email, current_app.config["PORTAL_NAME"])
+    return render_template("account/totp_enroll.html", form=form, secret=secret, qr=totp.qr_data_uri(uri))
+
+
+@bp.post("/totp/recovery-codes")
+@web.login_required
+def totp_regenerate() -> Any:
+    """Replace my recovery codes."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("account.two_factor"))
+    try:
+        codes = totp.regenerate_recovery_codes(db.session, web.origin(), _me())
+    except Conflict:
+        return redirect(url_for("account.two_factor"))
+    db.session.commit()
+    return render_template("account/recovery_codes.html", codes=codes)
+
+
+@bp.post("/totp/disable")
+@web.login_required
+def totp_disable() -> Any:
+    """Turn two-factor off (password required)."""
+    user = _me()
+    form = TotpDisableForm()
+    if form.validate_on_submit():
+        try:
+            totp.disable(db.session, web.hasher(), web.origin(), user, form.password.data or "")
+        except InvalidInput:
+            form.password.errors = [_("Mot de passe incorrect.")]
+        else:
+            db.session.commit()
+            flash(_("La double authentification est désactivée."), "success")
+            return redirect(url_for("account.two_factor"))
+    return render_template("account/totp.html", user=user, remaining=totp.remaining_recovery_codes(user),
+                           confirm=ConfirmForm(), disable_form=form), 200
+
+
+# ------------------------------------------------------------------ sessions
+
+@bp.get("/sessions")
+@web.login_required
+def sessions() -> str:
+    """My active sessions, this one first."""
+    user = _me()
+    now = utcnow()
+    logins = accounts.active_sessions(db.session, user, now, now - current_app.config["LOGIN_SESSION_IDLE"])
+    current = web.current_login()
+    logins.sort(key=lambda login: login.id != (current.id if current else None))
+    return render_template("account/sessions.html", logins=logins, current=current, form=SessionForm())
+
+
+@bp.post("/sessions/revoke")
+@web.login_required
+def revoke_session() -> Response:
+    """End one of my sessions (this one too, if chosen)."""
+    form = SessionForm()
+    user = _me()
+    if form.validate_on_submit():
+        try:
+            accounts.revoke_session(db.session, web.origin(), user, form.session_id.data or "")
+        except NotFound:
+            flash(_("Cette session n'existe plus."), "error")
+        else:
+            db.session.commit()
+            flash(_("La session a été fermée."), "success")
+    return redirect(url_for("account.sessions"))
+
+
+@bp.post("/sessions/revoke-others")
+@web.login_required
+def revoke_others() -> Response:
+    """End all my sessions except this one."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        login = web.current_login()
+        count = accounts.revoke_other_sessions(db.session, web.origin(), _me(), login.id if login else None)
+        db.session.commit()
+        flash(_("%(count)d session(s) fermée(s).", count=count), "success")
+    return redirect(url_for("account.sessions"))
+
+
+@bp.app_template_filter("device")
+def device(user_agent: str | None) -> str:
+    """A short human name for a user agent ("Firefox · Linux")."""
+    from werkzeug.user_agent import UserAgent
+
+    if not user_agent:
+        return _("Appareil inconnu")
+    ua = user_agent.lower()
+    browser = next((name for key, name in (("edg", "Edge"), ("firefox", "Firefox"), ("chrome", "Chrome"),
+                                           ("safari", "Safari"), ("python-requests", "requests"))
+                    if key in ua), None)
+    system = next((name for key, name in (("windows", "Windows"), ("android", "Android"),
+                                          ("iphone", "iOS"), ("mac os", "macOS"), ("linux", "Linux"))
+                   if key in ua), None)
+    parts = [p for p in (browser, system) if p]
+    return " · ".join(parts) if parts else UserAgent(user_agent).string[:60]
+
