@@ -119,9 +119,10 @@ def mail_link(message: EmailMessage, contains: str = "") -> str:
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[tuple[str, Mailbox]]:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=0)
+    port = _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
-    yield f"smtp://127.0.0.1:{controller.server.sockets[0].getsockname()[1]}", box
+    yield f"smtp://127.0.0.1:{port}", box
     controller.stop()
 
 

@@ -12,10 +12,11 @@ from idp.models.oauth import (
     RefreshToken,
     RevokedAccessToken,
     SigningKey,
+    UsedAssertion,
 )
 
 __all__ = [
     "AccountState", "AuditEvent", "AuthorizationCode", "Base", "Civility", "Client",
     "ClientSession", "Consent", "LoginSession", "OutboxMail", "RecoveryCode", "RefreshToken",
-    "RevokedAccessToken", "SigningKey", "User", "utcnow",
+    "RevokedAccessToken", "SigningKey", "UsedAssertion", "User", "utcnow",
 ]

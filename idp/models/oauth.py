@@ -10,13 +10,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from idp.core.security import constant_time_equal, sha256_hex
 from idp.models.base import Base, utcnow
 
 
-class Client(Base):
+class Client(Base, ClientMixin):
     __tablename__ = "oauth_clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,6 +39,46 @@ class Client(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # authlib's ClientMixin: exact matching everywhere (SPEC §4.7).
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only an unambiguous default: with several URIs the request must name one.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return self.scope
+        allowed = set(self.scope.split())
+        return " ".join(s for s in dict.fromkeys(scope.split()) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return bool(self.secret_digest) and constant_time_equal(self.secret_digest, sha256_hex(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method == self.token_endpoint_auth_method
+        # introspection / revocation: the same credentials as at the token endpoint.
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        return {"post_logout_redirect_uris": self.post_logout_redirect_uris}
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
 
 class AuthorizationCode(Base):
     __tablename__ = "oauth_codes"
@@ -53,8 +95,19 @@ class AuthorizationCode(Base):
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     auth_time: Mapped[datetime]
     amr: Mapped[str] = mapped_column(String(64))
+    family_id: Mapped[str] = mapped_column(String(32))  # the refresh-token family it starts
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+    # authlib's AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
 
 
 class RefreshToken(Base):
@@ -78,6 +131,13 @@ class RefreshToken(Base):
 
     __table_args__ = (Index("ix_oauth_refresh_tokens_user_client", "user_id", "client_id"),)
 
+    # authlib's TokenMixin
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
 
 class RevokedAccessToken(Base):
     """JWT access tokens revoked before expiry (RFC 7009); rows are dropped once expired."""
@@ -85,6 +145,15 @@ class RevokedAccessToken(Base):
     __tablename__ = "oauth_revoked_access_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UsedAssertion(Base):
+    """`jti` of private_key_jwt client assertions already seen (RFC 7523 §3: no replay)."""
+
+    __tablename__ = "oauth_used_assertions"
+
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,7 @@ class KeyRing:
     _records: list[SigningKey] = field(default_factory=list)
     _parsed: dict[str, Key] = field(default_factory=dict)
     _jwks: dict[str, Any] = field(default_factory=dict)
+    _keyset: KeySet | None = None
 
     def refresh(self, session: Session, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self.ttl:
@@ -92,6 +93,7 @@ class KeyRing:
                     self._parsed[record.kid] = cls.import_key(record.private_pem)
             self._records = records
             self._jwks = {"keys": [r.public_jwk for r in records if r.published_at <= now]}
+            self._keyset = KeySet.import_key_set(self._jwks)
             self._loaded_at = time.monotonic()
 
     def signing_key(self, session: Session, alg: str) -> tuple[str, Key]:
@@ -116,6 +118,12 @@ class KeyRing:
     def jwks(self, session: Session) -> dict[str, Any]:
         self.refresh(session)
         return self._jwks
+
+    def keyset(self, session: Session) -> KeySet:
+        """The published public keys, parsed (for verifying our own ID tokens)."""
+        self.refresh(session)
+        assert self._keyset is not None
+        return self._keyset
 
 
 def ensure_keys(session: Session, config: Mapping[str, Any]) -> None:

@@ -1,11 +1,317 @@
-"""OpenID Connect endpoints (stub)."""
+"""OpenID Connect endpoints: discovery, JWKS, authorize (+consent), token, userinfo,
+introspection, revocation, end-session (SPEC §4.7)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from idp.extensions import csrf, db, limiter
+from idp.models import Client, Consent, User
+from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, user_claims
+from idp.oidc.keys import KeyRing
+from idp.oidc.logout import BackchannelSender, sessions_ended
+from idp.oidc.provider import create_server, issuer
+from idp.oidc.tokens import TokenIssuer, live_user
+from idp.web import current_login, end_login_session, record
 
 bp = Blueprint("oidc", __name__)
 
+PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+def server() -> Any:
+    return current_app.extensions["authorization_server"]
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    """OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414)."""
+    response = jsonify(current_app.extensions["discovery"])
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
+
+
+@bp.get("/oauth/jwks")
+def jwks() -> Response:
+    """The published public keys, including the next key before it signs."""
+    response = jsonify(issuer().keyring.jwks(db.session))
+    response.cache_control.public = True
+    response.cache_control.max_age = current_app.config["JWKS_MAX_AGE"]
+    return response
+
+
+# ------------------------------------------------------------------ authorize
+
+def _error_redirect(redirect_uri: str, error: str, description: str | None = None) -> Response:
+    params = {"error": error, "iss": current_app.config["ISSUER"]}
+    if description:
+        params["error_description"] = description
+    if request.values.get("state"):
+        params["state"] = request.values["state"]
+    return redirect(add_params_to_uri(redirect_uri, list(params.items())))
+
+
+def _authorization_error(error: OAuth2Error) -> Response | tuple[str, int]:
+    """Redirect to a redirect URI already validated for the client; otherwise show the error
+    (RFC 6749 §4.1.2.1: never redirect to an unchecked URI)."""
+    if error.redirect_uri:
+        return _error_redirect(error.redirect_uri, error.error, error.description)
+    return render_template("oidc/error.html", error=error.error, description=error.description), 400
+
+
+def _login_redirect(force: bool) -> Response:
+    """Off to the login page, coming back here without what the login satisfies."""
+    next_url = _authorize_url_without_prompts({"login"}, drop_max_age=True)
+    args: dict[str, Any] = {"next": next_url}
+    if force:
+        args["force"] = 1
+    if request.args.get("login_hint"):
+        args["login_hint"] = request.args["login_hint"]
+    if request.args.get("ui_locales"):
+        args["ui_locales"] = request.args["ui_locales"]
+    return redirect(url_for("auth.login", **args))
+
+
+def _authorize_url_without_prompts(remove: set[str], drop_max_age: bool = False) -> str:
+    items = []
+    for key, value in request.args.items(multi=True):
+        if key == "max_age" and drop_max_age:
+            continue
+        if key == "prompt":
+            value = " ".join(p for p in value.split() if p not in remove)
+            if not value:
+                continue
+        items.append((key, value))
+    return f"{url_for('oidc.authorize')}?{urlencode(items)}"
+
+
+def _consent_covers(user: User, client: Client, scope: str) -> bool:
+    consent = db.session.scalar(
+        select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.client_id)
+    )
+    return consent is not None and set(scope.split()) <= set(consent.scope.split())
+
+
+def _save_consent(user: User, client: Client, scope: str) -> None:
+    consent = db.session.scalar(
+        select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.client_id)
+    )
+    if consent is None:
+        db.session.add(Consent(user_id=user.id, client_id=client.client_id, scope=scope))
+    else:
+        consent.scope = " ".join(sorted(set(consent.scope.split()) | set(scope.split())))
+    record("consent.granted", actor=user.id, subject=user.id, client_id=client.client_id, scope=scope)
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize() -> Any:
+    """Authorization endpoint: checks the request, the login, the prompt, the consent; issues a code."""
+    login = current_login()
+    user = login.user if login else None
+    try:
+        grant = server().get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        return _authorization_error(error)
+    client: Client = grant.client
+    redirect_uri: str = grant.redirect_uri
+    prompts = set(request.args.get("prompt", "").split())
+    if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
+        return _error_redirect(redirect_uri, "invalid_request", "Invalid 'prompt' parameter.")
+    max_age = request.args.get("max_age")
+    if max_age is not None and not (max_age.isdigit() and len(max_age) < 10):
+        return _error_redirect(redirect_uri, "invalid_request", "Invalid 'max_age' parameter.")
+
+    too_old = login is not None and max_age is not None and time.time() - login.auth_time.timestamp() > int(max_age)
+    if user is None or "login" in prompts or too_old:
+        if "none" in prompts:
+            return _error_redirect(redirect_uri, "login_required")
+        return _login_redirect(force=user is not None)
+    assert login is not None
+
+    decision = request.form.get("decision") if request.method == "POST" else None
+    if "select_account" in prompts and decision is None:
+        return render_template("oidc/select_account.html", client=client, user=user,
+                               continue_url=_authorize_url_without_prompts({"select_account"}),
+                               other_url=url_for("auth.login", force=1,
+                                                 next=_authorize_url_without_prompts({"select_account", "login"})))
+
+    scope = grant.request.scope
+    if not client.trusted and ("consent" in prompts or not _consent_covers(user, client, scope)):
+        if "none" in prompts:
+            return _error_redirect(redirect_uri, "consent_required")
+        if decision == "deny":
+            record("consent.denied", actor=user.id, subject=user.id, client_id=client.client_id)
+            db.session.commit()
+            return _error_redirect(redirect_uri, "access_denied", "The user refused.")
+        if decision != "accept":
+            return render_template("oidc/consent.html", client=client, user=user, scopes=scope.split())
+        _save_consent(user, client, scope)
+
+    response = server().create_authorization_response(grant=grant, grant_user=user)
+    db.session.commit()
+    return response
+
+
+# ------------------------------------------------------------------ token and friends
+
+@bp.post("/oauth/token")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["RATELIMIT_TOKEN_IP"] or "1000000/second")
+def token() -> Response:
+    """Token endpoint: code exchange, refresh (rotating), client credentials."""
+    response = server().create_token_response()
+    db.session.commit()  # also keeps what an error decided: a burnt code, a revoked family
+    return response
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo() -> Response:
+    """UserInfo (OIDC Core §5.3), GET or POST, Bearer token in the header or the form body."""
+    value = _bearer()
+    claims = issuer().verify(db.session, value) if value else None
+    user = live_user(db.session, claims) if claims else None
+    if user is None:
+        return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
+    scopes = set(str(claims.get("scope", "")).split())  # type: ignore[union-attr]
+    if "openid" not in scopes:
+        return _bearer_error("insufficient_scope", "The token lacks the 'openid' scope.", 403)
+    client = db.session.scalar(select(Client).where(Client.client_id == claims["client_id"]))  # type: ignore[index]
+    if client is None:
+        return _bearer_error("invalid_token", "Unknown client.")
+    response = jsonify(user_claims(user, scopes, client))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token") or None
+    return None
+
+
+def _bearer_error(error: str, description: str, status: int = 401) -> Response:
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
+    return response
+
+
+@bp.post("/oauth/introspect")
+@csrf.exempt
+def introspect() -> Response:
+    """Token introspection (RFC 7662), for the client the token was issued to."""
+    return server().create_endpoint_response("introspection")
+
+
+@bp.post("/oauth/revoke")
+@csrf.exempt
+def revoke() -> Response:
+    """Token revocation (RFC 7009)."""
+    response = server().create_endpoint_response("revocation")
+    db.session.commit()
+    return response
+
+
+# ------------------------------------------------------------------ logout
+
+class EndSessionEndpoint(_EndSessionEndpoint):
+    def get_server_jwks(self) -> Any:
+        return issuer().keyring.keyset(db.session)
+
+    def end_session(self, end_session_request: Any) -> None:
+        claims = end_session_request.id_token_claims or {}
+        login = current_login()
+        # An id_token_hint for another session must not log out this browser's session.
+        if login is not None and claims.get("sid") not in (None, login.id):
+            return
+        ended = end_login_session()
+        if ended is not None:
+            record("logout", actor=ended.user_id, subject=ended.user_id,
+                   client_id=end_session_request.client.client_id if end_session_request.client else None)
+            sessions_ended(db.session, [ended])
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+@csrf.exempt
+def end_session() -> Any:
+    """RP-initiated logout: with a valid id_token_hint at once, otherwise after confirmation."""
+    try:
+        req = server().validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return render_template("oidc/error.html", error=error.error, description=error.description), 400
+    if req.needs_confirmation and request.form.get("confirm") != "1":
+        if current_login() is None:
+            return render_template("oidc/logged_out.html", client=req.client, redirect_uri=req.redirect_uri)
+        return render_template("oidc/confirm_logout.html", client=req.client)
+    if req.needs_confirmation:
+        csrf.protect()  # the confirmation form is ours: check its token
+    response = server().create_endpoint_response("end_session", req)
+    db.session.commit()
+    return response or render_template("oidc/logged_out.html", client=req.client, redirect_uri=None)
+
 
 def init_app(app: Flask) -> None:
-    pass
+    """Build the authorization server, the key ring, the token issuer and the discovery document."""
+    keyring = KeyRing(ttl=app.config["KEY_CACHE_SECONDS"])
+    app.extensions["token_issuer"] = TokenIssuer(app.config["ISSUER"], keyring, app.config)
+    app.extensions["backchannel"] = BackchannelSender(app)
+    authorization_server = create_server(app)
+    authorization_server.register_endpoint(EndSessionEndpoint)
+    app.extensions["authorization_server"] = authorization_server
+    iss = app.config["ISSUER"]
+    app.extensions["discovery"] = {
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/oauth/authorize",
+        "token_endpoint": f"{iss}/oauth/token",
+        "userinfo_endpoint": f"{iss}/oauth/userinfo",
+        "jwks_uri": f"{iss}/oauth/jwks",
+        "introspection_endpoint": f"{iss}/oauth/introspect",
+        "revocation_endpoint": f"{iss}/oauth/revoke",
+        "end_session_endpoint": f"{iss}/oauth/logout",
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "acr_values_supported": ["urn:portail:acr:pwd", "urn:portail:acr:mfa"],
+        "prompt_values_supported": sorted(PROMPTS),
+        "ui_locales_supported": list(app.config["LANGUAGES"]),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+    }

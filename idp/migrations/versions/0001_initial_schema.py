@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 00:42:03.592750
+Create Date: 2026-11-23 00:47:50.754446
 """
 from __future__ import annotations
 
@@ -88,6 +88,14 @@ def upgrade() -> None:
     with op.batch_alter_table('oauth_revoked_access_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_oauth_revoked_access_tokens_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('oauth_used_assertions',
+    sa.Column('jti', sa.String(length=255), nullable=False),
+    sa.Column('expires_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('jti', name=op.f('pk_oauth_used_assertions'))
+    )
+    with op.batch_alter_table('oauth_used_assertions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth_used_assertions_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('signing_keys',
     sa.Column('kid', sa.String(length=64), nullable=False),
     sa.Column('alg', sa.String(length=10), nullable=False),
@@ -166,6 +174,7 @@ def upgrade() -> None:
     sa.Column('code_challenge_method', sa.String(length=10), nullable=True),
     sa.Column('auth_time', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('amr', sa.String(length=64), nullable=False),
+    sa.Column('family_id', sa.String(length=32), nullable=False),
     sa.Column('expires_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('used_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_oauth_codes_user_id_users'), ondelete='CASCADE'),
@@ -243,6 +252,10 @@ def downgrade() -> None:
     op.drop_table('login_sessions')
     op.drop_table('users')
     op.drop_table('signing_keys')
+    with op.batch_alter_table('oauth_used_assertions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth_used_assertions_expires_at'))
+
+    op.drop_table('oauth_used_assertions')
     with op.batch_alter_table('oauth_revoked_access_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oauth_revoked_access_tokens_expires_at'))
 
