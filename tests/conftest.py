@@ -147,7 +147,7 @@ def live_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str, redis_url: str, smtp_server: tuple[str, Mailbox], live_port: int) -> Any:
+def app(database_url: str, redis_url: str, smtp_server: tuple[str, Mailbox], live_port: int) -> Iterator[Any]:
     upgrade(database_url)
     app = create_app({
         "TESTING": True,
@@ -169,7 +169,10 @@ def app(database_url: str, redis_url: str, smtp_server: tuple[str, Mailbox], liv
 
         ensure_keys(db.session, app.config)
         db.session.commit()
-    return app
+    yield app
+    app.extensions["backchannel"].pool.shutdown(wait=True)
+    app.extensions["db"].session.remove()
+    app.extensions["db"].engine.dispose()
 
 
 @pytest.fixture(scope="session")
