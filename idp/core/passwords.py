@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -33,7 +34,8 @@ class Hasher:
         with self.slots:
             if not password_hash:
                 # Same work as a real check: the response time never tells whether an account exists.
-                self.hasher.verify(_dummy_hash(self.hasher), password + "x")
+                with contextlib.suppress(VerificationError):
+                    self.hasher.verify(_dummy_hash(self.hasher), password)
                 return False
             try:
                 return self.hasher.verify(password_hash, password)
