@@ -126,7 +126,9 @@ def login() -> Any:
     force = request.values.get("force") == "1"
     if web.current_user() is not None and not force:
         return redirect(web.safe_next())
-    form = LoginForm(next=request.args.get("next", ""), force="1" if force else "")
+    # OIDC login_hint (forwarded by /authorize) pre-fills the e-mail on the first display.
+    form = LoginForm(next=request.args.get("next", ""), force="1" if force else "",
+                     email=request.args.get("login_hint", "")[:254])
     notice = None
     if form.validate_on_submit():
         try:
