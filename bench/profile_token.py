@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench_run  # noqa: E402  (bench/run.py: seed, fresh_database)
 
 CATEGORIES = [  # first match wins, on "file:function"
-    ("signing (RSA/EC, cryptography + joserfc)", re.compile(r"cryptography|joserfc|_rust|RSAPrivateKey|EllipticCurve|\bsign\b")),
-    ("DB driver (psycopg / sqlite3)", re.compile(r"psycopg|sqlite3|_sqlite|pq|libpq")),
+    ("DB round-trips (driver execute/commit)", re.compile(r"psycopg|sqlite3|_sqlite|libpq")),
+    ("JWS sign/verify (RSA/EC: cryptography + joserfc)",
+     re.compile(r"cryptography|joserfc|_rust|RSAP|ECP|EllipticCurve")),
     ("SQLAlchemy (ORM, Core, pool)", re.compile(r"sqlalchemy")),
     ("authlib (OAuth2 grant logic)", re.compile(r"authlib")),
     ("Flask / Werkzeug / Jinja / extensions", re.compile(r"flask|werkzeug|jinja2|markupsafe|babel|limits|wtforms|itsdangerous")),
-    ("Portail code (idp/)", re.compile(r"/idp/")),
+    ("Portail code (idp/)", re.compile(r"(^|/)idp/")),
     ("hashing / secrets (hashlib, secrets, base64)", re.compile(r"hashlib|_hashlib|secrets|base64|binascii|hmac|openssl")),
     ("json", re.compile(r"json")),
     ("uuid / datetime", re.compile(r"uuid|datetime")),
@@ -120,7 +121,61 @@ def top(stats: pstats.Stats, key: int, n: int) -> list[str]:
     return out
 
 
+def flat_breakdown(flat_lines: list[str]) -> list[tuple[str, float]]:
+    """Own time per component, from pyinstrument's flat listing ("6.4% Func  file:line")."""
+    acc: dict[str, float] = {}
+    for line in flat_lines:
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+(.*)$", line)
+        if not m:
+            continue
+        pct, func, file = float(m.group(1)), m.group(2), m.group(3)
+        key = f"{file}:{func}"
+        if file.startswith("<built-in>") and re.search(r"^(Connection|Cursor)\.", func):
+            name = DB_BUILTIN
+        else:
+            name = next((label for label, rx in CATEGORIES if rx.search(key)), "other (stdlib, interpreter)")
+        acc[name] = acc.get(name, 0.0) + pct
+    total = sum(acc.values()) or 1e-9  # normalised over the functions pyinstrument lists
+    return sorted(((k, 100 * v / total) for k, v in acc.items()), key=lambda x: -x[1])
+
+
+DB_BUILTIN = "DB round-trips (driver execute/commit)"
+
+
+SQL_LOG: list[str] = []
+
+
 def profile(label: str, fn, n: int, args) -> None:
+    SQL_LOG.clear()
+    if args.profiler == "pyinstrument":
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.0005)
+        t0 = time.perf_counter()
+        prof.start()
+        fn()
+        prof.stop()
+        wall = time.perf_counter() - t0
+        print(f"\n### {label}: {n} requests, {1000 * wall / n:.2f} ms per request under pyinstrument\n")
+        kinds: dict[str, int] = {}
+        for stmt in SQL_LOG:
+            kinds[stmt] = kinds.get(stmt, 0) + 1
+        print(f"SQL statements per request: {len(SQL_LOG) / n:.1f} ("
+              + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ")\n")
+        flat = prof.output_text(flat=True, time="percent_of_total").splitlines()
+        body = [line for line in flat if re.match(r"\s*[\d.]+%", line) and "[self]" not in line
+                and "profile_token.py" not in line]
+        print("By component (own time):\n")
+        for name, pct in flat_breakdown(body):
+            if pct >= 0.5:
+                print(f"- {pct:5.1f}%  {name}")
+        print(f"\nTop {args.top} functions by own time (pyinstrument, flat):\n```")
+        print("\n".join(line.replace(str(Path(sys.prefix)), "venv") for line in body[: args.top]))
+        print("```")
+        tree = prof.output_text(time="percent_of_total")
+        if args.dump:
+            Path(f"{args.dump}-{label.split()[0]}.txt").write_text(tree)
+        return
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
@@ -146,19 +201,27 @@ def profile(label: str, fn, n: int, args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pg", action="store_true", help="PostgreSQL (database portail_profile) instead of SQLite")
+    ap.add_argument("--schema", choices=["migrations", "models"], default="migrations")
     ap.add_argument("--alg", choices=["RS256", "ES256"], default="RS256")
     ap.add_argument("-n", type=int, default=300, help="requests per profiled path (max 2000)")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--dump", help="also write .prof files with this prefix (e.g. /tmp/token)")
+    ap.add_argument("--other-paths", action="store_true",
+                    help="also profile client_credentials, userinfo and discovery")
+    try:
+        import pyinstrument  # noqa: F401
+        default_profiler = "pyinstrument"
+    except ImportError:
+        default_profiler = "cprofile"
+    ap.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default=default_profiler,
+                    help="pyinstrument (sampling, low overhead; default when installed) or cProfile (stdlib)")
+    ap.add_argument("--dump", help="also write the full profiles with this prefix (e.g. /tmp/token)")
     args = ap.parse_args()
     args.n = max(10, min(args.n, 2000))
     ns = argparse.Namespace(sqlite=not args.pg, sqlite_path="/tmp/portail-bench/profile.sqlite3",
                             pg_admin="postgresql://postgres@127.0.0.1:5432/postgres", pg_user="postgres",
                             pg_port=5432, pg_db="portail_profile")
     url = bench_run.fresh_database(ns)
-    from idp.migrations import upgrade
-
-    upgrade(url)
+    bench_run.make_schema(url, args.schema)
     issuer = "http://127.0.0.1:9300"
     secret = "bench-profile-" + secrets.token_hex(8)
     bench_run.seed(url, secret, issuer)
@@ -167,18 +230,53 @@ def main() -> None:
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": secret, "ISSUER": issuer, "WTF_CSRF_ENABLED": False,
                       "RATELIMIT_ENABLED": False, "AUTHORIZATION_CODE_LIFETIME": 3600})
     client_id = "bench-client" if args.alg == "RS256" else "bench-client-es256"
-    with app.test_client() as client:
+    from sqlalchemy import event
+
+    def _count(_conn, _cursor, statement, *_a) -> None:
+        words = statement.split(None, 3)
+        verb = words[0].upper() if words else "?"
+        table = ""
+        if verb in ("INSERT", "DELETE") and len(words) > 2:
+            table = words[2]
+        elif verb == "UPDATE" and len(words) > 1:
+            table = words[1]
+        elif verb == "SELECT":
+            m = re.search(r"\bFROM\s+(\w+)", statement)
+            table = m.group(1) if m else ""
+        SQL_LOG.append(f"{verb} {table}".strip())
+
+    def _commit(_conn) -> None:
+        SQL_LOG.append("COMMIT")
+
+    with app.app_context():
+        engine = app.extensions["db"].engine
+    event.listen(engine, "before_cursor_execute", _count)
+    event.listen(engine, "commit", _commit)
+    with app.test_client() as browser:
+        client = browser
         print(f"# Token path profile ({args.alg}, {'PostgreSQL' if args.pg else 'SQLite'}, "
               f"Flask test client, no HTTP server)")
-        codes = mint_codes(client, client_id, args.n + 20)
+        codes = mint_codes(client, client_id, 2 * args.n + 20)
         for code, verifier in codes[:20]:  # warm-up: keys parsed, caches filled, imports done
             rt = exchange(client, client_id, code, verifier)["refresh_token"]
         for _ in range(20):
             rt = refresh(client, client_id, rt)["refresh_token"]
+        # the same work without a profiler: the real cost per request in one thread
+        t0 = time.perf_counter()
+        for code, verifier in codes[20:20 + args.n]:
+            rt = exchange(client, client_id, code, verifier)["refresh_token"]
+        t1 = time.perf_counter()
+        for _ in range(args.n):
+            rt = refresh(client, client_id, rt)["refresh_token"]
+        t2 = time.perf_counter()
+        print(f"\nWithout profiler, one thread, in-process: code exchange {1000 * (t1 - t0) / args.n:.2f} ms/request "
+              f"({args.n / (t1 - t0):.0f}/s), refresh {1000 * (t2 - t1) / args.n:.2f} ms/request "
+              f"({args.n / (t2 - t1):.0f}/s)")
         tokens: list[str] = []
+        client = app.test_client(use_cookies=False)  # API clients send no cookies
 
         def run_exchanges() -> None:
-            for code, verifier in codes[20:]:
+            for code, verifier in codes[20 + args.n:]:
                 tokens.append(exchange(client, client_id, code, verifier)["refresh_token"])
 
         profile("code exchange (grant_type=authorization_code)", run_exchanges, args.n, args)
@@ -189,6 +287,27 @@ def main() -> None:
                 chain[0] = refresh(client, client_id, chain[0])["refresh_token"]
 
         profile("refresh (grant_type=refresh_token)", run_refreshes, args.n, args)
+        if args.other_paths:
+            access = refresh(client, client_id, chain[0])["access_token"]
+
+            def run_cc() -> None:
+                for _ in range(args.n):
+                    r = client.post("/oauth/token", headers=basic(client_id), data={"grant_type": "client_credentials"})
+                    assert r.status_code == 200, r.text[:300]
+
+            def run_userinfo() -> None:
+                for _ in range(args.n):
+                    r = client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {access}"})
+                    assert r.status_code == 200, r.text[:300]
+
+            def run_discovery() -> None:
+                for _ in range(args.n):
+                    r = client.get("/.well-known/openid-configuration")
+                    assert r.status_code == 200
+
+            profile("client_credentials", run_cc, args.n, args)
+            profile("userinfo (GET, Bearer)", run_userinfo, args.n, args)
+            profile("discovery (GET /.well-known/openid-configuration)", run_discovery, args.n, args)
 
 
 if __name__ == "__main__":
