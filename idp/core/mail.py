@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
@@ -13,6 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.models import OutboxMail, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def enqueue(session: Session, recipient: str, subject: str, text: str, html: str) -> OutboxMail:
@@ -56,20 +59,30 @@ def smtp_sender(smtp_url: str, sender: str, timeout: float = 10) -> Callable[[Ou
 
 
 def deliver_due(
-    session: Session, send: Callable[[OutboxMail], None] | None, *, max_attempts: int, limit: int = 50
+    session: Session,
+    send: Callable[[OutboxMail], None] | None,
+    *,
+    max_attempts: int,
+    limit: int = 50,
+    now: datetime | None = None,
 ) -> int:
     """Deliver due messages, committing after each so a crash never sends one twice.
 
+    Every transaction it opens is committed before it returns: on SQLite each transaction holds
+    the write lock (BEGIN IMMEDIATE), so an idle worker must not sit inside one.
+
     :param send: the SMTP sender, or None for the dev inbox (the row is marked sent as it is).
+    :param now: the clock (tests move it forward to reach a backoff).
     :returns: how many were sent.
     """
-    now = utcnow()
+    now = now or utcnow()
     due = session.scalars(
         select(OutboxMail.id)
         .where(OutboxMail.status.in_(_DELIVERABLE), OutboxMail.next_attempt_at <= now)
         .order_by(OutboxMail.id)
         .limit(limit)
     ).all()
+    session.commit()
     sent = 0
     for mail_id in due:
         # Claim the row first so two workers never send the same message; a claim left by a
@@ -86,18 +99,22 @@ def deliver_due(
                 attempts=OutboxMail.attempts + 1,
                 next_attempt_at=now + CLAIM_TIMEOUT,
             )
+            .execution_options(synchronize_session=False)
         ).rowcount
         session.commit()
         if not claimed:
             continue
-        mail = session.get_one(OutboxMail, mail_id)
+        mail = session.get_one(OutboxMail, mail_id, populate_existing=True)
         try:
             if send is not None:
                 send(mail)
-        except (OSError, smtplib.SMTPException) as exc:
+        except Exception as exc:
+            # Any failure (SMTP refusal, network, a header SMTP can't encode) is recorded on the
+            # row and retried with backoff; it must never kill the worker or the request.
+            log.warning("mail %s to %s not sent (attempt %s): %r", mail.id, mail.recipient, mail.attempts, exc)
             mail.last_error = f"{type(exc).__name__}: {exc}"[:500]
             mail.status = "failed" if mail.attempts >= max_attempts else "pending"
-            mail.next_attempt_at = utcnow() + backoff(mail.attempts)
+            mail.next_attempt_at = now + backoff(mail.attempts)
         else:
             mail.status, mail.sent_at, mail.last_error = "sent", utcnow(), None
             sent += 1
