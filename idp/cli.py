@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import signal
 import sys
 import time
 from typing import Any
@@ -11,6 +14,8 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from idp.core.security import SYSTEM
 
@@ -32,7 +37,15 @@ def _echo(data: dict[str, Any], as_json: bool) -> None:
 def main() -> None:
     cli = FlaskGroup(create_app=_create_app, add_default_commands=False, add_version_option=False,
                      load_dotenv=False, help="Portail identity provider.")
-    cli.main(prog_name="idp")
+    # The app is always ours and configured by IDP_* variables: hide Flask's --app/--env-file.
+    cli.params = [p for p in cli.params if p.name not in ("app", "env_file")]
+    try:
+        cli.main(prog_name="idp")
+    except SQLAlchemyError as exc:
+        # An operator gets one clear line, not a stack trace (an unmigrated or unreachable DB).
+        hint = " — lancez d'abord `idp db upgrade`" if "no such table" in str(exc) or "does not exist" in str(exc) else ""
+        click.echo(f"Erreur de base de données{hint} : {str(exc.orig or exc).splitlines()[0]}", err=True)
+        sys.exit(1)
 
 
 def register_commands(app: Flask) -> None:
@@ -63,11 +76,16 @@ def demo_group() -> None:
 
 @demo_group.command("seed")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--force", is_flag=True, help="seed even though IDP_SECRET_KEY is set (not the demo)")
 @with_appcontext
-def demo_seed(as_json: bool) -> None:
+def demo_seed(as_json: bool, force: bool) -> None:
     """Create (idempotently) the demo accounts, clients and signing keys, and print them."""
     from idp.demo import seed
 
+    if not (current_app.config.get("DEMO") or current_app.testing or force):
+        # The demo accounts have published passwords, one of them a platform administrator.
+        raise click.UsageError("IDP_SECRET_KEY est défini (hors démo) : les comptes de démonstration "
+                               "ont des mots de passe publics. Ajoutez --force pour les créer quand même.")
     result = seed()
     if as_json:
         _echo(result, True)
@@ -78,6 +96,9 @@ def demo_seed(as_json: bool) -> None:
     click.echo("Clients OIDC :")
     for client in result["clients"]:
         click.echo(f"  {client['client_id']:<20} {client.get('client_secret') or ''}")
+
+
+SHM = "/dev/shm"  # noqa: S108 - a directory gunicorn writes its heartbeat files in, not a path we create
 
 
 @click.command("serve")
@@ -95,8 +116,11 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     argv = [
         sys.executable, "-m", "gunicorn", "idp.wsgi:app", "--bind", f"{host}:{port}",
         "--workers", str(workers or os.cpu_count() or 1), "--threads", str(threads),
-        "--access-logfile", "-", "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+        "--access-logfile", "-",
     ]
+    if os.path.isdir(SHM):
+        # gunicorn's worker heartbeat file: in RAM, not on a (possibly overlay) disk.
+        argv += ["--worker-tmp-dir", SHM]
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
 
 
@@ -115,7 +139,7 @@ def client_group() -> None:
 @click.option("--trusted", is_flag=True, help="first-party: no consent screen")
 @click.option("--grant-type", "grant_types", multiple=True,
               type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
-@click.option("--scope", default=None)
+@click.option("--scope", "scopes", multiple=True, help="space-separated scopes; repeatable")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @click.option("--client-id", default=None, help="choose the id (default: random)")
 @click.option("--client-secret", default=None, help="choose the secret (default: random)")
@@ -132,7 +156,7 @@ def client_create(**options: Any) -> None:
         post_logout_redirect_uris=list(options["post_logout_uris"]),
         backchannel_logout_uri=options["backchannel_logout_uri"], public=options["public"],
         trusted=options["trusted"], grant_types=list(options["grant_types"]) or None,
-        scope=options["scope"], id_token_signed_response_alg=options["id_token_alg"],
+        scope=" ".join(" ".join(options["scopes"]).split()) or None, id_token_signed_response_alg=options["id_token_alg"],
         client_id=options["client_id"], client_secret=options["client_secret"],
     )
     try:
@@ -140,7 +164,14 @@ def client_create(**options: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     db.session.commit()
-    _echo({"client_id": client.client_id, "client_secret": secret, "name": client.name}, as_json)
+    data = {"client_id": client.client_id, "client_secret": secret, "name": client.name, "app": client.app,
+            "redirect_uris": client.redirect_uris, "grant_types": client.grant_types, "scope": client.scope,
+            "token_endpoint_auth_method": client.token_endpoint_auth_method, "trusted": client.trusted}
+    if not as_json:
+        data = {k: v for k, v in data.items() if v is not None}
+        if secret:
+            click.echo("Conservez le secret : il ne sera plus affiché.", err=True)
+    _echo(data, as_json)
 
 
 @click.group("user", help="Usager accounts.")
@@ -165,10 +196,13 @@ def user_create(email: str, password: str, given_name: str, family_name: str, ve
     from idp.core.passwords import password_problems
     from idp.extensions import db
 
-    problems = password_problems(password, personal=[email, given_name, family_name],
-                                 portal_name=current_app.config["PORTAL_NAME"])
+    if not EMAIL_SHAPE.match(email.strip()):
+        raise click.UsageError(f"adresse e-mail invalide : {email}")
+    portal = current_app.config["PORTAL_NAME"]
+    problems = password_problems(password, personal=[email, given_name, family_name], portal_name=portal)
     if problems:
-        raise click.UsageError(f"mot de passe refusé : {', '.join(problems)}")
+        raise click.UsageError("mot de passe refusé : " + " ".join(
+            PASSWORD_RULES.get(p, p).format(portal=portal) for p in problems))
     try:
         user = create_user(db.session, current_app.extensions["hasher"], SYSTEM, email=email,
                            password=password, given_name=given_name, family_name=family_name,
@@ -177,6 +211,18 @@ def user_create(email: str, password: str, given_name: str, family_name: str, ve
         raise click.UsageError("cet e-mail a déjà un compte") from exc
     db.session.commit()
     _echo({"id": str(user.id), "email": user.email, "state": user.state.value, "admin": user.is_admin}, as_json)
+
+
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The policy of SPEC §4.1, worded for the operator (the web forms have their own translated text).
+PASSWORD_RULES = {
+    "too_short": "il faut au moins 12 caractères mêlant minuscules, majuscules, chiffres et "
+                 "caractères spéciaux, ou au moins 15 caractères.",
+    "too_long": "il est trop long.",
+    "common": "il fait partie des mots de passe les plus courants.",
+    "personal": "il contient le nom, le prénom ou l'adresse e-mail.",
+    "portal": "il contient le nom du portail ({portal}).",
+}
 
 
 @click.group("keys", help="Signing keys.")
@@ -195,7 +241,27 @@ def keys_rotate(immediate: bool, as_json: bool) -> None:
 
     keys = rotate_keys(db.session, current_app.config, immediate=immediate)
     db.session.commit()
-    _echo({"keys": [{"kid": k.kid, "alg": k.alg, "active_at": k.active_at.isoformat()} for k in keys]}, as_json)
+    rows = [{"kid": k.kid, "alg": k.alg, "published_at": k.published_at.isoformat(),
+             "active_at": k.active_at.isoformat()} for k in keys]
+    if as_json:
+        _echo({"keys": rows}, True)
+        return
+    for row in rows:
+        click.echo(f"{row['alg']}  {row['kid']}  publiée, signe à partir du {row['active_at']}")
+
+
+@keys_group.command("ensure")
+@with_appcontext
+def keys_ensure() -> None:
+    """First start: create signing keys that sign at once, only when there are none."""
+    from idp.extensions import db
+    from idp.models import SigningKey
+    from idp.oidc.keys import ensure_keys
+
+    had = db.session.scalar(select(SigningKey.kid).limit(1)) is not None
+    ensure_keys(db.session, current_app.config)
+    db.session.commit()
+    click.echo("Clés de signature déjà présentes." if had else "Clés de signature créées (RS256, ES256).")
 
 
 @click.group("mail", help="Mail outbox.")
@@ -204,18 +270,42 @@ def mail_group() -> None:
 
 
 @mail_group.command("worker")
-@click.option("--interval", default=5.0, show_default=True)
-@click.option("--once", is_flag=True)
+@click.option("--interval", default=5.0, show_default=True, help="seconds between two passes")
+@click.option("--once", is_flag=True, help="one pass, then exit (cron, tests)")
 @with_appcontext
 def mail_worker(interval: float, once: bool) -> None:
-    """Deliver the outbox over SMTP, with retries and backoff, until stopped."""
+    """Deliver the outbox over SMTP, with retries and backoff, until stopped (SIGTERM, Ctrl-C)."""
     from idp.web import deliver_mail
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    while True:
-        sent = deliver_mail(app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    target = app.config["SMTP_URL"] or "la boîte de développement (/dev/inbox)"
+    if not once:
+        click.echo(f"Envoi des courriels vers {target}, toutes les {interval:g} s")
+    stopping: list[int] = []
+    if not once:
+        # Finish the message in hand, then stop: a kill mid-send would leave a claim to expire.
+        signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    while not stopping:
+        try:
+            sent = deliver_mail(app)
+        except SQLAlchemyError:
+            if once:
+                raise
+            # The database restarting must not end the worker: log, reconnect at the next pass.
+            logging.getLogger(__name__).exception("mail worker: database error")
+            sent = 0
+        finally:
+            # End the session between passes: no transaction (SQLite write lock) held while idle.
+            app.extensions["db"].session.remove()
         if sent:
             click.echo(f"{sent} message(s) envoyé(s)")
         if once:
             return
-        time.sleep(interval)
+        deadline = time.monotonic() + interval
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, interval))
+
+
+if __name__ == "__main__":
+    main()
