@@ -10,7 +10,6 @@ from alembic import op
 import sqlalchemy as sa
 import idp.models.base
 from sqlalchemy import Text
-from sqlalchemy.dialects import postgresql
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
