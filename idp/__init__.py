@@ -51,7 +51,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)
     if app.config["DEV_INBOX"] is None:
-        app.config["DEV_INBOX"] = not app.config["SMTP_URL"]
+        # Only where mail is not really sent and nobody real reads it: demo, debug, tests.
+        app.config["DEV_INBOX"] = not app.config["SMTP_URL"] and bool(
+            app.debug or app.testing or app.config.get("DEMO"))
     if app.config["DEV_INBOX"]:
         app.register_blueprint(dev_bp)
     init_oidc(app)

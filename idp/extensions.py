@@ -11,6 +11,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from werkzeug.exceptions import RequestEntityTooLarge
 
 
 class Database:
@@ -81,7 +82,11 @@ def locale_selector() -> str:
     from flask import session
 
     languages = current_app.config["LANGUAGES"]
-    for tag in (request.values.get("ui_locales") or "").split():
+    try:
+        ui_locales = request.values.get("ui_locales") or ""
+    except RequestEntityTooLarge:  # rendering the 413 page itself must not read the body again
+        ui_locales = request.args.get("ui_locales") or ""
+    for tag in ui_locales.split():
         base = tag.split("-")[0].lower()
         if base in languages:
             session["lang"] = base

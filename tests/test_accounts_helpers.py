@@ -1,33 +1,10 @@
-"""Helpers shared by the accounts tests (no tests here).
-
-It also works around tests/conftest.py starting aiosmtpd with port=0: aiosmtpd 1.4 then
-"triggers" its server by connecting to port 0, which is refused. Until conftest picks a free
-port itself, the controller learns the port it was given before connecting (idempotent patch).
-"""
+"""Helpers shared by the accounts tests (no tests here)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from conftest import PASSWORD, form_fields
-
-
-def _patch_aiosmtpd() -> None:
-    original = Controller._trigger_server
-    if getattr(original, "_portail_patched", False):
-        return
-
-    def _trigger_server(self: Any) -> Any:
-        if not self.port and self.server is not None:
-            self.port = self.server.sockets[0].getsockname()[1]
-        return original(self)
-
-    _trigger_server._portail_patched = True  # type: ignore[attr-defined]
-    Controller._trigger_server = _trigger_server  # type: ignore[method-assign]
-
-
-_patch_aiosmtpd()
 
 
 def login(testclient: Any, email: str, password: str = PASSWORD, query: str = "") -> Any:

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 import pytest
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp import create_app
 from idp.cli import main as idp_main
@@ -128,9 +127,6 @@ def test_wrong_method_on_an_api_endpoint_is_json(testclient: Any) -> None:
     assert response.status_code == 405 and response.is_json
 
 
-@pytest.mark.xfail(strict=True, raises=RequestEntityTooLarge, reason=(
-    "idp/extensions.py locale_selector reads request.values while rendering the 413 page, which "
-    "raises RequestEntityTooLarge again (a 500 in production); drop this mark once it is fixed"))
 def test_oversized_form_is_413_not_500(app: Any, testclient: Any) -> None:
     big = "x" * (app.config["MAX_CONTENT_LENGTH"] + 1024)
     response = testclient.post("/login", data={"email": "a@b.test", "password": big})

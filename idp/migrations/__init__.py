@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.orm import Session
 
 from idp.extensions import make_engine
 
@@ -22,10 +23,24 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate up to `revision`; creates the SQLite file's directory (var/) when missing."""
+    """Migrate up to `revision`; creates the SQLite file's directory (var/) when missing.
+
+    At head, the reference data every install needs (applications, roles, profiles: SPEC §3)
+    is added where missing, so a fresh database is usable at once.
+    """
     if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:///:memory:"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+    if revision == "head":
+        from idp.core.catalogue import ensure_catalogue
+
+        engine = make_engine(database_url)
+        try:
+            with Session(engine) as session:
+                ensure_catalogue(session)
+                session.commit()
+        finally:
+            engine.dispose()
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

@@ -14,8 +14,27 @@ from idp.models.oauth import (
     SigningKey,
     UsedAssertion,
 )
+from idp.models.structures import (
+    AccessGrant,
+    Application,
+    AppRole,
+    Entitlement,
+    Invitation,
+    JoinRequest,
+    JoinStatus,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Profile,
+    ProfileRole,
+    Structure,
+    StructureKind,
+)
 
 __all__ = [
+    "AccessGrant", "AppRole", "Application", "Entitlement", "Invitation", "JoinRequest", "JoinStatus",
+    "Membership", "MembershipRole", "MembershipStatus", "Profile", "ProfileRole", "Structure",
+    "StructureKind",
     "AccountState", "AuditEvent", "AuthorizationCode", "Base", "Civility", "Client",
     "ClientSession", "Consent", "LoginSession", "OutboxMail", "RecoveryCode", "RefreshToken",
     "RevokedAccessToken", "SigningKey", "UsedAssertion", "User", "utcnow",

@@ -51,6 +51,10 @@ class User(Base):
     email_verified_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Remembered across logins: the structure chosen last time (SPEC §4.2).
+    last_structure_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("structures.id", ondelete="SET NULL", use_alter=True)
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1)  # bumped by profile/admin edits: stale forms get 409
@@ -99,6 +103,8 @@ class LoginSession(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     revoked_at: Mapped[datetime | None]
+    # The "casquette": the structure every RP of this session sees (SPEC §4.2, §5.3).
+    current_structure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("structures.id", ondelete="SET NULL"))
 
     user: Mapped[User] = relationship(lazy="joined")
 

@@ -1,0 +1,466 @@
+"""Memberships, access grants, join requests and invitations (SPEC §4.2–4.4).
+
+The rules live here, not in the views: an admin grants or removes only roles they hold in that
+structure, and only roles the structure is entitled to; a structure keeps at least one admin;
+two admins saving the same member at once: one wins, the other gets a Conflict.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from idp.core.accounts import find_user, normalize_email
+from idp.core.audit import audit
+from idp.core.catalogue import roles_by_key
+from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from idp.core.security import Origin, random_token, sha256_hex
+from idp.models import (
+    AccessGrant,
+    AccountState,
+    AppRole,
+    Entitlement,
+    Invitation,
+    JoinRequest,
+    JoinStatus,
+    LoginSession,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Profile,
+    Structure,
+    User,
+    utcnow,
+)
+
+JOIN_REQUEST_LIFETIME = timedelta(days=15)
+JOIN_REMINDER_BEFORE = timedelta(days=3)
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+# ------------------------------------------------------------------ reading
+
+def membership_of(session: Session, user_id: uuid.UUID, structure_id: uuid.UUID) -> Membership | None:
+    return session.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.structure_id == structure_id)
+    )
+
+
+def active_memberships(session: Session, user_id: uuid.UUID) -> list[Membership]:
+    return list(session.scalars(
+        select(Membership).join(Structure)
+        .where(Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE)
+        .order_by(Structure.name)
+    ))
+
+
+def active_admin_count(session: Session, structure_id: uuid.UUID) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Membership).join(User)
+        .where(Membership.structure_id == structure_id, Membership.role == MembershipRole.ADMIN,
+               Membership.status == MembershipStatus.ACTIVE, User.state == AccountState.ACTIVE)
+    ) or 0
+
+
+def live_role_ids(membership: Membership, now: datetime | None = None) -> set[int]:
+    """Roles a membership holds now (grants without an end date or not yet ended)."""
+    now = now or utcnow()
+    return {g.role_id for g in membership.grants if g.ends_at is None or g.ends_at > now}
+
+
+def entitled_role_ids(session: Session, structure_id: uuid.UUID) -> set[int]:
+    return set(session.scalars(select(Entitlement.role_id).where(Entitlement.structure_id == structure_id)))
+
+
+def role_labels(session: Session, role_ids: Iterable[int]) -> dict[int, AppRole]:
+    ids = set(role_ids)
+    return {r.id: r for r in session.scalars(select(AppRole).where(AppRole.id.in_(ids)))} if ids else {}
+
+
+# ------------------------------------------------------------------ who may do what
+
+@dataclass
+class Authority:
+    """What an actor may do in one structure: a platform admin, or an active admin there."""
+
+    actor: User
+    structure: Structure
+    membership: Membership | None
+    platform: bool
+    held: set[int] = field(default_factory=set)
+    entitled: set[int] = field(default_factory=set)
+
+    def refusal(self, role_id: int) -> str | None:
+        """Why this actor cannot grant or remove the role here (None: allowed)."""
+        if role_id not in self.entitled:
+            return "not_entitled"
+        if not self.platform and role_id not in self.held:
+            return "not_held"
+        return None
+
+
+def authority(session: Session, actor: User, structure: Structure) -> Authority:
+    """The actor's power over this structure.
+
+    :raises NotAllowed: neither a platform admin nor an active admin of the structure.
+    """
+    membership = membership_of(session, actor.id, structure.id)
+    is_admin = membership is not None and membership.is_admin and membership.is_active
+    if not (is_admin or actor.is_admin):
+        raise NotAllowed("not_admin")
+    return Authority(actor=actor, structure=structure, membership=membership, platform=actor.is_admin and not is_admin,
+                     held=live_role_ids(membership) if is_admin and membership else set(),
+                     entitled=entitled_role_ids(session, structure.id))
+
+
+def _check_roles(auth: Authority, role_ids: Iterable[int]) -> None:
+    refused = {role_id: reason for role_id in role_ids if (reason := auth.refusal(role_id))}
+    if refused:
+        raise NotAllowed("roles_refused", refused=refused)
+
+
+def _bump(session: Session, membership: Membership, expected_version: int | None) -> None:
+    """Optimistic locking: the save applies only if nobody saved this member since the form loaded."""
+    if expected_version is None:
+        membership.version += 1
+        return
+    done = session.execute(
+        update(Membership).where(Membership.id == membership.id, Membership.version == expected_version)
+        .values(version=Membership.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not done:
+        raise Conflict("stale")
+    session.refresh(membership, ["version"])
+
+
+# ------------------------------------------------------------------ changing memberships
+
+def add_member(session: Session, auth: Authority, user: User, origin: Origin, *, role_ids: Iterable[int] = (),
+               admin: bool = False, ends_at: datetime | None = None) -> Membership:
+    """Attach a user to the structure with grants (the grant rule applies).
+
+    :raises InvalidInput: already a member.
+    :raises NotAllowed: a role the actor may not grant.
+    """
+    role_ids = set(role_ids)
+    _check_roles(auth, role_ids)
+    if membership_of(session, user.id, auth.structure.id) is not None:
+        raise InvalidInput("already_member")
+    membership = Membership(user=user, structure=auth.structure,
+                            role=MembershipRole.ADMIN if admin else MembershipRole.MEMBER)
+    membership.grants = [AccessGrant(role_id=r, ends_at=ends_at, granted_by=auth.actor.id) for r in role_ids]
+    session.add(membership)
+    session.flush()
+    audit(session, "membership.added", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id,
+          roles=sorted(role_ids), admin=admin)
+    return membership
+
+
+def set_grants(session: Session, auth: Authority, membership: Membership, role_ids: Iterable[int], origin: Origin, *,
+               expected_version: int | None, ends_at: dict[int, datetime | None] | None = None) -> set[int]:
+    """Replace a member's grants; only the roles that change are checked against the actor's rights.
+
+    :returns: the role ids removed (their applications must forget the user, SPEC §5.3).
+    :raises NotAllowed: a changed role the actor may not grant or remove.
+    :raises Conflict: someone saved this member since the form was loaded.
+    """
+    _same_structure(auth, membership)
+    wanted = set(role_ids)
+    ends_at = ends_at or {}
+    current = {g.role_id: g for g in membership.grants}
+    changed_end = {r for r in wanted & set(current) if r in ends_at and ends_at[r] != current[r].ends_at}
+    added, removed = wanted - set(current), set(current) - wanted
+    _check_roles(auth, added | removed | changed_end)
+    _bump(session, membership, expected_version)
+    for role_id in removed:
+        membership.grants.remove(current[role_id])
+    for role_id in changed_end:
+        current[role_id].ends_at = ends_at[role_id]
+    for role_id in added:
+        membership.grants.append(AccessGrant(role_id=role_id, ends_at=ends_at.get(role_id), granted_by=auth.actor.id))
+    session.flush()
+    if added or removed or changed_end:
+        audit(session, "grants.changed", origin, actor=auth.actor.id, subject=membership.user_id,
+              structure=membership.structure_id, added=sorted(added), removed=sorted(removed),
+              ends_changed=sorted(changed_end))
+    return removed
+
+
+def set_admin(session: Session, auth: Authority, membership: Membership, admin: bool, origin: Origin, *,
+              expected_version: int | None) -> None:
+    """Promote or demote; the structure always keeps one active admin.
+
+    :raises NotAllowed: ``last_admin`` when demoting the only active admin.
+    """
+    _same_structure(auth, membership)
+    if membership.is_admin == admin:
+        return
+    if not admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
+        raise NotAllowed("last_admin")
+    _bump(session, membership, expected_version)
+    membership.role = MembershipRole.ADMIN if admin else MembershipRole.MEMBER
+    audit(session, "membership.promoted" if admin else "membership.demoted", origin, actor=auth.actor.id,
+          subject=membership.user_id, structure=membership.structure_id)
+
+
+def set_suspended(session: Session, auth: Authority, membership: Membership, suspended: bool, origin: Origin, *,
+                  expected_version: int | None) -> None:
+    """Suspend (every grant stops at once) or reactivate a membership."""
+    _same_structure(auth, membership)
+    if suspended and membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
+        raise NotAllowed("last_admin")
+    _bump(session, membership, expected_version)
+    membership.status = MembershipStatus.SUSPENDED if suspended else MembershipStatus.ACTIVE
+    audit(session, "membership.suspended" if suspended else "membership.reactivated", origin, actor=auth.actor.id,
+          subject=membership.user_id, structure=membership.structure_id)
+
+
+def detach(session: Session, auth: Authority, membership: Membership, origin: Origin, *,
+           expected_version: int | None) -> None:
+    """Remove the member from the structure: every grant there goes with it."""
+    _same_structure(auth, membership)
+    if membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
+        raise NotAllowed("last_admin")
+    _bump(session, membership, expected_version)
+    audit(session, "membership.detached", origin, actor=auth.actor.id, subject=membership.user_id,
+          structure=membership.structure_id)
+    session.delete(membership)
+    session.flush()
+
+
+def _same_structure(auth: Authority, membership: Membership) -> None:
+    if membership.structure_id != auth.structure.id:
+        raise NotFound("membership")
+
+
+# ------------------------------------------------------------------ joining
+
+def grant_admin_by_email(session: Session, user: User, structure: Structure, origin: Origin) -> Membership | None:
+    """SPEC §4.2: the usager whose login e-mail is the structure's registered admin e-mail becomes
+    admin without approval, holding every role the structure is entitled to."""
+    if not structure.admin_email or normalize_email(user.email) != structure.admin_email:
+        return None
+    if user.state != AccountState.ACTIVE:
+        return None
+    membership = membership_of(session, user.id, structure.id)
+    entitled = entitled_role_ids(session, structure.id)
+    if membership is None:
+        membership = Membership(user=user, structure=structure, role=MembershipRole.ADMIN)
+        session.add(membership)
+    membership.role, membership.status = MembershipRole.ADMIN, MembershipStatus.ACTIVE
+    held = {g.role_id for g in membership.grants}
+    membership.grants.extend(AccessGrant(role_id=r) for r in entitled - held)
+    session.flush()
+    audit(session, "membership.admin_by_email", origin, actor=user.id, subject=user.id, structure=structure.id)
+    return membership
+
+
+def request_join(session: Session, user: User, structure: Structure, origin: Origin, *,
+                 profile: Profile | None = None, message: str = "") -> JoinRequest | Membership:
+    """Ask to join; returns the membership at once for the designated admin e-mail.
+
+    :raises InvalidInput: ``already_member``, ``already_pending``, ``profile_mismatch``.
+    """
+    if membership_of(session, user.id, structure.id) is not None:
+        raise InvalidInput("already_member")
+    admin = grant_admin_by_email(session, user, structure, origin)
+    if admin is not None:
+        return admin
+    if profile is not None and profile.kind != structure.kind:
+        raise InvalidInput("profile_mismatch")
+    pending = session.scalar(select(JoinRequest.id).where(
+        JoinRequest.user_id == user.id, JoinRequest.structure_id == structure.id,
+        JoinRequest.status == JoinStatus.PENDING))
+    if pending is not None:
+        raise InvalidInput("already_pending")
+    request = JoinRequest(user=user, structure=structure, profile=profile, message=message.strip()[:500],
+                          expires_at=utcnow() + JOIN_REQUEST_LIFETIME)
+    session.add(request)
+    session.flush()
+    audit(session, "join.requested", origin, actor=user.id, subject=user.id, structure=structure.id,
+          request=request.id, profile=profile.name if profile else None)
+    return request
+
+
+def _pending(request: JoinRequest) -> None:
+    if request.status != JoinStatus.PENDING or request.expires_at <= utcnow():
+        raise InvalidInput("not_pending")
+
+
+def accept_request(session: Session, auth: Authority, request: JoinRequest, role_ids: Iterable[int],
+                   origin: Origin) -> Membership:
+    """Accept with the grants the admin chose (the grant rule applies)."""
+    if request.structure_id != auth.structure.id:
+        raise NotFound("request")
+    _pending(request)
+    membership = add_member(session, auth, request.user, origin, role_ids=role_ids)
+    request.status, request.decided_at, request.decided_by = JoinStatus.ACCEPTED, utcnow(), auth.actor.id
+    audit(session, "join.accepted", origin, actor=auth.actor.id, subject=request.user_id,
+          structure=request.structure_id, request=request.id)
+    return membership
+
+
+def decline_request(session: Session, auth: Authority, request: JoinRequest, origin: Origin, reason: str = "") -> None:
+    if request.structure_id != auth.structure.id:
+        raise NotFound("request")
+    _pending(request)
+    request.status, request.decided_at, request.decided_by = JoinStatus.DECLINED, utcnow(), auth.actor.id
+    request.reason = reason.strip()[:500]
+    audit(session, "join.declined", origin, actor=auth.actor.id, subject=request.user_id,
+          structure=request.structure_id, request=request.id)
+
+
+def cancel_request(session: Session, user: User, request: JoinRequest, origin: Origin) -> None:
+    if request.user_id != user.id:
+        raise NotFound("request")
+    _pending(request)
+    request.status, request.decided_at = JoinStatus.CANCELLED, utcnow()
+    audit(session, "join.cancelled", origin, actor=user.id, subject=user.id, structure=request.structure_id,
+          request=request.id)
+
+
+def due_join_requests(session: Session, now: datetime | None = None) -> tuple[list[JoinRequest], list[JoinRequest]]:
+    """(requests to expire now, requests whose admins need a reminder); the caller sends the mail."""
+    now = now or utcnow()
+    expired = list(session.scalars(select(JoinRequest).where(
+        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at <= now)))
+    remind = list(session.scalars(select(JoinRequest).where(
+        JoinRequest.status == JoinStatus.PENDING, JoinRequest.reminded_at.is_(None),
+        JoinRequest.expires_at > now, JoinRequest.expires_at <= now + JOIN_REMINDER_BEFORE)))
+    for request in expired:
+        request.status, request.decided_at = JoinStatus.EXPIRED, now
+        audit(session, "join.expired", Origin(), subject=request.user_id, structure=request.structure_id,
+              request=request.id)
+    for request in remind:
+        request.reminded_at = now
+    return expired, remind
+
+
+def structure_admins(session: Session, structure_id: uuid.UUID) -> list[User]:
+    return list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.structure_id == structure_id, Membership.role == MembershipRole.ADMIN,
+               Membership.status == MembershipStatus.ACTIVE, User.state == AccountState.ACTIVE)
+    ))
+
+
+def pending_request_count(session: Session, user_id: uuid.UUID) -> int:
+    """The alert badge: pending requests in the structures this user administers."""
+    admin_of = select(Membership.structure_id).where(
+        Membership.user_id == user_id, Membership.role == MembershipRole.ADMIN,
+        Membership.status == MembershipStatus.ACTIVE)
+    return session.scalar(select(func.count()).select_from(JoinRequest).where(
+        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow(),
+        JoinRequest.structure_id.in_(admin_of))) or 0
+
+
+def moderation_queue(session: Session) -> list[JoinRequest]:
+    """Pending requests of structures that have no active admin: the platform admins decide."""
+    has_admin = select(Membership.structure_id).join(User).where(
+        Membership.role == MembershipRole.ADMIN, Membership.status == MembershipStatus.ACTIVE,
+        User.state == AccountState.ACTIVE)
+    return list(session.scalars(select(JoinRequest).where(
+        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow(),
+        JoinRequest.structure_id.not_in(has_admin)).order_by(JoinRequest.created_at)))
+
+
+# ------------------------------------------------------------------ invitations
+
+def invite(session: Session, auth: Authority, email: str, origin: Origin, *, given_name: str, family_name: str,
+           role_ids: Iterable[int] = ()) -> tuple[Membership, str | None]:
+    """Attach by login e-mail; without an account, create a managed pending one and an invitation.
+
+    :returns: the membership and the invitation token to e-mail (None when the account existed).
+    """
+    email = normalize_email(email)
+    user = find_user(session, email)
+    token = None
+    if user is None:
+        user = User(email=email, given_name=given_name.strip(), family_name=family_name.strip(),
+                    state=AccountState.PENDING, managed=True)
+        session.add(user)
+        session.flush()
+        audit(session, "account.invited", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id)
+    membership = add_member(session, auth, user, origin, role_ids=role_ids)
+    if user.managed and user.state == AccountState.PENDING:
+        token = new_invitation(session, auth, user, origin)
+    return membership, token
+
+
+def new_invitation(session: Session, auth: Authority, user: User, origin: Origin) -> str:
+    """(Re)issue the single-use link; an earlier one stops working."""
+    session.execute(update(Invitation).where(Invitation.user_id == user.id, Invitation.used_at.is_(None))
+                    .values(used_at=utcnow()))
+    token = random_token(32)
+    session.add(Invitation(structure_id=auth.structure.id, user_id=user.id, token_digest=sha256_hex(token),
+                           invited_by=auth.actor.id, expires_at=utcnow() + INVITATION_LIFETIME))
+    session.flush()
+    audit(session, "invitation.sent", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id)
+    return token
+
+
+def find_invitation(session: Session, token: str) -> Invitation:
+    """:raises NotFound: unknown, used or expired link."""
+    invitation = session.scalar(select(Invitation).where(Invitation.token_digest == sha256_hex(token or "")))
+    if invitation is None or invitation.used_at is not None or invitation.expires_at <= utcnow():
+        raise NotFound("invitation")
+    return invitation
+
+
+def accept_invitation(session: Session, invitation: Invitation, password_hash: str, origin: Origin) -> User:
+    """The invited person sets a password: the managed account becomes theirs and active."""
+    done = session.execute(update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+                           .values(used_at=utcnow())).rowcount
+    if not done:
+        raise NotFound("invitation")
+    user = invitation.user
+    now = utcnow()
+    user.password_hash, user.password_changed_at = password_hash, now
+    user.state, user.managed, user.email_verified_at = AccountState.ACTIVE, False, now
+    audit(session, "invitation.accepted", origin, actor=user.id, subject=user.id, structure=invitation.structure_id)
+    return user
+
+
+# ------------------------------------------------------------------ the current structure
+
+def choose_structure(session: Session, login: LoginSession, structure_id: uuid.UUID, origin: Origin) -> Structure:
+    """Switch the session's current structure (every RP of the session sees it, SPEC §4.2).
+
+    :raises NotFound: not an active member of that structure.
+    """
+    membership = membership_of(session, login.user_id, structure_id)
+    if membership is None or not membership.is_active:
+        raise NotFound("structure")
+    login.current_structure_id = structure_id
+    login.user.last_structure_id = structure_id
+    audit(session, "structure.switched", origin, actor=login.user_id, subject=login.user_id, structure=structure_id)
+    return membership.structure
+
+
+def default_structure(session: Session, user: User) -> uuid.UUID | None:
+    """The structure a new session starts in: the last one chosen, or the only one."""
+    memberships = session.scalars(select(Membership.structure_id).where(
+        Membership.user_id == user.id, Membership.status == MembershipStatus.ACTIVE)).all()
+    if user.last_structure_id in memberships:
+        return user.last_structure_id
+    return memberships[0] if len(memberships) == 1 else None
+
+
+def grants_by_key(session: Session, keys: Iterable[str]) -> set[int]:
+    """Role ids from "app:role" keys (the CLI's --grant).
+
+    :raises InvalidInput: an unknown key.
+    """
+    known = roles_by_key(session)
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise InvalidInput(f"rôle inconnu : {', '.join(unknown)}")
+    return {known[k].id for k in keys}
+
+
