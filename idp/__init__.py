@@ -42,14 +42,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
 
     from idp.account.views import bp as account_bp
+    from idp.admin.views import bp as admin_bp
+    from idp.api.views import bp as api_bp
     from idp.auth.views import bp as auth_bp
     from idp.dev import bp as dev_bp
+    from idp.join.views import bp as join_bp
+    from idp.manage.views import bp as manage_bp
     from idp.oidc.views import bp as oidc_bp
     from idp.oidc.views import init_app as init_oidc
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)
+    for blueprint in (join_bp, manage_bp, admin_bp, api_bp):
+        app.register_blueprint(blueprint)
     if app.config["DEV_INBOX"] is None:
         # Only where mail is not really sent and nobody real reads it: demo, debug, tests.
         app.config["DEV_INBOX"] = not app.config["SMTP_URL"] and bool(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import (
     Flask,
+    abort,
     current_app,
     g,
     redirect,
@@ -18,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_babel import force_locale
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp.core import mail as mail_core
@@ -25,7 +27,15 @@ from idp.core.audit import audit
 from idp.core.passwords import Hasher
 from idp.core.security import Origin, is_safe_redirect, random_token, read_link, sign_link
 from idp.extensions import db
-from idp.models import AccountState, LoginSession, User, utcnow
+from idp.models import (
+    AccountState,
+    LoginSession,
+    Membership,
+    MembershipStatus,
+    Structure,
+    User,
+    utcnow,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +66,39 @@ def current_login() -> LoginSession | None:
 def current_user() -> User | None:
     login = current_login()
     return login.user if login else None
+
+
+def current_membership() -> Membership | None:
+    """The session's current structure ("casquette") as an active membership, once per request."""
+    if "current_membership" not in g:
+        login = current_login()
+        g.current_membership = None
+        if login is not None and login.current_structure_id is not None:
+            membership = db.session.scalar(select(Membership).where(
+                Membership.user_id == login.user_id, Membership.structure_id == login.current_structure_id,
+                Membership.status == MembershipStatus.ACTIVE))
+            g.current_membership = membership
+    return g.current_membership
+
+
+def current_structure() -> Structure | None:
+    membership = current_membership()
+    return membership.structure if membership else None
+
+
+def platform_admin_required(view: F) -> F:
+    """Platform administrators only (the `idp` admin flag); others get 403, anonymous the login page."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = current_user()
+        if user is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if not user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 
 def _load_login_session() -> LoginSession | None:
@@ -96,11 +139,15 @@ def start_login_session(user: User, amr: str) -> LoginSession:
         ip=request.remote_addr,
         user_agent=(request.user_agent.string or "")[:300] or None,
     )
+    from idp.core.memberships import default_structure
+
+    login.current_structure_id = default_structure(db.session, user)
     db.session.add(login)
     user.last_login_at = now
     session["sid"] = login.id
     session.permanent = True
     g.login_session = login
+    g.pop("current_membership", None)
     return login
 
 
@@ -114,6 +161,7 @@ def end_login_session() -> LoginSession | None:
     if lang:
         session["lang"] = lang
     g.login_session = None
+    g.pop("current_membership", None)
     return login
 
 
@@ -188,4 +236,13 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def template_globals() -> dict[str, Any]:
-        return {"current_user": current_user(), "portal_name": app.config["PORTAL_NAME"]}
+        from idp.core.memberships import pending_request_count
+
+        user = current_user()
+        return {
+            "current_user": user,
+            "current_membership": current_membership(),
+            # The alert badge of "Gérer ma structure": pending requests where I am admin.
+            "pending_requests": pending_request_count(db.session, user.id) if user else 0,
+            "portal_name": app.config["PORTAL_NAME"],
+        }

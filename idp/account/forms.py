@@ -48,3 +48,8 @@ class TotpDisableForm(FlaskForm):
 
 class SessionForm(FlaskForm):
     session_id = HiddenField()
+
+
+class SwitchStructureForm(FlaskForm):
+    next = HiddenField()
+    structure = RadioField(_l("Structure"), validators=[DataRequired(_l("Choisissez une structure."))])

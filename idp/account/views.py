@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -14,11 +15,12 @@ from idp.account.forms import (
     PasswordForm,
     ProfileForm,
     SessionForm,
+    SwitchStructureForm,
     TotpConfirmForm,
     TotpDisableForm,
 )
 from idp.auth.forms import ConfirmForm, password_messages
-from idp.core import accounts, totp
+from idp.core import accounts, memberships, totp
 from idp.core.errors import Conflict, InvalidInput, NotFound
 from idp.core.security import LinkInvalid
 from idp.extensions import db
@@ -259,3 +261,29 @@ def device(user_agent: str | None) -> str:
     parts = [p for p in (browser, system) if p]
     return " · ".join(parts) if parts else UserAgent(user_agent).string[:60]
 
+
+
+# ------------------------------------------------------------------ current structure
+
+@bp.route("/structure", methods=["GET", "POST"])
+@web.login_required
+def switch_structure() -> Any:
+    """Choose the session's current structure ("casquette"): at login when there are several, from
+    the menu, or on the way back to an application (SPEC §4.2, §5.3). `siret_hint` pre-selects."""
+    login = web.current_login()
+    assert login is not None
+    choices = memberships.active_memberships(db.session, login.user_id)
+    form = SwitchStructureForm(next=request.args.get("next", ""))
+    form.structure.choices = [(str(m.structure_id), m.structure.name) for m in choices]
+    if not choices:
+        return render_template("account/switch_structure.html", form=form, memberships=choices)
+    if request.method == "GET":
+        hinted = next((m for m in choices if m.structure.siret == request.args.get("siret_hint")), None)
+        chosen = hinted.structure_id if hinted else login.current_structure_id
+        form.structure.data = str(chosen) if chosen else None
+    if form.validate_on_submit():
+        memberships.choose_structure(db.session, login, uuid.UUID(form.structure.data), web.origin())
+        db.session.commit()
+        flash(_("Vous agissez maintenant pour %(name)s.", name=web.current_structure().name), "success")
+        return redirect(web.safe_next())
+    return render_template("account/switch_structure.html", form=form, memberships=choices)

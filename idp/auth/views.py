@@ -35,7 +35,7 @@ from idp.auth.forms import (
     TotpForm,
     password_messages,
 )
-from idp.core import accounts, totp
+from idp.core import accounts, memberships, totp
 from idp.core.accounts import LoginFailed
 from idp.core.errors import InvalidInput, NotFound
 from idp.core.security import LinkInvalid
@@ -113,6 +113,9 @@ def _finish_login(user: User, amr: str) -> Response:
     web.start_login_session(user, amr)
     web.record("login.success", actor=user.id, subject=user.id, amr=amr)
     db.session.commit()
+    if len(memberships.active_memberships(db.session, user.id)) > 1:
+        # Several structures: the person says which one they act for (the last one pre-selected).
+        return redirect(url_for("account.switch_structure", next=web.safe_next()))
     return redirect(web.safe_next())
 
 

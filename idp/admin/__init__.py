@@ -1,0 +1,1 @@
+"""The platform administrators' console (SPEC §4.3, last paragraph)."""

@@ -1,0 +1,1 @@
+"""Joining structures: my structures, join by SIRET with a profile, instant search, my requests (SPEC §4.2)."""

@@ -1,0 +1,1 @@
+"""Delegated administration, "Gérer ma structure" (SPEC §4.3, §4.4)."""
