@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from idp.core.security import Origin
-from idp.models import AuditEvent
+from idp.models import AuditEvent, User
 
 
 def audit(
@@ -39,3 +44,46 @@ def audit(
     )
     session.add(record)
     return record
+
+
+def events_query(*, structure_id: uuid.UUID | None = None, event: str | None = None,
+                 person: uuid.UUID | None = None, since: datetime | None = None,
+                 until: datetime | None = None) -> Select[tuple[AuditEvent]]:
+    """Audit events, newest first, filtered; `structure_id` confines a structure admin's view.
+
+    :param event: a prefix such as ``membership.`` or ``login.failure``.
+    :param person: events where this account is the actor or the subject.
+    """
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    if structure_id is not None:
+        query = query.where(AuditEvent.structure_id == structure_id)
+    if event:
+        query = query.where(AuditEvent.event.startswith(event, autoescape=True))
+    if person is not None:
+        query = query.where(or_(AuditEvent.actor_id == person, AuditEvent.subject_id == person))
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    return query
+
+
+CSV_COLUMNS = ["date", "evenement", "auteur", "personne", "structure", "application", "ip", "navigateur", "details"]
+
+
+def events_csv(session: Session, events: Iterable[AuditEvent]) -> str:
+    """The events as CSV (`;`-separated, as French spreadsheets expect), people by e-mail."""
+    events = list(events)
+    ids = {e.actor_id for e in events} | {e.subject_id for e in events}
+    emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(ids - {None})))) if ids else {}
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(CSV_COLUMNS)
+    for e in events:
+        writer.writerow([
+            e.at.isoformat(timespec="seconds"), e.event,
+            emails.get(e.actor_id, e.actor_id or ""), emails.get(e.subject_id, e.subject_id or ""),
+            e.structure_id or "", e.client_id or "", e.ip or "", e.user_agent or "",
+            " ".join(f"{k}={v}" for k, v in sorted(e.details.items())),
+        ])
+    return out.getvalue()

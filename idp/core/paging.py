@@ -1,0 +1,54 @@
+"""Pages of a query: one COUNT and one LIMIT/OFFSET query, whatever the table size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    number: int  # 1-based
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def paginate(session: Session, query: Select[Any], number: int, per_page: int = 25, *, scalars: bool = True) -> Page[Any]:
+    """Page `number` (clamped to 1..MAX) of an ordered query.
+
+    :param scalars: yield the first column's objects (models) rather than rows.
+    """
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    number = max(number, 1)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    result = session.execute(query.limit(per_page).offset((number - 1) * per_page))
+    items = list(result.scalars() if scalars else result)
+    return Page(items, number, per_page, total)
+
+
+def page_number(value: str | None) -> int:
+    """A page number from a query string: anything odd is page 1 (never a 500)."""
+    try:
+        return max(1, min(int(value or 1), 1_000_000))
+    except ValueError:
+        return 1
