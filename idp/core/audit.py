@@ -80,10 +80,16 @@ def events_csv(session: Session, events: Iterable[AuditEvent]) -> str:
     writer = csv.writer(out, delimiter=";")
     writer.writerow(CSV_COLUMNS)
     for e in events:
-        writer.writerow([
+        writer.writerow(_cell(v) for v in [
             e.at.isoformat(timespec="seconds"), e.event,
             emails.get(e.actor_id, e.actor_id or ""), emails.get(e.subject_id, e.subject_id or ""),
             e.structure_id or "", e.client_id or "", e.ip or "", e.user_agent or "",
             " ".join(f"{k}={v}" for k, v in sorted(e.details.items())),
         ])
     return out.getvalue()
+
+
+def _cell(value: object) -> str:
+    """No spreadsheet formulas from user-typed text (CSV injection, OWASP)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
