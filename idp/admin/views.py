@@ -10,6 +10,13 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.get("/")
-@web.login_required
+@web.platform_admin_required
 def index() -> str:
+    return render_template("admin/index.html")
+
+
+@bp.get("/moderation")
+@web.platform_admin_required
+def moderation() -> str:
+    """Join requests of structures without an admin."""
     return render_template("admin/index.html")

@@ -15,3 +15,10 @@ bp = Blueprint("manage", __name__, url_prefix="/gestion")
 @web.login_required
 def index(structure_id: uuid.UUID) -> str:
     return render_template("manage/index.html")
+
+
+@bp.get("/demande/<token>")
+@web.login_required
+def open_request(token: str) -> str:
+    """The "Traiter la demande" link of the e-mail sent to admins: a signed join-request id."""
+    return render_template("manage/index.html")
