@@ -96,6 +96,10 @@ def demo_seed(as_json: bool, force: bool) -> None:
     click.echo("Clients OIDC :")
     for client in result["clients"]:
         click.echo(f"  {client['client_id']:<20} {client.get('client_secret') or ''}")
+    click.echo("Structures :")
+    for structure in result["structures"]:
+        admins = ", ".join(structure["admins"]) or "aucun administrateur (file de modération)"
+        click.echo(f"  {structure['siret']}  {structure['name']:<44} admin : {admins}")
 
 
 SHM = "/dev/shm"  # noqa: S108 - a directory gunicorn writes its heartbeat files in, not a path we create

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -33,8 +34,9 @@ def authorize_url(issuer: str, client_id: str, *, scope: str = "openid profile e
 
 
 def browse(browser: requests.Session, url: str, *, email: str | None = None, password: str = PASSWORD,
-           consent: str = "accept", stop: str = CALLBACK) -> str:
-    """Follow redirects and fill the login and consent forms until a redirect to `stop`."""
+           consent: str = "accept", stop: str = CALLBACK, structure: str | None = None) -> str:
+    """Follow redirects and fill the login, structure-chooser and consent forms until a redirect
+    to `stop`; `structure` (an id) picks the structure, else the pre-selected one is kept."""
     response = browser.get(url, allow_redirects=False)
     for _ in range(12):
         if response.status_code in (301, 302, 303):
@@ -50,6 +52,10 @@ def browse(browser: requests.Session, url: str, *, email: str | None = None, pas
             data = {**form["fields"], "email": email, "password": password}
         elif "decision" in form.get("buttons", {}):
             data = {**form["fields"], "decision": consent}
+        elif 'name="structure"' in response.text:
+            first = re.search(r'name="structure" value="([^"]+)"', response.text)
+            data = {"structure": first.group(1) if first else "", **form["fields"],
+                    **({"structure": structure} if structure else {})}
         else:
             raise AssertionError(f"unexpected page: {response.text[:800]}")
         response = browser.post(urljoin(response.url, form["action"] or response.url), data=data,
@@ -96,11 +102,14 @@ def verify_jwt(issuer: str, token: str, *, audience: str | None, typ: str | None
 
 
 def code_flow(issuer: str, browser: requests.Session, client_id: str, secret: str | None, email: str,
-              scope: str = "openid profile email", **extra: str) -> dict[str, Any]:
-    """A whole code + PKCE flow; returns the token response (asserting success)."""
+              scope: str = "openid profile email", structure: str | None = None, **extra: str) -> dict[str, Any]:
+    """A whole code + PKCE flow; returns the token response (asserting success).
+
+    :param structure: the structure id to pick if the IdP asks which one the user acts for.
+    """
     verifier, challenge = pkce_pair()
     url = authorize_url(issuer, client_id, scope=scope, challenge=challenge, **extra)
-    callback = browse(browser, url, email=email)
+    callback = browse(browser, url, email=email, structure=structure)
     params = query(callback)
     assert "code" in params, params
     assert params["iss"] == issuer

@@ -20,6 +20,7 @@ from conftest import PASSWORD, _free_port, unique_email
 from sqlalchemy import select
 
 from idp import create_app
+from idp.demo import DEMO_ACCOUNTS
 from idp.models import Client, SigningKey, User, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,9 @@ def test_fresh_machine_upgrade_seed_and_register_a_client(fresh_db: tuple[str, P
     second = idp(url, "demo", "seed").stdout
     assert second == first
     emails = [email for (email,) in rows(path, "SELECT email FROM users ORDER BY email")]
-    assert emails == sorted({"admin@portail.test", "marie.durand@formation.test", "paul.martin@lycee.test"})
+    assert emails == sorted(account[0] for account in DEMO_ACCOUNTS)
+    assert rows(path, "SELECT count(*) FROM structures") == [(5,)]
+    assert rows(path, "SELECT count(*) FROM join_requests WHERE status = 'pending'") == [(2,)]
     assert rows(path, "SELECT count(*) FROM oauth_clients WHERE client_id = 'demo-client'") == [(1,)]
     assert rows(path, "SELECT count(*) FROM signing_keys") == [(2,)]
 
@@ -109,7 +112,7 @@ def test_demo_seed_is_refused_outside_the_demo(fresh_db: tuple[str, Path]) -> No
     assert result.returncode == 2 and "--force" in result.stderr
     assert rows(path, "SELECT count(*) FROM users") == [(0,)]
     idp(url, "demo", "seed", "--force", env=production)
-    assert rows(path, "SELECT count(*) FROM users") == [(3,)]
+    assert rows(path, "SELECT count(*) FROM users") == [(len(DEMO_ACCOUNTS),)]
 
 
 def test_serve_runs_gunicorn_on_the_wsgi_app(fresh_db: tuple[str, Path]) -> None:

@@ -1,10 +1,26 @@
-"""Claims by scope (SPEC §5.1): the one place that decides what a client learns about a user."""
+"""Claims by scope (SPEC §5.1, §5.2): the one place that decides what a client learns about a user."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from idp.models import Civility, Client, User
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from idp.models import (
+    AccessGrant,
+    AppRole,
+    Civility,
+    Client,
+    LoginSession,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Structure,
+    User,
+    utcnow,
+)
 
 _GENDER = {Civility.MADAME: "female", Civility.MONSIEUR: "male"}
 
@@ -12,10 +28,11 @@ SCOPES_SUPPORTED = ["openid", "profile", "email", "structures"]
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
     "name", "given_name", "family_name", "gender", "updated_at", "email", "email_verified",
+    "structure", "roles", "structures", "legacy_ids",
 ]
 
 
-def user_claims(user: User, scopes: set[str], client: Client) -> dict[str, Any]:
+def user_claims(session: Session, user: User, scopes: set[str], client: Client, sid: str | None) -> dict[str, Any]:
     """The user's claims for these scopes; `sub` always (the stable account UUID)."""
     claims: dict[str, Any] = {"sub": str(user.id)}
     if "profile" in scopes:
@@ -29,4 +46,60 @@ def user_claims(user: User, scopes: set[str], client: Client) -> dict[str, Any]:
             claims["gender"] = _GENDER[user.civility]
     if "email" in scopes:
         claims.update(email=user.email, email_verified=user.email_verified_at is not None)
+    if "structures" in scopes:
+        claims.update(structure_claims(session, user, client.app, sid))
     return claims
+
+
+def structure_claims(session: Session, user: User, app: str | None, sid: str | None) -> dict[str, Any]:
+    """`structure`, `roles`, `structures`, `legacy_ids` for one application (SPEC §5.2).
+
+    Data minimisation: only `app`'s roles, and only structures where the user holds one of them;
+    the current structure is the IdP session's ("casquette"), shown even without a role so the
+    application can say why access is refused. One indexed query, whatever the database size.
+    """
+    current = select(LoginSession.current_structure_id).where(LoginSession.id == sid).scalar_subquery()
+    now = utcnow()
+    rows = session.execute(
+        select(Structure.id, Structure.siret, Structure.name, Membership.role, AppRole.name,
+               (Structure.id == current).label("current"))
+        .select_from(Membership)
+        .join(Structure, Structure.id == Membership.structure_id)
+        .outerjoin(AccessGrant, and_(AccessGrant.membership_id == Membership.id,
+                                     or_(AccessGrant.ends_at.is_(None), AccessGrant.ends_at > now)))
+        .outerjoin(AppRole, and_(AppRole.id == AccessGrant.role_id, AppRole.app == app))
+        .where(Membership.user_id == user.id, Membership.status == MembershipStatus.ACTIVE)
+        .order_by(Structure.name, AppRole.id)
+    ).all()
+    by_structure: dict[uuid.UUID, dict[str, Any]] = {}
+    current_id = None
+    for structure_id, siret, name, role, role_name, is_current in rows:
+        entry = by_structure.setdefault(structure_id, {
+            "id": str(structure_id), "siret": siret, "name": name, "roles": [],
+            "admin": role == MembershipRole.ADMIN,
+        })
+        if role_name and role_name not in entry["roles"]:
+            entry["roles"].append(role_name)
+        if is_current:
+            current_id = structure_id
+    if current_id is None:  # no session (or its structure was left): the remembered or the only one
+        if user.last_structure_id in by_structure:
+            current_id = user.last_structure_id
+        elif len(by_structure) == 1:
+            current_id = next(iter(by_structure))
+    chosen = by_structure.get(current_id) if current_id else None
+    return {
+        "structure": {k: chosen[k] for k in ("id", "siret", "name", "admin")} if chosen else None,
+        "roles": list(chosen["roles"]) if chosen else [],
+        "structures": [{k: s[k] for k in ("id", "siret", "name", "roles")}
+                       for s in by_structure.values() if s["roles"]],
+        "legacy_ids": _legacy_ids(session, user.id, current_id) if chosen else [],
+    }
+
+
+def _legacy_ids(session: Session, user_id: uuid.UUID, structure_id: uuid.UUID | None) -> list[str]:
+    try:
+        from idp.core.legacy import legacy_ids
+    except ImportError:  # legacy accounts (SPEC §4.6) not installed in this build
+        return []
+    return legacy_ids(session, user_id, structure_id)

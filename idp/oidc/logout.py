@@ -40,7 +40,7 @@ def sessions_ended(session: Session, logins: Iterable[LoginSession]) -> None:
         .where(RefreshToken.sid.in_(sids), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    _notify(session, select(ClientSession).where(ClientSession.sid.in_(sids)))
+    notify_client_sessions(session, select(ClientSession).where(ClientSession.sid.in_(sids)))
 
 
 def user_access_ended(session: Session, user_id: uuid.UUID) -> None:
@@ -57,10 +57,10 @@ def user_access_ended(session: Session, user_id: uuid.UUID) -> None:
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    _notify(session, select(ClientSession).where(ClientSession.user_id == user_id))
+    notify_client_sessions(session, select(ClientSession).where(ClientSession.user_id == user_id))
 
 
-def _notify(session: Session, client_sessions_query: object) -> None:
+def notify_client_sessions(session: Session, client_sessions_query: object) -> None:
     """Sign one logout token per (client, sid) and hand them to the sender; forget the pairs."""
     from idp.oidc.provider import issuer
 

@@ -82,8 +82,12 @@ class TokenIssuer:
             "client_id": auth.client.client_id, "iat": now, "exp": now + self.access_lifetime,
             "jti": random_token(16), "scope": auth.scope,
         }
+        claims: dict[str, Any] = {}
         if auth.user is not None:
             access.update(self._login_claims(auth))
+            claims = user_claims(session, auth.user, scopes, auth.client, auth.sid)
+            if "structures" in scopes:  # SPEC §5.2: in the access token too, for APIs behind the RP
+                access.update({k: claims[k] for k in ("structure", "roles", "structures", "legacy_ids")})
         token: dict[str, Any] = {
             "access_token": self.sign(session, access, ACCESS_TOKEN_ALG, typ="at+jwt"),
             "token_type": "Bearer",
@@ -93,7 +97,7 @@ class TokenIssuer:
         if auth.user is not None and "openid" in scopes:
             alg = auth.client.id_token_signed_response_alg
             id_claims = {
-                **user_claims(auth.user, scopes, auth.client),
+                **claims,
                 "iss": self.issuer, "aud": auth.client.client_id, "azp": auth.client.client_id,
                 "iat": now, "exp": now + self.id_lifetime, "jti": random_token(16),
                 "at_hash": _half_hash(token["access_token"], alg),

@@ -23,14 +23,17 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from idp.core.memberships import active_memberships, choose_structure
 from idp.extensions import csrf, db, limiter
-from idp.models import Client, Consent, User
+from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
+from idp.oidc import freshness
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, user_claims
 from idp.oidc.keys import KeyRing
 from idp.oidc.logout import BackchannelSender, sessions_ended
 from idp.oidc.provider import create_server, issuer
 from idp.oidc.tokens import TokenIssuer, live_user
 from idp.web import current_login, end_login_session, record
+from idp.web import origin as web_origin
 
 bp = Blueprint("oidc", __name__)
 
@@ -122,6 +125,19 @@ def _save_consent(user: User, client: Client, scope: str) -> None:
     record("consent.granted", actor=user.id, subject=user.id, client_id=client.client_id, scope=scope)
 
 
+def _apply_siret_hint(login: LoginSession) -> None:
+    """`siret_hint`: an RP asks for one of the user's structures; ignored when not a member."""
+    hint = request.args.get("siret_hint", "")
+    if not (hint.isdigit() and len(hint) == 14):
+        return
+    structure_id = db.session.scalar(
+        select(Membership.structure_id).join(Structure)
+        .where(Membership.user_id == login.user_id, Membership.status == MembershipStatus.ACTIVE,
+               Structure.siret == hint))
+    if structure_id is not None and structure_id != login.current_structure_id:
+        choose_structure(db.session, login, structure_id, web_origin())
+
+
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize() -> Any:
     """Authorization endpoint: checks the request, the login, the prompt, the consent; issues a code."""
@@ -147,10 +163,14 @@ def authorize() -> Any:
         return _login_redirect(force=user is not None)
     assert login is not None
 
+    _apply_siret_hint(login)
     decision = request.form.get("decision") if request.method == "POST" else None
     if "select_account" in prompts and decision is None:
-        return render_template("oidc/select_account.html", client=client, user=user,
-                               continue_url=_authorize_url_without_prompts({"select_account"}),
+        # The account and the structure it acts for (SPEC §5.3): the switch page comes back here.
+        continue_url = _authorize_url_without_prompts({"select_account"})
+        return render_template("oidc/select_account.html", client=client, user=user, continue_url=continue_url,
+                               memberships=active_memberships(db.session, user.id),
+                               switch_url=url_for("account.switch_structure", next=continue_url),
                                other_url=url_for("auth.login", force=1,
                                                  next=_authorize_url_without_prompts({"select_account", "login"})))
 
@@ -198,7 +218,7 @@ def userinfo() -> Response:
     client = db.session.scalar(select(Client).where(Client.client_id == claims["client_id"]))  # type: ignore[index]
     if client is None:
         return _bearer_error("invalid_token", "Unknown client.")
-    response = jsonify(user_claims(user, scopes, client))
+    response = jsonify(user_claims(db.session, user, scopes, client, claims.get("sid")))  # type: ignore[union-attr]
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -278,6 +298,7 @@ def init_app(app: Flask) -> None:
     keyring = KeyRing(ttl=app.config["KEY_CACHE_SECONDS"])
     app.extensions["token_issuer"] = TokenIssuer(app.config["ISSUER"], keyring, app.config)
     app.extensions["backchannel"] = BackchannelSender(app)
+    freshness.init_app(app)
     authorization_server = create_server(app)
     authorization_server.register_endpoint(EndSessionEndpoint)
     app.extensions["authorization_server"] = authorization_server
