@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from idp.account.views import bp as account_bp
     from idp.admin.views import bp as admin_bp
     from idp.api.views import bp as api_bp
+    from idp.auth import second_factor
     from idp.auth.views import bp as auth_bp
     from idp.dev import bp as dev_bp
     from idp.join.views import bp as join_bp
@@ -63,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["DEV_INBOX"]:
         app.register_blueprint(dev_bp)
     init_oidc(app)
+    second_factor.init_app(app)
 
     from idp.cli import register_commands
 
@@ -72,6 +75,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _check_settings(app: Flask) -> None:
+    if app.config.get("DEMO") and "IDP_TOTP_REQUIRED_FOR_ADMINS" not in os.environ:
+        # The embedded demo's admins log in without an authenticator app unless asked otherwise.
+        app.config["TOTP_REQUIRED_FOR_ADMINS"] = False
     if app.config["SECRET_KEY"] == default_config.SECRET_KEY and not (app.debug or app.testing or app.config.get("DEMO")):
         raise RuntimeError("IDP_SECRET_KEY must be set outside the demo and the tests")
     app.config["ISSUER"] = app.config["ISSUER"].rstrip("/")

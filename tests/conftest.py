@@ -151,6 +151,7 @@ def app(database_url: str, redis_url: str, smtp_server: tuple[str, Mailbox], liv
     upgrade(database_url)
     app = create_app({
         "TESTING": True,
+        "TOTP_REQUIRED_FOR_ADMINS": False,  # tests/test_second_factor.py turns it on
         "SECRET_KEY": "test-secret-key-0123456789",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,

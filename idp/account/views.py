@@ -19,6 +19,7 @@ from idp.account.forms import (
     TotpConfirmForm,
     TotpDisableForm,
 )
+from idp.auth import second_factor
 from idp.auth.forms import ConfirmForm, password_messages
 from idp.core import accounts, memberships, totp
 from idp.core.errors import Conflict, InvalidInput, NotFound
@@ -161,7 +162,8 @@ def totp_enroll() -> Any:
             return redirect(url_for("account.two_factor"))
         else:
             db.session.commit()
-            return render_template("account/recovery_codes.html", codes=codes)
+            return render_template("account/recovery_codes.html", codes=codes,
+                                   continue_url=second_factor.continue_url())
     uri = totp.provisioning_uri(secret, user.email, current_app.config["PORTAL_NAME"])
     return render_template("account/totp_enroll.html", form=form, secret=secret, qr=totp.qr_data_uri(uri))
 
