@@ -371,3 +371,25 @@ def test_a_new_account_has_empty_structure_claims(live_server: str, create_accou
     token = code_flow(live_server, requests.Session(), *world.sam, newcomer.email, scope=SCOPE)
     claims = _claims(live_server, token, world.sam[0])
     assert claims["structure"] is None and claims["roles"] == [] and claims["structures"] == []
+
+
+@pytest.mark.parametrize(("return_to", "allowed"), [
+    ("http://127.0.0.1:9999/dossiers?onglet=2", True),   # the origin of a registered redirect URI
+    ("https://evil.example/phish", False),
+    ("http://127.0.0.1:9998/", False),                    # another port is another origin
+    ("//evil.example/", False),
+    ("javascript:alert(1)", False),
+])
+def test_an_application_can_send_the_user_to_switch_and_get_them_back(
+        live_server: str, browser: requests.Session, world: World, return_to: str, allowed: bool) -> None:
+    code_flow(live_server, browser, *world.sam, world.user.email, scope=SCOPE, structure=world.a["id"])
+    page = browser.get(f"{live_server}/account/structure", params={"client_id": world.sam[0], "return_to": return_to},
+                       timeout=10)
+    fields = forms(page.text)[-1]["fields"]
+    assert fields.get("return_to") == return_to
+    done = browser.post(f"{live_server}/account/structure", data={**fields, "structure": world.b["id"]},
+                        allow_redirects=False)
+    assert done.status_code == 302
+    assert (done.headers["Location"] == return_to) is allowed
+    if not allowed:
+        assert done.headers["Location"].endswith("/account/")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp import web
@@ -25,7 +27,7 @@ from idp.core import accounts, memberships, totp
 from idp.core.errors import Conflict, InvalidInput, NotFound
 from idp.core.security import LinkInvalid
 from idp.extensions import db
-from idp.models import Civility, User, utcnow
+from idp.models import Civility, Client, User, utcnow
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -283,9 +285,28 @@ def switch_structure() -> Any:
         hinted = next((m for m in choices if m.structure.siret == request.args.get("siret_hint")), None)
         chosen = hinted.structure_id if hinted else login.current_structure_id
         form.structure.data = str(chosen) if chosen else None
+    back_to_app = _client_return(request.values.get("client_id"), request.values.get("return_to"))
     if form.validate_on_submit():
-        memberships.choose_structure(db.session, login, uuid.UUID(form.structure.data), web.origin())
-        db.session.commit()
-        flash(_("Vous agissez maintenant pour %(name)s.", name=web.current_structure().name), "success")
-        return redirect(web.safe_next())
-    return render_template("account/switch_structure.html", form=form, memberships=choices)
+        try:
+            memberships.choose_structure(db.session, login, uuid.UUID(form.structure.data), web.origin())
+        except (ValueError, NotFound):
+            form.structure.errors = [_("Choisissez l'une de vos structures.")]
+        else:
+            db.session.commit()
+            flash(_("Vous agissez maintenant pour %(name)s.", name=web.current_structure().name), "success")
+            return redirect(back_to_app or web.safe_next())
+    return render_template("account/switch_structure.html", form=form, memberships=choices,
+                           client_id=request.values.get("client_id", ""), return_to=request.values.get("return_to", ""))
+
+
+def _client_return(client_id: str | None, return_to: str | None) -> str | None:
+    """An application's own page to go back to after switching (SPEC §5.3): only on the origin of
+    one of that client's registered redirect URIs, never an open redirect."""
+    if not client_id or not return_to:
+        return None
+    client = db.session.scalar(select(Client).where(Client.client_id == client_id[:64]))
+    target = urlsplit(return_to)
+    if client is None or target.scheme not in ("http", "https") or not target.netloc:
+        return None
+    origins = {(urlsplit(uri).scheme, urlsplit(uri).netloc) for uri in client.redirect_uris}
+    return return_to if (target.scheme, target.netloc) in origins else None
