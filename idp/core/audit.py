@@ -75,7 +75,7 @@ def events_csv(session: Session, events: Iterable[AuditEvent]) -> str:
     """The events as CSV (`;`-separated, as French spreadsheets expect), people by e-mail."""
     events = list(events)
     ids = {e.actor_id for e in events} | {e.subject_id for e in events}
-    emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(ids - {None})))) if ids else {}
+    emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(ids - {None}))).all()) if ids else {}
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
     writer.writerow(CSV_COLUMNS)
