@@ -14,6 +14,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
@@ -22,10 +23,10 @@ from idp.core.platform import GRANT_TYPES
 from idp.models import StructureKind
 
 KINDS = [
-    (StructureKind.ORGANISME.value, _l("Organisme")),
-    (StructureKind.LYCEE.value, _l("Lycée")),
-    (StructureKind.REGION.value, _l("Région")),
-    (StructureKind.AUTRE.value, _l("Autre")),
+    SelectChoice(StructureKind.ORGANISME.value, _l("Organisme")),
+    SelectChoice(StructureKind.LYCEE.value, _l("Lycée")),
+    SelectChoice(StructureKind.REGION.value, _l("Région")),
+    SelectChoice(StructureKind.AUTRE.value, _l("Autre")),
 ]
 
 
@@ -99,7 +100,7 @@ class ClientForm(FlaskForm):
                                          validators=[Optional(), Length(max=500)])
     trusted = BooleanField(_l("Application de confiance (pas d'écran de consentement)"))
     public = BooleanField(_l("Client public (sans secret, PKCE obligatoire)"))
-    grant_types = MultiCheckboxField(_l("Types d'autorisation"), choices=[(g, g) for g in GRANT_TYPES],
+    grant_types = MultiCheckboxField(_l("Types d'autorisation"), choices=[SelectChoice(g, g) for g in GRANT_TYPES],
                                      validators=[DataRequired(_l("Choisissez au moins un type d'autorisation."))])
     scope = StringField(_l("Portées (séparées par des espaces)"), default="openid profile email structures",
                         validators=[Length(max=500)])

@@ -21,6 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from jinja2 import TemplateNotFound
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from idp import web
 from idp.admin.forms import (
@@ -174,7 +175,7 @@ def structure_entitlements(structure_id: uuid.UUID) -> Any:
     roles = platform.all_roles(db.session)
     current = platform.entitled_ids(db.session, structure.id)
     form = EntitlementsForm(data={"roles": sorted(current)} if request.method == "GET" else None)
-    form.roles.choices = [(r.id, r.label) for r in roles]
+    form.roles.choices = [SelectChoice(r.id, r.label) for r in roles]
     if form.validate_on_submit():
         wanted = set(form.roles.data or [])
         if wanted - {r.id for r in roles}:
@@ -280,7 +281,7 @@ def profile_edit(profile_id: int | None = None) -> Any:
         form = ProfileForm(obj=profile, kind=profile.kind.value, data={"roles": [r.id for r in profile.roles]})
     else:
         form = ProfileForm(kind=request.args.get("kind") if _kind(request.args.get("kind")) else None)
-    form.roles.choices = [(r.id, r.label) for r in roles]
+    form.roles.choices = [SelectChoice(r.id, r.label) for r in roles]
     if form.validate_on_submit():
         try:
             saved = platform.save_profile(db.session, profile, web.origin(), actor=_me().id, name=form.name.data or "",
@@ -307,8 +308,9 @@ def clients() -> str:
     return render_template("admin/clients.html", page=page)
 
 
-def _app_choices() -> list[tuple[str, str]]:
-    return [("", _("Aucune"))] + [(a.name, f"{a.name} — {a.label}") for a in platform.applications(db.session)]
+def _app_choices() -> list[SelectChoice]:
+    return [SelectChoice("", _("Aucune"))] + [SelectChoice(a.name, f"{a.name} — {a.label}")
+                                              for a in platform.applications(db.session)]
 
 
 @bp.route("/clients/new", methods=["GET", "POST"])
@@ -321,7 +323,7 @@ def client_new() -> Any:
     form.app.choices = _app_choices()
     if form.validate_on_submit():
         try:
-            if form.app.data and form.app.data not in {name for name, _label in form.app.choices}:
+            if form.app.data and form.app.data not in {c.value for c in form.app.choices}:
                 raise InvalidInput(_("Application inconnue."))
             spec = ClientSpec(
                 name=(form.name.data or "").strip(), app=form.app.data or None,
@@ -618,7 +620,7 @@ def moderation_accept(request_id: int) -> Any:
     entitled = [r for r in platform.all_roles(db.session) if r.id in auth.entitled]
     suggested = [r.id for r in join.profile.roles if r.id in auth.entitled] if join.profile else []
     form = AcceptForm(data={"roles": suggested} if request.method == "GET" else None)
-    form.roles.choices = [(r.id, r.label) for r in entitled]
+    form.roles.choices = [SelectChoice(r.id, r.label) for r in entitled]
     if form.validate_on_submit():
         try:
             accept_request(db.session, auth, join, form.roles.data or [], web.origin())
@@ -646,7 +648,7 @@ def moderation_decline(request_id: int) -> Any:
     if not form.validate_on_submit():
         entitled = [r for r in platform.all_roles(db.session) if r.id in auth.entitled]
         accept = AcceptForm(formdata=None)
-        accept.roles.choices = [(r.id, r.label) for r in entitled]
+        accept.roles.choices = [SelectChoice(r.id, r.label) for r in entitled]
         return render_template("admin/moderation_request.html", join=join, form=accept, decline=form,
                                entitled=entitled), 422
     try:
