@@ -19,7 +19,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from jinja2 import TemplateNotFound
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
@@ -391,7 +390,7 @@ def client_secret(client_pk: int) -> Any:
         message=_("Le secret actuel cessera de fonctionner immédiatement : l'application devra être "
                   "reconfigurée avec le nouveau secret, qui ne sera affiché qu'une fois."),
         action=url_for("admin.client_secret", client_pk=client.id), button=_("Régénérer le secret"),
-        cancel=url_for("admin.client_edit", client_pk=client.id)), 422 if form.errors else 200
+        subject=client.client_id, danger=True, cancel=url_for("admin.client_edit", client_pk=client.id)), 422 if form.errors else 200
 
 
 def _uris_form(client: Any) -> ClientUrisForm:
@@ -601,13 +600,9 @@ def _queued(request_id: int) -> JoinRequest:
 
 
 def _notify(join: JoinRequest, accepted: bool) -> None:
-    template = "join_request_accepted" if accepted else "join_request_declined"
-    try:
-        current_app.jinja_env.get_template(f"mails/{template}.txt")
-    except TemplateNotFound:  # the joining feature's own mails when they exist, ours otherwise
-        template = "admin_join_decided"
-    web.send_mail(template, join.user.contact_email or join.user.email, request=join, join=join,
-                  user=join.user, structure=join.structure, accepted=accepted, reason=join.reason,
+    """Tell the requester the platform's decision (SPEC §4.2: an e-mail either way)."""
+    web.send_mail("admin_join_decided", join.user.contact_email or join.user.email, user=join.user,
+                  structure=join.structure, accepted=accepted, reason=join.reason,
                   link=url_for("account.index", _external=True))
 
 
