@@ -536,3 +536,33 @@ def test_user_list_is_paginated_and_keeps_the_search(testclient: Any, admin: Any
     assert "q=nombreux" in link and "page=2" in link
     second = testclient.get(link).text
     assert "Page 2 sur 2" in second and 'rel="prev"' in second
+
+
+def test_entitlement_removal_ends_the_applications_sessions(app: Any, testclient: Any, admin: Any,
+                                                            create_account: Any, create_client: Any) -> None:
+    """Losing a role through the structure's entitlements revokes that application's refresh tokens (SPEC §5.3)."""
+    from datetime import timedelta
+
+    from idp.extensions import db
+    from idp.models import RefreshToken, utcnow
+
+    structure = make_structure(app)
+    member = create_account()
+    attach(app, member.id, structure.id, roles=("sam:redacteur", "catalogue:editeur"))
+    sam_client, _ = create_client(app="sam")
+    catalogue_client, _ = create_client(app="catalogue")
+    with app.app_context():
+        now = utcnow()
+        tokens = [RefreshToken(token_digest=f"digest-{client_id}", family_id=client_id[:32], client_id=client_id,
+                               user_id=member.id, scope="openid", auth_time=now, amr="pwd",
+                               expires_at=now + timedelta(days=1)) for client_id in (sam_client, catalogue_client)]
+        db.session.add_all(tokens)
+        db.session.commit()
+        ids = [t.id for t in tokens]
+    path = f"/admin/structures/{structure.id}/entitlements"
+    token = csrf_token(testclient.get(path).text)
+    keep = _role_ids(app, "sam:signataire", "catalogue:editeur", "catalogue:lecteur")
+    assert testclient.post(path, data={"csrf_token": token, "roles": keep, "confirmed": "1"}).status_code == 302
+    assert grant_keys(app, member.id, structure.id) == {"catalogue:editeur"}
+    sam_token, catalogue_token = (row(app, RefreshToken, i) for i in ids)
+    assert sam_token.revoked_at is not None and catalogue_token.revoked_at is None

@@ -125,3 +125,18 @@ def test_post_without_csrf_is_refused(app: Any, testclient: Any, create_account:
     login(testclient, admin.email)
     response = testclient.post("/admin/keys/rotate")
     assert response.status_code == 400 and "formulaire a expiré" in response.text
+
+
+def test_a_platform_admin_sees_every_page(app: Any, testclient: Any, create_account: Any,
+                                          targets: dict[str, Any]) -> None:
+    admin = create_account(admin=True)
+    login(testclient, admin.email)
+    for url in URLS:
+        if url in POST_ONLY:
+            continue
+        path = url.format(**targets)
+        response = testclient.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        assert response.headers["Cache-Control"] == "no-store", path  # personal data: never cached
+        if response.mimetype == "text/html":
+            assert "Administration de la plateforme" in response.text, path

@@ -580,6 +580,7 @@ def audit_csv() -> Any:
     web.record("audit.exported", actor=_me().id, filters={k: v for k, v in args.items() if v})
     db.session.commit()
     return Response(body, mimetype="text/csv", headers={
+        "Cache-Control": "no-store",
         "Content-Disposition": f"attachment; filename=journal-{date.today():%Y%m%d}.csv"})
 
 
