@@ -566,3 +566,23 @@ def test_entitlement_removal_ends_the_applications_sessions(app: Any, testclient
     assert grant_keys(app, member.id, structure.id) == {"catalogue:editeur"}
     sam_token, catalogue_token = (row(app, RefreshToken, i) for i in ids)
     assert sam_token.revoked_at is not None and catalogue_token.revoked_at is None
+
+
+def test_admin_email_of_an_existing_account_makes_them_admin(app: Any, testclient: Any, admin: Any,
+                                                             create_account: Any) -> None:
+    """SPEC §4.2: the named account admin becomes admin without approval, at creation or later."""
+    boss = create_account()
+    siret = new_siret()
+    assert post_form(testclient, "/admin/structures/new", siret=siret, name="Avec admin désigné", kind="organisme",
+                     admin_email=boss.email.upper()).status_code == 302
+    from idp.core.structures import find_by_siret
+    from idp.extensions import db
+
+    with app.app_context():
+        structure_id = find_by_siret(db.session, siret).id
+    assert "sam:signataire" in (grant_keys(app, boss.id, structure_id) or set())
+    later = create_account()
+    assert post_form(testclient, f"/admin/structures/{structure_id}", admin_email=later.email).status_code == 302
+    assert grant_keys(app, later.id, structure_id) is not None
+    members = testclient.get(f"/admin/structures/{structure_id}/members").text
+    assert members.count("administrateur") >= 2

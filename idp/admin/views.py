@@ -111,6 +111,7 @@ def structure_new() -> Any:
             admin_email=form.admin_email.data or None, searchable=bool(form.searchable.data))
         try:
             structure = create_structure(db.session, data, web.origin(), actor=_me().id)
+            platform.apply_admin_email(db.session, structure, web.origin())
         except InvalidInput as exc:
             db.session.rollback()
             form.siret.errors = [exc.message]

@@ -23,7 +23,7 @@ from idp.core import accounts
 from idp.core.accounts import normalize_email
 from idp.core.audit import audit
 from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from idp.core.memberships import moderation_queue
+from idp.core.memberships import grant_admin_by_email, moderation_queue
 from idp.core.security import Origin, random_token
 from idp.core.structures import clean_siret, find_by_siret, update_structure
 from idp.models import (
@@ -121,13 +121,25 @@ def edit_structure(session: Session, structure: Structure, data: StructureEdit, 
     if not matched:
         raise Conflict("stale")
     session.refresh(structure)
+    previous_email = structure.admin_email
     structure.kind = data.kind
     structure.code = (data.code or "").strip() or None
     structure.parent_id = parent_id
     update_structure(session, structure, origin, actor=actor, name=data.name, city=data.city,
                      postal_code=data.postal_code, admin_email=data.admin_email or "", searchable=data.searchable)
     session.flush()
+    if structure.admin_email != previous_email:
+        apply_admin_email(session, structure, origin)
     return structure
+
+
+def apply_admin_email(session: Session, structure: Structure, origin: Origin) -> Membership | None:
+    """SPEC §4.2: when the account admin's e-mail names an existing active usager, they become
+    admin of the structure at once (with every entitled role), without a join request."""
+    if not structure.admin_email:
+        return None
+    user = accounts.find_user(session, structure.admin_email)
+    return grant_admin_by_email(session, user, structure, origin) if user is not None else None
 
 
 def members_query(structure_id: uuid.UUID) -> Select[tuple[Membership]]:
