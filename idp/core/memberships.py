@@ -15,15 +15,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from idp.core.accounts import find_user, normalize_email
+from idp.core.accounts import check_password_policy, find_user, normalize_email, unblock
 from idp.core.audit import audit
 from idp.core.catalogue import roles_by_key
 from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from idp.core.passwords import Hasher
 from idp.core.security import Origin, random_token, sha256_hex
 from idp.models import (
     AccessGrant,
     AccountState,
     AppRole,
+    AuditEvent,
     Entitlement,
     Invitation,
     JoinRequest,
@@ -113,7 +115,8 @@ def authority(session: Session, actor: User, structure: Structure) -> Authority:
     is_admin = membership is not None and membership.is_admin and membership.is_active
     if not (is_admin or actor.is_admin):
         raise NotAllowed("not_admin")
-    return Authority(actor=actor, structure=structure, membership=membership, platform=actor.is_admin and not is_admin,
+    # A platform admin manages everything (SPEC §4.3), even where they are also a structure admin.
+    return Authority(actor=actor, structure=structure, membership=membership, platform=actor.is_admin,
                      held=live_role_ids(membership) if is_admin and membership else set(),
                      entitled=entitled_role_ids(session, structure.id))
 
@@ -122,6 +125,18 @@ def _check_roles(auth: Authority, role_ids: Iterable[int]) -> None:
     refused = {role_id: reason for role_id in role_ids if (reason := auth.refusal(role_id))}
     if refused:
         raise NotAllowed("roles_refused", refused=refused)
+
+
+def _lock_admins(session: Session, structure_id: uuid.UUID) -> None:
+    """Serialise changes that may drop the structure's last admin: two admins demoting each other at
+    once must not both succeed (row lock on PostgreSQL; SQLite has a single writer anyway)."""
+    session.execute(select(Structure.id).where(Structure.id == structure_id).with_for_update())
+
+
+def _check_ends(ends_at: dict[int, datetime | None], role_ids: Iterable[int]) -> None:
+    now = utcnow()
+    if any((end := ends_at.get(r)) is not None and end <= now for r in role_ids):
+        raise InvalidInput("end_in_past")
 
 
 def _bump(session: Session, membership: Membership, expected_version: int | None) -> None:
@@ -150,6 +165,8 @@ def add_member(session: Session, auth: Authority, user: User, origin: Origin, *,
     """
     role_ids = set(role_ids)
     _check_roles(auth, role_ids)
+    if ends_at is not None and ends_at <= utcnow():
+        raise InvalidInput("end_in_past")
     if membership_of(session, user.id, auth.structure.id) is not None:
         raise InvalidInput("already_member")
     membership = Membership(user=user, structure=auth.structure,
@@ -177,6 +194,7 @@ def set_grants(session: Session, auth: Authority, membership: Membership, role_i
     changed_end = {r for r in wanted & set(current) if r in ends_at and ends_at[r] != current[r].ends_at}
     added, removed = wanted - set(current), set(current) - wanted
     _check_roles(auth, added | removed | changed_end)
+    _check_ends(ends_at, added | changed_end)
     _bump(session, membership, expected_version)
     for role_id in removed:
         membership.grants.remove(current[role_id])
@@ -201,6 +219,7 @@ def set_admin(session: Session, auth: Authority, membership: Membership, admin: 
     _same_structure(auth, membership)
     if membership.is_admin == admin:
         return
+    _lock_admins(session, membership.structure_id)
     if not admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
         raise NotAllowed("last_admin")
     _bump(session, membership, expected_version)
@@ -213,6 +232,7 @@ def set_suspended(session: Session, auth: Authority, membership: Membership, sus
                   expected_version: int | None) -> None:
     """Suspend (every grant stops at once) or reactivate a membership."""
     _same_structure(auth, membership)
+    _lock_admins(session, membership.structure_id)
     if suspended and membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
         raise NotAllowed("last_admin")
     _bump(session, membership, expected_version)
@@ -225,6 +245,7 @@ def detach(session: Session, auth: Authority, membership: Membership, origin: Or
            expected_version: int | None) -> None:
     """Remove the member from the structure: every grant there goes with it."""
     _same_structure(auth, membership)
+    _lock_admins(session, membership.structure_id)
     if membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
         raise NotAllowed("last_admin")
     _bump(session, membership, expected_version)
@@ -293,14 +314,32 @@ def _pending(request: JoinRequest) -> None:
         raise InvalidInput("not_pending")
 
 
+def _decide(session: Session, request: JoinRequest, status: JoinStatus, actor: uuid.UUID | None) -> None:
+    """Claim the pending request for one decision: of two admins deciding at once, the second gets
+    ``not_pending`` (a conditional UPDATE, not a read-then-write)."""
+    now = utcnow()
+    done = session.execute(
+        update(JoinRequest).where(JoinRequest.id == request.id, JoinRequest.status == JoinStatus.PENDING,
+                                  JoinRequest.expires_at > now)
+        .values(status=status, decided_at=now, decided_by=actor)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not done:
+        session.refresh(request)
+        raise InvalidInput("not_pending")
+    session.refresh(request, ["status", "decided_at", "decided_by"])
+
+
 def accept_request(session: Session, auth: Authority, request: JoinRequest, role_ids: Iterable[int],
                    origin: Origin) -> Membership:
     """Accept with the grants the admin chose (the grant rule applies)."""
     if request.structure_id != auth.structure.id:
         raise NotFound("request")
     _pending(request)
+    role_ids = set(role_ids)
+    _check_roles(auth, role_ids)
+    _decide(session, request, JoinStatus.ACCEPTED, auth.actor.id)
     membership = add_member(session, auth, request.user, origin, role_ids=role_ids)
-    request.status, request.decided_at, request.decided_by = JoinStatus.ACCEPTED, utcnow(), auth.actor.id
     audit(session, "join.accepted", origin, actor=auth.actor.id, subject=request.user_id,
           structure=request.structure_id, request=request.id)
     return membership
@@ -310,7 +349,7 @@ def decline_request(session: Session, auth: Authority, request: JoinRequest, ori
     if request.structure_id != auth.structure.id:
         raise NotFound("request")
     _pending(request)
-    request.status, request.decided_at, request.decided_by = JoinStatus.DECLINED, utcnow(), auth.actor.id
+    _decide(session, request, JoinStatus.DECLINED, auth.actor.id)
     request.reason = reason.strip()[:500]
     audit(session, "join.declined", origin, actor=auth.actor.id, subject=request.user_id,
           structure=request.structure_id, request=request.id)
@@ -320,7 +359,7 @@ def cancel_request(session: Session, user: User, request: JoinRequest, origin: O
     if request.user_id != user.id:
         raise NotFound("request")
     _pending(request)
-    request.status, request.decided_at = JoinStatus.CANCELLED, utcnow()
+    _decide(session, request, JoinStatus.CANCELLED, None)
     audit(session, "join.cancelled", origin, actor=user.id, subject=user.id, structure=request.structure_id,
           request=request.id)
 
@@ -377,12 +416,18 @@ def invite(session: Session, auth: Authority, email: str, origin: Origin, *, giv
     """Attach by login e-mail; without an account, create a managed pending one and an invitation.
 
     :returns: the membership and the invitation token to e-mail (None when the account existed).
+    :raises InvalidInput: ``already_member``; ``name_required`` for a new account without a name.
+    :raises NotAllowed: a role the actor may not grant.
     """
     email = normalize_email(email)
+    role_ids = set(role_ids)
+    _check_roles(auth, role_ids)
     user = find_user(session, email)
     token = None
     if user is None:
-        user = User(email=email, given_name=given_name.strip(), family_name=family_name.strip(),
+        if not given_name.strip() or not family_name.strip():
+            raise InvalidInput("name_required")
+        user = User(email=email, given_name=given_name.strip()[:100], family_name=family_name.strip()[:100],
                     state=AccountState.PENDING, managed=True)
         session.add(user)
         session.flush()
@@ -393,16 +438,69 @@ def invite(session: Session, auth: Authority, email: str, origin: Origin, *, giv
     return membership, token
 
 
-def new_invitation(session: Session, auth: Authority, user: User, origin: Origin) -> str:
-    """(Re)issue the single-use link; an earlier one stops working."""
+def new_invitation(session: Session, auth: Authority, user: User, origin: Origin, *,
+                   expires_at: datetime | None = None) -> str:
+    """(Re)issue the single-use link; an earlier one stops working.
+
+    :param expires_at: keep this expiry (a resend); by default a fresh 7-day link (a regeneration).
+    """
     session.execute(update(Invitation).where(Invitation.user_id == user.id, Invitation.used_at.is_(None))
-                    .values(used_at=utcnow()))
+                    .values(used_at=utcnow()).execution_options(synchronize_session=False))
     token = random_token(32)
     session.add(Invitation(structure_id=auth.structure.id, user_id=user.id, token_digest=sha256_hex(token),
-                           invited_by=auth.actor.id, expires_at=utcnow() + INVITATION_LIFETIME))
+                           invited_by=auth.actor.id, expires_at=expires_at or utcnow() + INVITATION_LIFETIME))
     session.flush()
-    audit(session, "invitation.sent", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id)
+    audit(session, "invitation.sent", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id,
+          renewed=expires_at is None)
     return token
+
+
+@dataclass(frozen=True)
+class PendingInvitation:
+    """A member of the structure who has not set their password yet, and their latest link."""
+
+    membership: Membership
+    user: User
+    invitation: Invitation | None
+
+    @property
+    def expired(self) -> bool:
+        return self.invitation is None or self.invitation.expires_at <= utcnow()
+
+
+INVITATIONS_SHOWN = 200
+
+
+def pending_invitations(session: Session, structure_id: uuid.UUID) -> list[PendingInvitation]:
+    """The structure's members whose managed account awaits its password (two queries, bounded)."""
+    rows = session.execute(
+        select(Membership, User).join(User, Membership.user_id == User.id)
+        .where(Membership.structure_id == structure_id, User.managed.is_(True), User.state == AccountState.PENDING)
+        .order_by(Membership.created_at.desc()).limit(INVITATIONS_SHOWN)
+    ).all()
+    latest: dict[uuid.UUID, Invitation] = {}
+    if rows:
+        for invitation in session.scalars(select(Invitation).where(
+                Invitation.user_id.in_([user.id for _, user in rows])).order_by(Invitation.created_at)):
+            latest[invitation.user_id] = invitation
+    return [PendingInvitation(m, u, latest.get(u.id)) for m, u in rows]
+
+
+def reissue_invitation(session: Session, auth: Authority, membership: Membership, origin: Origin, *,
+                       regenerate: bool) -> str:
+    """Resend (same expiry, when still valid) or regenerate (7 fresh days) a member's invitation.
+
+    :raises NotFound: the membership is not in this structure.
+    :raises InvalidInput: ``not_invited``: the account is not awaiting its password.
+    """
+    _same_structure(auth, membership)
+    user = membership.user
+    if not (user.managed and user.state == AccountState.PENDING):
+        raise InvalidInput("not_invited")
+    current = session.scalar(select(Invitation).where(Invitation.user_id == user.id, Invitation.used_at.is_(None))
+                             .order_by(Invitation.created_at.desc()).limit(1))
+    keep = None if regenerate or current is None or current.expires_at <= utcnow() else current.expires_at
+    return new_invitation(session, auth, user, origin, expires_at=keep)
 
 
 def find_invitation(session: Session, token: str) -> Invitation:
@@ -413,17 +511,84 @@ def find_invitation(session: Session, token: str) -> Invitation:
     return invitation
 
 
-def accept_invitation(session: Session, invitation: Invitation, password_hash: str, origin: Origin) -> User:
-    """The invited person sets a password: the managed account becomes theirs and active."""
-    done = session.execute(update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
-                           .values(used_at=utcnow())).rowcount
-    if not done:
-        raise NotFound("invitation")
+def accept_invitation(session: Session, hasher: Hasher, invitation: Invitation, password: str, origin: Origin, *,
+                      portal_name: str) -> User:
+    """The invited person sets a password: the managed account becomes theirs and active.
+
+    :raises InvalidInput: ``weak_password`` with ``problems`` (nothing is used up).
+    :raises NotFound: the link was used meanwhile.
+    """
     user = invitation.user
+    check_password_policy(password, personal=[user.given_name, user.family_name, user.email],
+                          portal_name=portal_name)
+    done = session.execute(update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+                           .values(used_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if not done or user.state != AccountState.PENDING:
+        raise NotFound("invitation")
     now = utcnow()
-    user.password_hash, user.password_changed_at = password_hash, now
+    user.password_hash, user.password_changed_at = hasher.hash(password), now
     user.state, user.managed, user.email_verified_at = AccountState.ACTIVE, False, now
+    user.failed_logins = 0
+    session.flush()
     audit(session, "invitation.accepted", origin, actor=user.id, subject=user.id, structure=invitation.structure_id)
+    return user
+
+
+# ------------------------------------------------------------------ the structure admin's screens
+
+def get_membership(session: Session, auth: Authority, membership_id: int) -> Membership:
+    """A membership of the actor's structure.
+
+    :raises NotFound: unknown, or in another structure (never tell which).
+    """
+    membership = session.get(Membership, membership_id)
+    if membership is None or membership.structure_id != auth.structure.id:
+        raise NotFound("membership")
+    return membership
+
+
+def get_request(session: Session, auth: Authority, request_id: int) -> JoinRequest:
+    """:raises NotFound: unknown, or a request to another structure."""
+    request = session.get(JoinRequest, request_id)
+    if request is None or request.structure_id != auth.structure.id:
+        raise NotFound("request")
+    return request
+
+
+def pending_requests(session: Session, structure_id: uuid.UUID) -> list[JoinRequest]:
+    """The structure's requests awaiting a decision, oldest first."""
+    return list(session.scalars(
+        select(JoinRequest).where(JoinRequest.structure_id == structure_id, JoinRequest.status == JoinStatus.PENDING,
+                                  JoinRequest.expires_at > utcnow())
+        .order_by(JoinRequest.created_at)))
+
+
+def decided_requests(session: Session, structure_id: uuid.UUID, limit: int = 20) -> list[JoinRequest]:
+    """The latest decided (or expired) requests of the structure."""
+    return list(session.scalars(
+        select(JoinRequest).where(JoinRequest.structure_id == structure_id, JoinRequest.status != JoinStatus.PENDING)
+        .order_by(JoinRequest.decided_at.desc(), JoinRequest.id.desc()).limit(limit)))
+
+
+def unblock_member(session: Session, auth: Authority, membership: Membership, origin: Origin) -> User:
+    """A structure admin unblocks a member's account (too many failed logins, SPEC §4.3).
+
+    :raises NotFound: the membership is not in this structure.
+    :raises Conflict: ``not_blocked``.
+    :raises NotAllowed: ``blocked_by_platform``: a platform admin's decision stays theirs.
+    """
+    _same_structure(auth, membership)
+    user = membership.user
+    if user.state != AccountState.BLOCKED:
+        raise Conflict("not_blocked")
+    last_block = session.scalar(select(AuditEvent).where(
+        AuditEvent.subject_id == user.id, AuditEvent.event == "account.blocked")
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(1))
+    if not auth.platform and last_block is not None and (last_block.details or {}).get("reason") == "admin":
+        raise NotAllowed("blocked_by_platform")
+    unblock(session, user, auth.actor, origin)
+    audit(session, "membership.account_unblocked", origin, actor=auth.actor.id, subject=user.id,
+          structure=auth.structure.id)
     return user
 
 
