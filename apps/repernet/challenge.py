@@ -1,0 +1,45 @@
+"""A bot challenge with no outside service (SPEC §8, seed 000 "code de vérification"): a small
+sum whose answer travels only as an HMAC inside a signed, time-stamped token, plus a honeypot
+field and a minimum fill time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+SALT = "repernet.challenge"
+
+
+def _mac(secret: str, nonce: str, answer: str) -> str:
+    return hmac.new(secret.encode(), f"{nonce}:{answer}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_challenge(secret: str) -> tuple[str, str]:
+    """A question ("Combien font 7 + 4 ?") and the token to send back with the answer."""
+    a, b = secrets.randbelow(9) + 1, secrets.randbelow(9) + 1
+    nonce = secrets.token_urlsafe(8)
+    token = URLSafeTimedSerializer(secret, salt=SALT).dumps(
+        {"q": f"{a} + {b}", "n": nonce, "m": _mac(secret, nonce, str(a + b)), "t": time.time()})
+    return f"Combien font {a} + {b} ?", token
+
+
+def check_challenge(secret: str, token: str, answer: str, honeypot: str, *, min_seconds: float,
+                    max_age: int = 3600) -> str | None:
+    """None when the challenge is passed, else a French message."""
+    if honeypot:
+        return "La vérification anti-robot a échoué."
+    try:
+        data = URLSafeTimedSerializer(secret, salt=SALT).loads(token or "", max_age=max_age)
+    except SignatureExpired:
+        return "Le code de vérification a expiré : répondez à la nouvelle question."
+    except BadSignature:
+        return "Le code de vérification est invalide : répondez à la nouvelle question."
+    if time.time() - float(data.get("t", 0)) < min_seconds:
+        return "Formulaire envoyé trop vite : relisez-le puis validez à nouveau."
+    if not hmac.compare_digest(data.get("m", ""), _mac(secret, data.get("n", ""), (answer or "").strip())):
+        return "Le code de vérification est incorrect : répondez à la nouvelle question."
+    return None
