@@ -45,7 +45,7 @@ def make_structure(app: Any, name: str = "Organisme", kind: str = "organisme") -
         return structure.id
 
 
-def platform_admin(app: Any) -> uuid.UUID:
+def platform_admin(app: Any) -> Any:
     from idp.core.accounts import create_user
     from idp.core.security import SYSTEM
     from idp.extensions import db
@@ -55,7 +55,11 @@ def platform_admin(app: Any) -> uuid.UUID:
                            password=PASSWORD, given_name="Plateforme", family_name="Admin", verified=True,
                            is_admin=True)
         db.session.commit()
-        return user.id
+        db.session.expunge(user)
+        return user
+
+
+_actors: dict[int, uuid.UUID] = {}
 
 
 def add(app: Any, structure_id: uuid.UUID, user_id: uuid.UUID, roles: tuple[str, ...] = (), *,
@@ -69,7 +73,9 @@ def add(app: Any, structure_id: uuid.UUID, user_id: uuid.UUID, roles: tuple[str,
     from idp.models import MembershipStatus, Structure, User
 
     with app.app_context():
-        actor = db.session.scalar(select(User).where(User.is_admin.is_(True)).limit(1))
+        actor = db.session.get(User, _actors[id(app)]) if id(app) in _actors else None
+        if actor is None:
+            actor = db.session.scalar(select(User).where(User.is_admin.is_(True)).limit(1))
         assert actor is not None
         structure = db.session.get(Structure, structure_id)
         membership = add_member(db.session, authority(db.session, actor, structure), db.session.get(User, user_id),
@@ -211,6 +217,7 @@ class World:
     suspended_admin_a: Any
     admin_b: Any
     member_b: Any
+    platform: Any
     m_admin_a: int
     m_admin_a2: int
     m_member_a: int
@@ -223,7 +230,8 @@ A_ALL = ("sam:redacteur", "sam:signataire", "repernet:gestionnaire", "repernet:l
 
 
 def build_world(app: Any, create_account: Any) -> World:
-    platform_admin(app)
+    platform = platform_admin(app)
+    _actors[id(app)] = platform.id
     a = make_structure(app, "Organisme Alpha")
     b = make_structure(app, "Région Bêta", kind="region")
     people = {name: create_account(email=unique_email(name), given_name=name.capitalize(), family_name="Test")
@@ -235,5 +243,23 @@ def build_world(app: Any, create_account: Any) -> World:
     m_admin_b = add(app, b, people["adminb"].id, ("sam:acheteur", "sam:redacteur"), admin=True)
     m_member_b = add(app, b, people["memberb"].id, ("sam:acheteur",))
     return World(a, b, people["admina"], people["admina2"], people["membera"], people["suspendeda"],
-                 people["adminb"], people["memberb"], m_admin_a, m_admin_a2, m_member_a, m_admin_b, m_member_b)
+                 people["adminb"], people["memberb"], platform, m_admin_a, m_admin_a2, m_member_a, m_admin_b, m_member_b)
 
+
+
+def account_factory(app: Any) -> Any:
+    """create_account for module-scoped fixtures: (email, given_name, family_name) -> detached user."""
+
+    def factory(email: str | None = None, given_name: str = "Camille", family_name: str = "Test") -> Any:
+        from idp.core.accounts import create_user
+        from idp.core.security import SYSTEM
+        from idp.extensions import db
+
+        with app.app_context():
+            user = create_user(db.session, app.extensions["hasher"], SYSTEM, email=email or unique_email(),
+                               password=PASSWORD, given_name=given_name, family_name=family_name, verified=True)
+            db.session.commit()
+            db.session.expunge(user)
+            return user
+
+    return factory
