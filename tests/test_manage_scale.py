@@ -1,0 +1,77 @@
+"""The members page stays cheap with 50,000 members in one structure (SPEC §4.3, STYLE §7):
+three queries per page, whatever the size, and well under a second each on SQLite."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from manage_helpers import siret
+from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy.orm import Session
+
+N_MEMBERS = 50_000
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, uuid.UUID]]:
+    """A database of its own (not the shared one) with one structure of 50,000 members."""
+    from idp.core.catalogue import roles_by_key
+    from idp.core.security import SYSTEM
+    from idp.core.structures import StructureData, create_structure
+    from idp.migrations import upgrade
+    from idp.models import AccessGrant, AccountState, Membership, MembershipRole, User, utcnow
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('scale') / 'big.sqlite3'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with Session(engine) as session:
+        structure = create_structure(session, StructureData(siret=siret(), name="Très grande structure"), SYSTEM)
+        roles = [r.id for r in roles_by_key(session).values()][:3]
+        now = utcnow()
+        users = [{"id": uuid.uuid4(), "email": f"personne{i:05d}@grande.test", "given_name": f"Prénom{i % 977}",
+                  "family_name": f"Nom{i:05d}", "state": AccountState.ACTIVE, "failed_logins": 0, "is_admin": False,
+                  "managed": False, "created_at": now, "updated_at": now, "version": 1,
+                  "last_login_at": now if i % 3 else None} for i in range(N_MEMBERS)]
+        session.execute(insert(User), users)
+        session.execute(insert(Membership), [
+            {"user_id": u["id"], "structure_id": structure.id, "version": 1, "created_at": now, "updated_at": now,
+             "role": MembershipRole.ADMIN if i < 5 else MembershipRole.MEMBER} for i, u in enumerate(users)])
+        ids = session.scalars(select(Membership.id).where(Membership.structure_id == structure.id)).all()
+        session.execute(insert(AccessGrant), [{"membership_id": m, "role_id": r, "granted_at": now}
+                                              for m in ids for r in roles[: 1 + m % 3]])
+        session.commit()
+        structure_id = structure.id
+    yield engine, structure_id
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("text", "sort", "number"), [
+    ("", "name", 1), ("", "name", 1500), ("", "email", 2000), ("", "last_login", 3), ("", "role", 1),
+    ("nom4", "name", 2), ("personne0999", "email", 1), ("prénom5 nom0", "last_login", 1),
+])
+def test_members_page_with_50000_members(big: tuple[Any, uuid.UUID], text: str, sort: str, number: int) -> None:
+    from idp.core.member_list import members_page
+
+    engine, structure_id = big
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with Session(engine) as session:
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            started = time.perf_counter()
+            page = members_page(session, structure_id, text=text, sort=sort, number=number)
+            rows = [(row.user.email, [g.role.key for g in row.grants]) for row in page.items]  # no lazy loads
+            elapsed = time.perf_counter() - started
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert page.total > 0 and rows
+    assert all(grants for _, grants in rows)
+    assert len(statements) == 3, statements
+    assert elapsed < 1.0, f"{elapsed:.3f}s for {text!r} {sort} page {number}"
