@@ -278,7 +278,8 @@ def test_promote_demote_and_last_admin(app: Any, world: World) -> None:
     assert membership(app, world.m_member_a).role.value == "member"
     # The second admin steps down; then admin_a cannot demote themselves: the last active admin.
     other = logged(app, world.admin_a2.email)
-    assert submit(other, member_url(world, world.m_admin_a2), form_id="admin").status_code == 302
+    stepped_down = submit(other, member_url(world, world.m_admin_a2), form_id="admin")
+    assert stepped_down.status_code == 302 and "/gestion/" not in stepped_down.headers["Location"]
     last = submit(client, member_url(world, world.m_admin_a), form_id="admin")
     assert last.status_code == 409 and "au moins un administrateur actif" in txt(last)
     assert membership(app, world.m_admin_a).role.value == "admin"
@@ -496,3 +497,24 @@ def test_journal_filters_and_csv(app: Any, world: World) -> None:
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert "membership.suspended" in txt(csv) and world.member_a.email in txt(csv)
     assert client.get(f"{base(world)}/journal?page=zz&event=%25").status_code == 200
+
+
+def test_an_admin_who_detaches_themselves_goes_home(app: Any, world: World) -> None:
+    client = logged(app, world.admin_a.email)
+    confirm = client.get(member_url(world, world.m_admin_a) + "/detacher")
+    response = post_page_form(client, confirm.text)
+    assert response.status_code == 302 and "/gestion/" not in response.headers["Location"]
+    assert membership(app, world.m_admin_a) is None
+    assert client.get(f"{base(world)}/").status_code == 403
+
+
+def test_invitation_accepted_while_someone_else_is_logged_in(app: Any, world: World, mailbox: Any) -> None:
+    email = unique_email("autre-navigateur")
+    client = logged(app, world.admin_a.email)
+    submit(client, f"{base(world)}/rattacher", data={"email": email, "given_name": "Paul", "family_name": "Partage"})
+    link = mail_link(mailbox.wait_for(email, "mot de passe"), "/gestion/invitation/")
+    page = client.get(link)  # the admin's own browser
+    response = post_page_form(client, page.text, data={"password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert user_row(app, email).state.value == "active"
+    assert client.get(f"{base(world)}/").status_code == 200  # still the admin

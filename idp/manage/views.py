@@ -382,7 +382,16 @@ def _flag_action(structure_id: uuid.UUID, membership_id: int, change: Any, done:
         return _conflict(membership)
     db.session.commit()
     flash(done.format(email=membership.user.email), "success")
-    return redirect(url_for("manage.member", structure_id=structure_id, membership_id=membership_id))
+    return _after_change(membership, url_for("manage.member", structure_id=structure_id, membership_id=membership_id))
+
+
+def _after_change(membership: Membership, target: str) -> Response:
+    """Back to the page, unless the admins just changed their own access and can no longer see it."""
+    auth = _auth()
+    if membership.user_id == auth.actor.id and not auth.actor.is_admin and not (membership.is_admin
+                                                                                and membership.is_active):
+        return redirect(url_for("account.index"))
+    return redirect(target)
 
 
 @bp.post("/<uuid:structure_id>/membres/<int:membership_id>/administrateur")
@@ -420,7 +429,7 @@ def member_detach(structure_id: uuid.UUID, membership_id: int) -> Any:
     membership = _membership(membership_id)
     form = VersionForm(data={"version": membership.version} if request.method == "GET" else None)
     if form.validate_on_submit():
-        email = membership.user.email
+        email, own = membership.user.email, membership.user_id == _auth().actor.id
         try:
             core.detach(db.session, _auth(), membership, web.origin(), expected_version=form.version.data)
         except NotAllowed:
@@ -433,6 +442,8 @@ def member_detach(structure_id: uuid.UUID, membership_id: int) -> Any:
         db.session.commit()
         flash(_("%(email)s est détaché(e) de la structure et perd tous ses droits applicatifs.", email=email),
               "success")
+        if own and not _auth().actor.is_admin:
+            return redirect(url_for("account.index"))
         return redirect(url_for("manage.members", structure_id=structure_id))
     return render_template("manage/confirm.html", structure=_auth().structure, form=form,
                            title=_("Détacher un membre"),
