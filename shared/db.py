@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -26,6 +26,13 @@ class Database:
         app.extensions[self.name] = _State(engine)
         if base is not None:
             base.metadata.create_all(engine)
+
+        @app.after_request
+        def end_transaction(response: Response) -> Response:
+            # Before the session interface saves the server-side session: an open SQLite
+            # transaction (BEGIN IMMEDIATE) would make that write wait for ever on the same request.
+            app.extensions[self.name].session.remove()
+            return response
 
         @app.teardown_appcontext
         def remove_session(_exc: BaseException | None) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import DateField, HiddenField, RadioField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from apps.repernet.reference import ACTION_LABELS, DOMAINS, LEGAL_CATEGORIES, SUBDOMAINS
@@ -29,6 +30,10 @@ class Form(FlaskForm):
         return ok
 
 
+def _choices(pairs: Any) -> list[SelectChoice]:
+    return [SelectChoice("", "— Choisissez —"), *(SelectChoice(value, label) for value, label in pairs)]
+
+
 def _required(length: int) -> list[Any]:
     return [InputRequired(message=REQUIRED), Length(max=length, message=f"{length} caractères au maximum.")]
 
@@ -44,7 +49,7 @@ class RecordForm(Form):
     sigle = StringField("Sigle", _optional(60))
     commercial_name = StringField("Dénomination commerciale", _optional(200))
     legal_category = SelectField("Catégorie juridique",
-                                 choices=[("", "— Choisissez —")] + [(k, v[0]) for k, v in LEGAL_CATEGORIES.items()],
+                                 choices=_choices((k, v[0]) for k, v in LEGAL_CATEGORIES.items()),
                                  validators=[InputRequired(message=REQUIRED)])
     ape_code = StringField("Code APE / NAF", [InputRequired(message=REQUIRED),
                                               Regexp(r"^\d{2}\.?\d{2}[A-Za-z]$",
@@ -75,14 +80,14 @@ class RecordForm(Form):
 class RegistrationForm(RecordForm):
     """The whole registration (seed 000 §3.A: the REPERAGE screens on one page)."""
 
-    is_siege = RadioField("Vous êtes", choices=[("siege", "Siège social"), ("etablissement", "Établissement secondaire")],
+    is_siege = RadioField("Vous êtes", choices=[SelectChoice("siege", "Siège social"), SelectChoice("etablissement", "Établissement secondaire")],
                           default="siege", validators=[InputRequired(message=REQUIRED)])
     siret = StringField("SIRET de la structure", _required(20))
-    domain = SelectField("Domaine", choices=[("", "— Choisissez —")] + [(d, d) for d in DOMAINS],
+    domain = SelectField("Domaine", choices=_choices((d, d) for d in DOMAINS),
                          validators=[InputRequired(message=REQUIRED)])
-    subdomain = SelectField("Sous-domaine", choices=[("", "— Choisissez —")] + [(d, d) for d in SUBDOMAINS],
+    subdomain = SelectField("Sous-domaine", choices=_choices((d, d) for d in SUBDOMAINS),
                             validators=[InputRequired(message=REQUIRED)])
-    action = SelectField("Action désirée", choices=[("", "— Choisissez —")] + [(a, a) for a in ACTION_LABELS],
+    action = SelectField("Action désirée", choices=_choices((a, a) for a in ACTION_LABELS),
                          validators=[InputRequired(message=REQUIRED)])
     admin_first_name = StringField("Prénom de l'administrateur du compte", _required(100))
     admin_last_name = StringField("Nom de l'administrateur du compte", _required(100))
