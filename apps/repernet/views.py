@@ -169,9 +169,11 @@ def _rights(siret: str) -> Rights:
 
 
 def _denied(siret: str, need: str) -> Any:
-    """403 when the user belongs to that structure (and may switch to it), 404 otherwise."""
+    """403 when the user may see the structure or belongs to it (and may switch to it), else 404."""
     identity = current_identity()
     assert identity is not None
+    if _rights(siret).read:
+        return forbidden(roles=["gestionnaire"])
     other = identity.structure_for(siret)
     if other is not None and (identity.structure is None or identity.structure.siret != siret):
         return forbidden(message=f"Cette fiche appartient à {other.name}, qui n'est pas votre structure courante : "
@@ -254,7 +256,7 @@ def _documents_page(found: StructureRecord, rights: Rights, status: int = 200, e
                     error: str | None = None, form: DocumentForm | None = None) -> tuple[str, int]:
     return render_template(
         "repernet/documents.html", record=found, rights=rights, statuses=registry.document_statuses(found, _today()),
-        error_kind=error_kind, error=error, form=form or DocumentForm(),
+        error_kind=error_kind, error=error, form=form or DocumentForm(formdata=None),
         max_mb=current_app.config["MAX_DOCUMENT_BYTES"] // (1024 * 1024), accepted=registry.ACCEPTED_TYPES,
     ), status
 
