@@ -27,10 +27,12 @@ translations: $(STAMP)
 var:
 	mkdir -p var
 
-## make run: build .venv, migrate, seed the demo, serve the IdP on 127.0.0.1:8000
+## make run: build .venv, migrate, seed the demo, serve the IdP on 127.0.0.1:8000 and REPERNET on :8002
 run: $(STAMP) translations var
 	$(BIN)/idp db upgrade
 	$(BIN)/idp demo seed
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python -m apps.repernet --host 127.0.0.1 --port 8002 & \
 	$(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 lint: $(TEST_STAMP)
