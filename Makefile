@@ -36,7 +36,7 @@ run: $(STAMP) translations var
 	$(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check idp shared tests bench
+	$(BIN)/ruff check idp shared apps tests bench
 
 ## make test: the whole suite on SQLite (set IDP_TEST_DATABASE_URL / IDP_TEST_REDIS_URL for the variants)
 test: $(TEST_STAMP) translations lint
