@@ -95,6 +95,10 @@ def _register_error_pages(app: Flask) -> None:
 
         db.session.rollback()
         code = exc.code or 500
+        if request.path.startswith("/api/"):  # the service API speaks RFC 9457 everywhere
+            from idp.api.views import Problem, problem_response
+
+            return problem_response(Problem(code, exc.name, exc.description or ""))
         if _wants_json():
             response = jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description)
             response.status_code = code

@@ -110,11 +110,17 @@ def test_unknown_page_in_english_on_request(testclient: Any) -> None:
     assert "Page introuvable" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/oauth/nope", "/.well-known/nope", "/api/v1/nope"])
+@pytest.mark.parametrize("path", ["/oauth/nope", "/.well-known/nope"])
 def test_unknown_api_path_is_json(testclient: Any, path: str) -> None:
     response = testclient.get(path)
     assert response.status_code == 404
     assert response.is_json and response.get_json()["error"] == "not_found"
+
+
+def test_unknown_service_api_path_is_a_problem_document(testclient: Any) -> None:
+    response = testclient.get("/api/v1/nope")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert response.get_json()["status"] == 404
 
 
 def test_json_client_gets_json_errors(testclient: Any) -> None:

@@ -163,14 +163,8 @@ def test_a_siret_already_in_repernet_is_refused(app: Any, repernet: RP) -> None:
     assert page_form(response.text, "/structures/nouvelle")["fields"]["raison_sociale"] == RECORD["raison_sociale"]
 
 
-def _api_ready(live_server: str) -> bool:
-    return requests.post(f"{live_server}/api/v1/structures", json={}, timeout=5).status_code != 404
-
-
 def test_registration_creates_the_structure_at_the_idp_and_goes_back(app: Any, live_server: str, repernet: RP,
                                                                       mailbox: Any) -> None:
-    if not _api_ready(live_server):
-        pytest.skip("the IdP service API (POST /api/v1/structures) is not there yet")
     person = make_person(app)
     browser = new_browser()
     siret = new_siret()
@@ -203,8 +197,6 @@ def test_registration_creates_the_structure_at_the_idp_and_goes_back(app: Any, l
 
 
 def test_return_to_elsewhere_is_ignored(app: Any, live_server: str, repernet: RP) -> None:
-    if not _api_ready(live_server):
-        pytest.skip("the IdP service API (POST /api/v1/structures) is not there yet")
     person = make_person(app)
     browser = new_browser()
     rp_login(browser, repernet, person.email)

@@ -39,6 +39,7 @@ from idp.core import accounts, memberships, totp
 from idp.core.accounts import LoginFailed
 from idp.core.errors import InvalidInput, NotFound
 from idp.core.security import LinkInvalid
+from idp.core.structures import claim_designated_structures
 from idp.extensions import db, limiter
 from idp.models import Civility, User
 from idp.oidc.logout import sessions_ended
@@ -245,6 +246,7 @@ def verify(token: str) -> Any:
     try:
         payload = web.unsign("verify", token, current_app.config["VERIFY_LINK_MAX_AGE"])
         user = accounts.verify_email(db.session, web.origin(), str(payload["uid"]), str(payload["email"]))
+        claim_designated_structures(db.session, user, web.origin())
     except LinkInvalid as exc:
         return render_template("auth/link_invalid.html", expired=exc.expired, kind="verify")
     except (NotFound, KeyError, TypeError):

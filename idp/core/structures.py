@@ -15,7 +15,7 @@ from idp.core.audit import audit
 from idp.core.catalogue import entitle_defaults
 from idp.core.errors import InvalidInput, NotFound
 from idp.core.security import Origin
-from idp.models import Structure, StructureKind, utcnow
+from idp.models import Structure, StructureKind, User, utcnow
 
 
 def clean_siret(value: str) -> str:
@@ -118,3 +118,12 @@ def search_structures(session: Session, text: str, limit: int = 10) -> list[Stru
         query = query.where(or_(Structure.search_text.like(f"%{escaped}%", escape="\\"),
                                 Structure.siret.startswith(word)))
     return list(session.scalars(query.order_by(func.length(Structure.name), Structure.name).limit(limit)))
+
+
+def claim_designated_structures(session: Session, user: User, origin: Origin) -> list[Structure]:
+    """SPEC §4.2: a usager whose verified login e-mail is a structure's account-admin e-mail becomes
+    its admin without a join request (called when the e-mail is verified)."""
+    from idp.core.memberships import grant_admin_by_email
+
+    designated = session.scalars(select(Structure).where(Structure.admin_email == user.email)).all()
+    return [s for s in designated if grant_admin_by_email(session, user, s, origin) is not None]
