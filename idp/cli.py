@@ -49,7 +49,8 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (db_group, demo_group, client_group, user_group, keys_group, mail_group):
+    for group in (db_group, demo_group, client_group, user_group, structure_group, member_group, keys_group,
+                  mail_group):
         app.cli.add_command(group)
     app.cli.add_command(serve)
 
@@ -227,6 +228,87 @@ PASSWORD_RULES = {
     "personal": "il contient le nom, le prénom ou l'adresse e-mail.",
     "portal": "il contient le nom du portail ({portal}).",
 }
+
+
+@click.group("structure", help="Structures (organisations identified by SIRET).")
+def structure_group() -> None:
+    pass
+
+
+@structure_group.command("create")
+@click.option("--siret", required=True, help="14 digits (Luhn-checked); spaces allowed")
+@click.option("--name", required=True)
+@click.option("--kind", type=click.Choice(["organisme", "lycee", "region", "autre"]), default="organisme",
+              show_default=True)
+@click.option("--admin-email", default=None, help="the account admin: admin at once if the account exists")
+@click.option("--city", default="")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def structure_create(siret: str, name: str, kind: str, admin_email: str | None, city: str, as_json: bool) -> None:
+    """Create a structure with the default entitlements of its kind."""
+    from idp.core.errors import InvalidInput
+    from idp.core.platform import apply_admin_email
+    from idp.core.structures import StructureData, create_structure
+    from idp.extensions import db
+    from idp.models import StructureKind
+
+    if admin_email is not None and not EMAIL_SHAPE.match(admin_email.strip()):
+        raise click.UsageError(f"adresse e-mail invalide : {admin_email}")
+    if not name.strip():
+        raise click.UsageError("le nom est obligatoire")
+    try:
+        structure = create_structure(db.session, StructureData(
+            siret=siret, name=name, kind=StructureKind(kind), city=city, admin_email=admin_email), SYSTEM)
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from exc
+    admin = apply_admin_email(db.session, structure, SYSTEM)
+    db.session.commit()
+    _echo({"id": str(structure.id), "siret": structure.siret, "name": structure.name, "kind": structure.kind.value,
+           "siege": structure.parent.siret if structure.parent else None, "admin_email": structure.admin_email,
+           "admin_now": admin is not None}, as_json)
+
+
+@click.group("member", help="Memberships of usagers in structures.")
+def member_group() -> None:
+    pass
+
+
+@member_group.command("add")
+@click.option("--siret", required=True)
+@click.option("--email", required=True, help="the usager's login e-mail")
+@click.option("--admin", is_flag=True, help="administrator of the structure")
+@click.option("--grant", "grants", multiple=True, metavar="APP:ROLE", help="e.g. sam:signataire (repeatable)")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def member_add(siret: str, email: str, admin: bool, grants: tuple[str, ...], as_json: bool) -> None:
+    """Attach an existing usager to a structure with application roles."""
+    from idp.core.accounts import find_user
+    from idp.core.errors import InvalidInput, NotAllowed
+    from idp.core.memberships import add_member, grants_by_key, operator_authority
+    from idp.core.structures import clean_siret, find_by_siret
+    from idp.extensions import db
+
+    try:
+        structure = find_by_siret(db.session, clean_siret(siret))
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from exc
+    if structure is None:
+        raise click.UsageError(f"aucune structure n'a le SIRET {siret}")
+    user = find_user(db.session, email)
+    if user is None:
+        raise click.UsageError(f"aucun compte n'a l'e-mail {email}")
+    try:
+        role_ids = grants_by_key(db.session, grants)
+        membership = add_member(db.session, operator_authority(db.session, structure), user, SYSTEM,
+                                role_ids=role_ids, admin=admin)
+    except InvalidInput as exc:
+        raise click.UsageError("déjà membre de cette structure" if str(exc) == "already_member" else str(exc)) from exc
+    except NotAllowed as exc:
+        raise click.UsageError("la structure n'a pas accès à ces rôles : " + ", ".join(
+            k for k in grants if grants_by_key(db.session, [k]) & set(exc.details.get("refused", {})))) from exc
+    db.session.commit()
+    _echo({"siret": structure.siret, "email": user.email, "role": membership.role.value,
+           "grants": sorted(grants)}, as_json)
 
 
 @click.group("keys", help="Signing keys.")

@@ -97,6 +97,11 @@ class Authority:
     held: set[int] = field(default_factory=set)
     entitled: set[int] = field(default_factory=set)
 
+    @property
+    def actor_id(self) -> uuid.UUID | None:
+        """None for the platform itself (the `idp` command)."""
+        return self.actor.id if self.actor is not None else None
+
     def refusal(self, role_id: int) -> str | None:
         """Why this actor cannot grant or remove the role here (None: allowed)."""
         if role_id not in self.entitled:
@@ -118,6 +123,12 @@ def authority(session: Session, actor: User, structure: Structure) -> Authority:
     # A platform admin manages everything (SPEC §4.3), even where they are also a structure admin.
     return Authority(actor=actor, structure=structure, membership=membership, platform=actor.is_admin,
                      held=live_role_ids(membership) if is_admin and membership else set(),
+                     entitled=entitled_role_ids(session, structure.id))
+
+
+def operator_authority(session: Session, structure: Structure) -> Authority:
+    """The operator's power at the command line (`idp member add`): every entitled role."""
+    return Authority(actor=None, structure=structure, membership=None, platform=True,  # type: ignore[arg-type]
                      entitled=entitled_role_ids(session, structure.id))
 
 
@@ -171,10 +182,10 @@ def add_member(session: Session, auth: Authority, user: User, origin: Origin, *,
         raise InvalidInput("already_member")
     membership = Membership(user=user, structure=auth.structure,
                             role=MembershipRole.ADMIN if admin else MembershipRole.MEMBER)
-    membership.grants = [AccessGrant(role_id=r, ends_at=ends_at, granted_by=auth.actor.id) for r in role_ids]
+    membership.grants = [AccessGrant(role_id=r, ends_at=ends_at, granted_by=auth.actor_id) for r in role_ids]
     session.add(membership)
     session.flush()
-    audit(session, "membership.added", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id,
+    audit(session, "membership.added", origin, actor=auth.actor_id, subject=user.id, structure=auth.structure.id,
           roles=sorted(role_ids), admin=admin)
     return membership
 
@@ -201,10 +212,10 @@ def set_grants(session: Session, auth: Authority, membership: Membership, role_i
     for role_id in changed_end:
         current[role_id].ends_at = ends_at[role_id]
     for role_id in added:
-        membership.grants.append(AccessGrant(role_id=role_id, ends_at=ends_at.get(role_id), granted_by=auth.actor.id))
+        membership.grants.append(AccessGrant(role_id=role_id, ends_at=ends_at.get(role_id), granted_by=auth.actor_id))
     session.flush()
     if added or removed or changed_end:
-        audit(session, "grants.changed", origin, actor=auth.actor.id, subject=membership.user_id,
+        audit(session, "grants.changed", origin, actor=auth.actor_id, subject=membership.user_id,
               structure=membership.structure_id, added=sorted(added), removed=sorted(removed),
               ends_changed=sorted(changed_end))
     return removed
@@ -224,7 +235,7 @@ def set_admin(session: Session, auth: Authority, membership: Membership, admin: 
         raise NotAllowed("last_admin")
     _bump(session, membership, expected_version)
     membership.role = MembershipRole.ADMIN if admin else MembershipRole.MEMBER
-    audit(session, "membership.promoted" if admin else "membership.demoted", origin, actor=auth.actor.id,
+    audit(session, "membership.promoted" if admin else "membership.demoted", origin, actor=auth.actor_id,
           subject=membership.user_id, structure=membership.structure_id)
 
 
@@ -237,7 +248,7 @@ def set_suspended(session: Session, auth: Authority, membership: Membership, sus
         raise NotAllowed("last_admin")
     _bump(session, membership, expected_version)
     membership.status = MembershipStatus.SUSPENDED if suspended else MembershipStatus.ACTIVE
-    audit(session, "membership.suspended" if suspended else "membership.reactivated", origin, actor=auth.actor.id,
+    audit(session, "membership.suspended" if suspended else "membership.reactivated", origin, actor=auth.actor_id,
           subject=membership.user_id, structure=membership.structure_id)
 
 
@@ -249,7 +260,7 @@ def detach(session: Session, auth: Authority, membership: Membership, origin: Or
     if membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
         raise NotAllowed("last_admin")
     _bump(session, membership, expected_version)
-    audit(session, "membership.detached", origin, actor=auth.actor.id, subject=membership.user_id,
+    audit(session, "membership.detached", origin, actor=auth.actor_id, subject=membership.user_id,
           structure=membership.structure_id)
     session.delete(membership)
     session.flush()
@@ -338,9 +349,9 @@ def accept_request(session: Session, auth: Authority, request: JoinRequest, role
     _pending(request)
     role_ids = set(role_ids)
     _check_roles(auth, role_ids)
-    _decide(session, request, JoinStatus.ACCEPTED, auth.actor.id)
+    _decide(session, request, JoinStatus.ACCEPTED, auth.actor_id)
     membership = add_member(session, auth, request.user, origin, role_ids=role_ids)
-    audit(session, "join.accepted", origin, actor=auth.actor.id, subject=request.user_id,
+    audit(session, "join.accepted", origin, actor=auth.actor_id, subject=request.user_id,
           structure=request.structure_id, request=request.id)
     return membership
 
@@ -349,9 +360,9 @@ def decline_request(session: Session, auth: Authority, request: JoinRequest, ori
     if request.structure_id != auth.structure.id:
         raise NotFound("request")
     _pending(request)
-    _decide(session, request, JoinStatus.DECLINED, auth.actor.id)
+    _decide(session, request, JoinStatus.DECLINED, auth.actor_id)
     request.reason = reason.strip()[:500]
-    audit(session, "join.declined", origin, actor=auth.actor.id, subject=request.user_id,
+    audit(session, "join.declined", origin, actor=auth.actor_id, subject=request.user_id,
           structure=request.structure_id, request=request.id)
 
 
@@ -431,7 +442,7 @@ def invite(session: Session, auth: Authority, email: str, origin: Origin, *, giv
                     state=AccountState.PENDING, managed=True)
         session.add(user)
         session.flush()
-        audit(session, "account.invited", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id)
+        audit(session, "account.invited", origin, actor=auth.actor_id, subject=user.id, structure=auth.structure.id)
     membership = add_member(session, auth, user, origin, role_ids=role_ids)
     if user.managed and user.state == AccountState.PENDING:
         token = new_invitation(session, auth, user, origin)
@@ -448,9 +459,9 @@ def new_invitation(session: Session, auth: Authority, user: User, origin: Origin
                     .values(used_at=utcnow()).execution_options(synchronize_session=False))
     token = random_token(32)
     session.add(Invitation(structure_id=auth.structure.id, user_id=user.id, token_digest=sha256_hex(token),
-                           invited_by=auth.actor.id, expires_at=expires_at or utcnow() + INVITATION_LIFETIME))
+                           invited_by=auth.actor_id, expires_at=expires_at or utcnow() + INVITATION_LIFETIME))
     session.flush()
-    audit(session, "invitation.sent", origin, actor=auth.actor.id, subject=user.id, structure=auth.structure.id,
+    audit(session, "invitation.sent", origin, actor=auth.actor_id, subject=user.id, structure=auth.structure.id,
           renewed=expires_at is None)
     return token
 
@@ -587,7 +598,7 @@ def unblock_member(session: Session, auth: Authority, membership: Membership, or
     if not auth.platform and last_block is not None and (last_block.details or {}).get("reason") == "admin":
         raise NotAllowed("blocked_by_platform")
     unblock(session, user, auth.actor, origin)
-    audit(session, "membership.account_unblocked", origin, actor=auth.actor.id, subject=user.id,
+    audit(session, "membership.account_unblocked", origin, actor=auth.actor_id, subject=user.id,
           structure=auth.structure.id)
     return user
 
