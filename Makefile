@@ -19,6 +19,12 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# OpenLDAP slapd for the legacy-directory tests (SPEC §4.6): the Debian package, its own service stopped.
+	@command -v slapd >/dev/null || test -x /usr/sbin/slapd || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils && \
+	  { $$SUDO service slapd stop || true; }; }
 	touch $@
 
 translations: $(STAMP)

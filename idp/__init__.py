@@ -49,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from idp.auth.views import bp as auth_bp
     from idp.dev import bp as dev_bp
     from idp.join.views import bp as join_bp
+    from idp.legacy.views import bp as legacy_bp
     from idp.manage.views import bp as manage_bp
     from idp.oidc.views import bp as oidc_bp
     from idp.oidc.views import init_app as init_oidc
@@ -56,7 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)
-    for blueprint in (join_bp, manage_bp, admin_bp, api_bp):
+    for blueprint in (join_bp, manage_bp, admin_bp, api_bp, legacy_bp):
         app.register_blueprint(blueprint)
     if app.config["DEV_INBOX"] is None:
         # Only where mail is not really sent and nobody real reads it: demo, debug, tests.

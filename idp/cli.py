@@ -50,7 +50,7 @@ def main() -> None:
 
 def register_commands(app: Flask) -> None:
     for group in (db_group, demo_group, client_group, user_group, structure_group, member_group, keys_group,
-                  mail_group):
+                  mail_group, legacy_group):
         app.cli.add_command(group)
     app.cli.add_command(serve)
 
@@ -391,6 +391,44 @@ def mail_worker(interval: float, once: bool) -> None:
         deadline = time.monotonic() + interval
         while not stopping and time.monotonic() < deadline:
             time.sleep(min(0.2, interval))
+
+
+
+@click.group("legacy", help="Legacy SICORRA shared accounts (LDAP directory).")
+def legacy_group() -> None:
+    pass
+
+
+@legacy_group.command("import")
+@click.option("--json", "as_json", is_flag=True, help="the summary as JSON (no progress bar)")
+@with_appcontext
+def legacy_import(as_json: bool) -> None:
+    """Create the structures and entitlements found in the legacy directory (idempotent)."""
+    from idp.core.legacy import import_directory
+    from idp.directory import DirectoryUnavailable, directory_for
+    from idp.extensions import db
+
+    directory = directory_for(current_app.config)
+    try:
+        entries = list(directory.entries())
+    except DirectoryUnavailable as exc:
+        click.echo(f"Service d'annuaire indisponible : {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        summary = import_directory(db.session, entries, SYSTEM)
+    else:
+        with click.progressbar(length=len(entries), label="Comptes de l'annuaire") as bar:
+            summary = import_directory(db.session, entries, SYSTEM, progress=lambda _entry: bar.update(1))
+    db.session.commit()
+    if as_json:
+        _echo(summary.as_dict(), True)
+        return
+    click.echo(f"{summary.entries} compte(s) lu(s) ; {summary.structures_created} structure(s) créée(s), "
+               f"{summary.structures_existing} déjà présente(s) ; {summary.entitlements_added} accès ajouté(s).")
+    if summary.invalid:
+        click.echo("SIRET invalide, ignorés : " + ", ".join(summary.invalid))
+    for legacy_id, roles in summary.unknown_roles.items():
+        click.echo(f"Rôles inconnus ou réservés à la Région pour {legacy_id} : {', '.join(roles)}")
 
 
 if __name__ == "__main__":

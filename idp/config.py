@@ -11,7 +11,6 @@ SECRET_KEY = "dev-only-change-me"  # noqa: S105 - refused at start-up outside de
 REDIS_URL = ""  # rate limits and caches in-process when empty
 SMTP_URL = ""  # empty: mail lands in the dev inbox page (/dev/inbox)
 MAIL_FROM = "Portail <no-reply@portail.localhost>"
-LEGACY_LDAP_URL = ""
 
 PORTAL_NAME = "Portail"
 
@@ -65,3 +64,19 @@ BACKCHANNEL_LOGOUT_TIMEOUT = 5
 MAIL_MAX_ATTEMPTS = 8
 MAIL_DELIVER_IN_REQUEST = True  # the embedded mode; production runs `idp mail worker`
 DEV_INBOX = None  # None: on when SMTP_URL is empty
+
+# Legacy SICORRA accounts over LDAP (SPEC §4.6). An empty URL: ldap3's offline mock loaded from
+# idp/data/legacy_demo.ldif (the embedded demo). Several URLs separated by spaces: a server pool.
+LEGACY_LDAP_URL = ""
+LEGACY_LDAP_BIND_DN = ""  # the read-only service account that searches ("" = anonymous)
+LEGACY_LDAP_BIND_PASSWORD = ""
+LEGACY_LDAP_BASE_DN = "ou=comptes,dc=sicorra,dc=fr"
+LEGACY_LDAP_OBJECT_CLASS = "inetOrgPerson"
+LEGACY_LDAP_ADMIN_GROUP_DN = "cn=administrateurs,ou=groupes,dc=sicorra,dc=fr"
+# Our names → the directory's attributes (id, siret, mail, roles "app:role", name, kind, city,
+# postal_code, code); unset names keep idp.directory.DEFAULT_ATTRIBUTES.
+LEGACY_LDAP_ATTRIBUTES: dict[str, str] = {}
+LEGACY_LDAP_CONNECT_TIMEOUT = 3  # seconds
+LEGACY_LDAP_RECEIVE_TIMEOUT = 5
+LEGACY_LDAP_POOL_SIZE = 4
+LEGACY_LINK_MAX_AGE = 7 * 24 * 3600  # the signed link mailed to a legacy account's address

@@ -30,6 +30,8 @@ from werkzeug.serving import make_server
 from idp import create_app
 from idp.migrations import upgrade
 
+pytest_plugins = ["ldap_server"]
+
 PASSWORD = "Correct-Horse-Battery-9"  # satisfies the policy; shared by factory accounts
 
 

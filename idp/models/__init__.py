@@ -3,6 +3,7 @@
 from idp.models.accounts import AccountState, Civility, LoginSession, RecoveryCode, User
 from idp.models.audit import AuditEvent
 from idp.models.base import Base, utcnow
+from idp.models.legacy import LegacyLink
 from idp.models.mail import OutboxMail
 from idp.models.oauth import (
     AuthorizationCode,
@@ -36,6 +37,6 @@ __all__ = [
     "Membership", "MembershipRole", "MembershipStatus", "Profile", "ProfileRole", "Structure",
     "StructureKind",
     "AccountState", "AuditEvent", "AuthorizationCode", "Base", "Civility", "Client",
-    "ClientSession", "Consent", "LoginSession", "OutboxMail", "RecoveryCode", "RefreshToken",
+    "ClientSession", "Consent", "LegacyLink", "LoginSession", "OutboxMail", "RecoveryCode", "RefreshToken",
     "RevokedAccessToken", "SigningKey", "UsedAssertion", "User", "utcnow",
 ]
