@@ -53,7 +53,7 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     # Remembered across logins: the structure chosen last time (SPEC §4.2).
     last_structure_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("structures.id", ondelete="SET NULL", use_alter=True)
+        ForeignKey("structures.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

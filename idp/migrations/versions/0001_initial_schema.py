@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 07:48:33.651949
+Create Date: 2026-11-23 07:52:05.261708
 """
 from __future__ import annotations
 
@@ -147,6 +147,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_structures_parent_id'), ['parent_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_structures_siren'), ['siren'], unique=False)
 
+    op.create_table('app_roles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('app', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('label', sa.String(length=120), nullable=False),
+    sa.Column('region_only', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['app'], ['applications.name'], name=op.f('fk_app_roles_app_applications'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_app_roles')),
+    sa.UniqueConstraint('app', 'name', name=op.f('uq_app_roles_app_name'))
+    )
     op.create_table('users',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -169,19 +179,16 @@ def upgrade() -> None:
     sa.Column('created_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['last_structure_id'], ['structures.id'], name=op.f('fk_users_last_structure_id_structures'), ondelete='SET NULL', use_alter=True),
+    sa.ForeignKeyConstraint(['last_structure_id'], ['structures.id'], name=op.f('fk_users_last_structure_id_structures'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
-    op.create_table('app_roles',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('app', sa.String(length=40), nullable=False),
-    sa.Column('name', sa.String(length=40), nullable=False),
-    sa.Column('label', sa.String(length=120), nullable=False),
-    sa.Column('region_only', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['app'], ['applications.name'], name=op.f('fk_app_roles_app_applications'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_app_roles')),
-    sa.UniqueConstraint('app', 'name', name=op.f('uq_app_roles_app_name'))
+    op.create_table('entitlements',
+    sa.Column('structure_id', sa.Uuid(), nullable=False),
+    sa.Column('role_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['role_id'], ['app_roles.id'], name=op.f('fk_entitlements_role_id_app_roles'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['structure_id'], ['structures.id'], name=op.f('fk_entitlements_structure_id_structures'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('structure_id', 'role_id', name=op.f('pk_entitlements'))
     )
     op.create_table('invitations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -325,6 +332,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_oauth_refresh_tokens_sid'), ['sid'], unique=False)
         batch_op.create_index('ix_oauth_refresh_tokens_user_client', ['user_id', 'client_id'], unique=False)
 
+    op.create_table('profile_roles',
+    sa.Column('profile_id', sa.Integer(), nullable=False),
+    sa.Column('role_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_profile_roles_profile_id_profiles'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['role_id'], ['app_roles.id'], name=op.f('fk_profile_roles_role_id_app_roles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('profile_id', 'role_id', name=op.f('pk_profile_roles'))
+    )
     op.create_table('recovery_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
@@ -346,13 +360,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['role_id'], ['app_roles.id'], name=op.f('fk_access_grants_role_id_app_roles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('membership_id', 'role_id', name=op.f('pk_access_grants'))
     )
-    op.create_table('entitlements',
-    sa.Column('structure_id', sa.Uuid(), nullable=False),
-    sa.Column('role_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['role_id'], ['app_roles.id'], name=op.f('fk_entitlements_role_id_app_roles'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['structure_id'], ['structures.id'], name=op.f('fk_entitlements_structure_id_structures'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('structure_id', 'role_id', name=op.f('pk_entitlements'))
-    )
     op.create_table('legacy_links',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
@@ -370,29 +377,21 @@ def upgrade() -> None:
     with op.batch_alter_table('legacy_links', schema=None) as batch_op:
         batch_op.create_index('ix_legacy_links_user_structure', ['user_id', 'structure_id'], unique=False)
 
-    op.create_table('profile_roles',
-    sa.Column('profile_id', sa.Integer(), nullable=False),
-    sa.Column('role_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_profile_roles_profile_id_profiles'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['role_id'], ['app_roles.id'], name=op.f('fk_profile_roles_role_id_app_roles'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('profile_id', 'role_id', name=op.f('pk_profile_roles'))
-    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table('profile_roles')
     with op.batch_alter_table('legacy_links', schema=None) as batch_op:
         batch_op.drop_index('ix_legacy_links_user_structure')
 
     op.drop_table('legacy_links')
-    op.drop_table('entitlements')
     op.drop_table('access_grants')
     with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recovery_codes_user_id'))
 
     op.drop_table('recovery_codes')
+    op.drop_table('profile_roles')
     with op.batch_alter_table('oauth_refresh_tokens', schema=None) as batch_op:
         batch_op.drop_index('ix_oauth_refresh_tokens_user_client')
         batch_op.drop_index(batch_op.f('ix_oauth_refresh_tokens_sid'))
@@ -423,8 +422,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invitations_structure_id'))
 
     op.drop_table('invitations')
-    op.drop_table('app_roles')
+    op.drop_table('entitlements')
     op.drop_table('users')
+    op.drop_table('app_roles')
     with op.batch_alter_table('structures', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_structures_siren'))
         batch_op.drop_index(batch_op.f('ix_structures_parent_id'))
