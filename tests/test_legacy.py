@@ -195,6 +195,34 @@ def test_wrong_password_and_unknown_id_get_the_same_answer(app: Any, testclient:
     assert "Not-the-password-1" not in str(failures)
 
 
+def test_the_password_is_never_logged(app: Any, testclient: Any, usager: Any, directory: LdapServer,
+                                      caplog: Any) -> None:
+    import logging
+
+    account = directory.accounts["GC0012345"]
+    with caplog.at_level(logging.DEBUG):
+        link(testclient, account.id, "Secret-typo-Xy9")
+        link(testclient, account.id, account.password)
+    assert "Secret-typo-Xy9" not in caplog.text and account.password not in caplog.text
+
+
+def test_a_suspended_member_is_not_reactivated_by_a_link(app: Any, testclient: Any, usager: Any,
+                                                          directory: LdapServer) -> None:
+    account = directory.accounts["REP_GROUPE"]
+    assert link(testclient, account.id, account.password).status_code == 302
+    with app.app_context():
+        from idp.core.memberships import membership_of
+        from idp.core.structures import find_by_siret
+        from idp.extensions import db
+        from idp.models import MembershipStatus
+
+        structure = find_by_siret(db.session, account.siret)
+        membership_of(db.session, usager.id, structure.id).status = MembershipStatus.SUSPENDED
+        db.session.commit()
+    again = link(testclient, account.id, account.password)
+    assert again.status_code == 403 and "suspendu" in text(again)
+
+
 def test_empty_fields_are_explained(testclient: Any, usager: Any, directory: LdapServer) -> None:
     response = link(testclient, "", "")
     assert response.status_code == 400
@@ -333,8 +361,8 @@ def test_forgotten_password_without_admin_mails_the_legacy_address(app: Any, tes
     refused = client.get(path)
     assert refused.status_code == 403 and "autre compte" in text(refused)
 
-    # The usager who asked follows it, confirms: linked with the entry's roles, admin of the structure
-    # that had none (the entry's mailbox vouched for them).
+    # The usager who asked follows it and confirms: linked with the entry's roles, as the password
+    # would have done (the entry's mailbox vouched for them).
     page = testclient.get(path)
     assert page.status_code == 200 and account.id in text(page)
     done = testclient.post(path, data=form_fields(page.text))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from idp.core.audit import audit
 from idp.core.catalogue import roles_by_key
-from idp.core.errors import InvalidInput, NotAllowed, NotFound
+from idp.core.errors import InvalidInput, NotAllowed
 from idp.core.memberships import (
     Authority,
     active_admin_count,
@@ -34,7 +34,7 @@ from idp.core.memberships import (
 )
 from idp.core.security import Origin
 from idp.core.structures import StructureData, clean_siret, create_structure, find_by_siret
-from idp.directory import Directory, LegacyEntry
+from idp.directory import LegacyEntry
 from idp.models import (
     Entitlement,
     JoinRequest,
@@ -194,7 +194,8 @@ class ForgotResult:
 
 def forgot(session: Session, user: User, entry: LegacyEntry, origin: Origin) -> ForgotResult:
     """Ask to be linked without the password: a join request to the structure's admins, or, when it
-    has no active admin, the signed link goes to the entry's mail address.
+    has no active admin (or the usager is already a member there, so there is nothing to request),
+    the signed link goes to the entry's mail address.
 
     :raises InvalidInput: ``already_pending`` (a request is waiting), ``no_mail`` (no admin and no
         address on the entry), or an invalid SIRET.
@@ -226,14 +227,6 @@ def _pending_link(session: Session, user: User, entry: LegacyEntry, structure: S
         session.add(existing)
     existing.structure_id, existing.join_request_id, existing.linked_at = structure.id, request.id, utcnow()
     session.flush()
-
-
-def entry_or_not_found(directory: Directory, legacy_id: str) -> LegacyEntry:
-    """:raises NotFound: no such legacy account."""
-    entry = directory.find(legacy_id)
-    if entry is None:
-        raise NotFound("legacy_entry")
-    return entry
 
 
 # ------------------------------------------------------------------ migration

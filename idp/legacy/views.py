@@ -8,7 +8,7 @@ else. An unreachable directory gives a French 503 page.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,9 +19,12 @@ from idp.core import legacy as core
 from idp.core.errors import InvalidInput, NotAllowed
 from idp.core.memberships import choose_structure, structure_admins
 from idp.core.security import LinkInvalid
-from idp.directory import Directory, DirectoryUnavailable, directory_for
+from idp.directory import DirectoryUnavailable, directory_for
 from idp.extensions import db, limiter
 from idp.legacy.forms import ConfirmLinkForm, ForgotForm, LinkForm
+
+if TYPE_CHECKING:
+    from idp.directory.ldap import Directory
 
 bp = Blueprint("legacy", __name__, url_prefix="/ancien-compte")
 
@@ -102,6 +105,7 @@ def link() -> Any:
     if not form.validate_on_submit():
         return render_template("legacy/link.html", form=form), 400
     legacy_id = _clean_id(form)
+    db.session.commit()  # no database transaction (SQLite: the write lock) held across the LDAP round trip
     entry = _directory().verify(legacy_id, form.password.data or "")
     if entry is None:
         web.record("legacy.failure", actor=user.id, subject=user.id,
@@ -152,6 +156,7 @@ def forgot() -> Any:
     if not form.validate_on_submit():
         return render_template("legacy/forgot.html", form=form), 400
     legacy_id = _clean_id(form)
+    db.session.commit()  # no database transaction held across the LDAP round trip
     entry = _directory().find(legacy_id)
     if entry is not None:
         try:
@@ -194,6 +199,7 @@ def confirm(token: str) -> Any:
         return render_template("legacy/link_invalid.html", expired=False), 400
     if uid != str(user.id):
         return render_template("legacy/link_invalid.html", other_account=True), 403
+    db.session.commit()  # no database transaction held across the LDAP round trip
     entry = _directory().find(legacy_id)
     if entry is None:
         return render_template("legacy/link_invalid.html", expired=False), 404
