@@ -145,6 +145,14 @@ DB_BUILTIN = "DB round-trips (driver execute/commit)"
 SQL_LOG: list[str] = []
 
 
+def print_sql(n: int) -> None:
+    kinds: dict[str, int] = {}
+    for stmt in SQL_LOG:
+        kinds[stmt] = kinds.get(stmt, 0) + 1
+    print(f"SQL statements per request: {len(SQL_LOG) / n:.1f} ("
+          + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ")\n")
+
+
 def profile(label: str, fn, n: int, args) -> None:
     SQL_LOG.clear()
     if args.profiler == "pyinstrument":
@@ -157,11 +165,7 @@ def profile(label: str, fn, n: int, args) -> None:
         prof.stop()
         wall = time.perf_counter() - t0
         print(f"\n### {label}: {n} requests, {1000 * wall / n:.2f} ms per request under pyinstrument\n")
-        kinds: dict[str, int] = {}
-        for stmt in SQL_LOG:
-            kinds[stmt] = kinds.get(stmt, 0) + 1
-        print(f"SQL statements per request: {len(SQL_LOG) / n:.1f} ("
-              + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ")\n")
+        print_sql(n)
         flat = prof.output_text(flat=True, time="percent_of_total").splitlines()
         body = [line for line in flat if re.match(r"\s*[\d.]+%", line) and "[self]" not in line
                 and "profile_token.py" not in line]
@@ -185,6 +189,7 @@ def profile(label: str, fn, n: int, args) -> None:
     st = pstats.Stats(prof)
     print(f"\n### {label}: {n} requests, {1000 * wall / n:.2f} ms per request under cProfile "
           f"(profiler overhead included; {n / wall:.0f} req/s in one thread)\n")
+    print_sql(n)
     print("By component (own time):\n")
     for name, pct in breakdown(st):
         if pct >= 0.5:

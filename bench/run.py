@@ -40,7 +40,17 @@ PEERS = Path("/work/shared/peers")
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/peers"))
 DRIVER_PY = PEERS_DIR / "venv" / "bin" / "python"
 REDIRECT = "http://127.0.0.1:9999/callback"
-SCOPE = "openid profile email"
+SCOPE = "openid profile email structures"  # Portail's clients; the peers get PEER_SCOPE
+PEER_SCOPE = "openid profile email"
+CLIENT_APP = "sam"  # the application whose roles the bench clients see in the structure claims
+# The bench users are spread over two structures (a siège and its établissement; even numbers in the
+# first, odd in the second) with SAM roles, so the token and userinfo figures include the structure
+# claims (SPEC §5.2). One structure each: a member of several gets the structure choice at every
+# login, which would add a page to the login row and break the peers' like-for-like flow.
+STRUCTURES = [
+    ("Bench Formation", "12345678200010", ["sam:redacteur", "sam:signataire", "repernet:lecteur"]),
+    ("Bench Formation — établissement", "12345678200028", ["sam:redacteur"]),
+]
 N_USERS = 200
 USER_TEMPLATE = "bench{i}@bench.test"
 USER_PASSWORD = "bench-password-123"
@@ -108,12 +118,16 @@ class _OnceHasher:
 
 
 def seed(url: str, secret_key: str, issuer: str) -> None:
-    """Users and clients through the IdP's own API (idp.core.accounts, idp.oidc.clients)."""
+    """Users, structures, memberships and clients through the IdP's own API (idp.core.accounts,
+    idp.core.structures, idp.core.memberships, idp.oidc.clients)."""
     from sqlalchemy import select
 
     from idp import create_app
     from idp.core.accounts import create_user, find_user
+    from idp.core.catalogue import ensure_catalogue
+    from idp.core.memberships import add_member, grants_by_key, membership_of, operator_authority
     from idp.core.security import SYSTEM
+    from idp.core.structures import StructureData, create_structure, find_by_siret
     from idp.extensions import db
     from idp.models import Client
     from idp.oidc.clients import ClientSpec, create_client
@@ -126,16 +140,26 @@ def seed(url: str, secret_key: str, issuer: str) -> None:
         ensure_keys(session, app.config)
         people = [("alice@bench.test", "alice-password-123", "Alice", "Bench")]
         people += [(USER_TEMPLATE.format(i=i), USER_PASSWORD, "Bench", f"User{i}") for i in range(N_USERS)]
+        users = []
         for email, password, given, family in people:
-            if find_user(session, email) is None:
-                create_user(session, hasher, SYSTEM, email=email, password=password, given_name=given,
-                            family_name=family, verified=True)
+            user = find_user(session, email) or create_user(
+                session, hasher, SYSTEM, email=email, password=password, given_name=given, family_name=family,
+                verified=True)
+            users.append(user)
+        ensure_catalogue(session)
+        for k, (name, siret, grants) in enumerate(STRUCTURES):
+            structure = find_by_siret(session, siret) or create_structure(
+                session, StructureData(siret=siret, name=name, city="Lyon", postal_code="69003"), SYSTEM)
+            auth, role_ids = operator_authority(session, structure), grants_by_key(session, grants)
+            for user in users[k::len(STRUCTURES)]:
+                if membership_of(session, user.id, structure.id) is None:
+                    add_member(session, auth, user, SYSTEM, role_ids=role_ids)
         for client_id, alg in (("bench-client", "RS256"), ("bench-client-es256", "ES256")):
             if session.scalar(select(Client.id).where(Client.client_id == client_id)) is None:
                 create_client(session, ClientSpec(
                     name=f"bench {alg}", client_id=client_id, client_secret="bench-secret",
                     redirect_uris=[REDIRECT], grant_types=["authorization_code", "refresh_token", "client_credentials"],
-                    trusted=True, scope=SCOPE, id_token_signed_response_alg=alg), SYSTEM)
+                    trusted=True, scope=SCOPE, app=CLIENT_APP, id_token_signed_response_alg=alg), SYSTEM)
         session.commit()
         db.engine.dispose()
 
@@ -206,6 +230,11 @@ def start_gunicorn(args: argparse.Namespace, url: str, secret_key: str, issuer: 
         "IDP_RATELIMIT_LOGIN_IP": "1000000/minute", "IDP_RATELIMIT_LOGIN_ACCOUNT": "1000000/minute",
         "IDP_RATELIMIT_TOKEN_IP": "", "IDP_RATELIMIT_SIGNUP_IP": "1000000/minute",
         "IDP_RATELIMIT_RESET_IP": "1000000/minute",
+        # Resident memory (issue: < 150 MB per worker). argon2id takes 19 MiB per hash: one hash at
+        # a time per worker (one worker per core, so the box hashes on every core at most), and few
+        # malloc arenas so the freed 19 MiB blocks are reused rather than kept per thread.
+        "IDP_ARGON2_MAX_CONCURRENCY": str(args.argon2_concurrency),
+        "MALLOC_ARENA_MAX": str(args.malloc_arena_max),
     })
     if args.redis:
         env["IDP_REDIS_URL"] = "redis://127.0.0.1:6379/15"
@@ -233,8 +262,8 @@ def stop(proc: subprocess.Popen) -> None:
 # ------------------------------------------------------------------ driver
 
 def bench_op(args, issuer, label, out, *, client_id="bench-client", user=USER_TEMPLATE, password=USER_PASSWORD,
-             users=N_USERS, server_pid=None, scenarios=None) -> Path:
-    cmd = [str(DRIVER_PY), str(PEERS / "bench_op.py"), issuer, "--client-id", client_id,
+             users=N_USERS, server_pid=None, scenarios=None, scope=SCOPE) -> Path:
+    cmd = [str(DRIVER_PY), str(PEERS / "bench_op.py"), issuer, "--client-id", client_id, "--scope", scope,
            "--client-secret", "bench-secret", "--redirect-uri", REDIRECT, "--user", user, "--password", password,
            "--users", str(users), "--workers", str(args.driver_workers), "--duration", str(args.duration),
            "--repeat", str(args.repeat), "--label", label, "--json-out", str(out)]
@@ -248,9 +277,9 @@ def bench_op(args, issuer, label, out, *, client_id="bench-client", user=USER_TE
 
 
 def code_exchange(args, issuer, label, *, client_id="bench-client", user=USER_TEMPLATE, password=USER_PASSWORD,
-                  users=N_USERS) -> dict | None:
+                  users=N_USERS, scope=SCOPE) -> dict | None:
     out = RESULTS / f"{label}-code_exchange.json"
-    cmd = [str(DRIVER_PY), str(ROOT / "bench" / "code_exchange.py"), issuer, "--client-id", client_id,
+    cmd = [str(DRIVER_PY), str(ROOT / "bench" / "code_exchange.py"), issuer, "--client-id", client_id, "--scope", scope,
            "--client-secret", "bench-secret", "--user", user, "--password", password, "--users", str(users),
            "--workers", str(args.driver_workers), "--duration", str(args.duration), "--repeat", str(args.repeat),
            "--json-out", str(out)]
@@ -325,8 +354,10 @@ def bench_peers(args) -> list[Path]:
                 sys.exit(f"unknown peer config {conf}")
             pid = int((PEERS_DIR / "run" / pidf).read_text())
             out = RESULTS / f"peer-{conf}.json"
-            bench_op(args, issuer, conf, out, user="bench{i}", server_pid=pid, scenarios=args.scenarios)
-            merge(out, {"code_exchange": code_exchange(args, issuer, f"peer-{conf}", user="bench{i}")})
+            bench_op(args, issuer, conf, out, user="bench{i}", server_pid=pid, scenarios=args.scenarios,
+                     scope=PEER_SCOPE)
+            merge(out, {"code_exchange": code_exchange(args, issuer, f"peer-{conf}", user="bench{i}",
+                                                       scope=PEER_SCOPE)})
             files.append(out)
         finally:
             subprocess.run([str(PEERS / "stop_peers.sh")], env=env, check=False, stdout=subprocess.DEVNULL)
@@ -386,6 +417,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=9300)
     ap.add_argument("--gunicorn-workers", type=int, default=os.cpu_count() or 2, help="default: one per core")
     ap.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
+    ap.add_argument("--argon2-concurrency", type=int, default=1, help="IDP_ARGON2_MAX_CONCURRENCY per worker")
+    ap.add_argument("--malloc-arena-max", type=int, default=2, help="MALLOC_ARENA_MAX for gunicorn")
     ap.add_argument("--driver-workers", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per scenario (max 10)")
     ap.add_argument("--repeat", type=int, default=2, help="runs per scenario (max 2)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -10,8 +11,12 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.exceptions import RequestEntityTooLarge
+
+# A pooled PostgreSQL connection idle for longer than this is pinged before use (see make_engine).
+IDLE_PING_SECONDS = 10.0
 
 
 class Database:
@@ -33,11 +38,39 @@ class Database:
     def engine(self) -> Engine:
         return current_app.extensions["db"].engine
 
+    @property
+    def is_postgres(self) -> bool:
+        return current_app.extensions["db"].engine.dialect.name == "postgresql"
+
+    def read_session(self) -> Session:
+        """A session for read-only requests (userinfo): on PostgreSQL each statement runs on its own,
+        with no BEGIN and no ROLLBACK round trips; elsewhere a plain session. Close it after use."""
+        state = current_app.extensions["db"]
+        return Session(state.read_engine, expire_on_commit=False)
+
+    def audit_connection(self) -> Any:
+        """PostgreSQL only: an autocommit connection with `synchronous_commit = off`, for an audit row
+        that is a request's only write (client_credentials): one round trip, no wait for the WAL
+        flush; the row is visible at once and durable unless the server crashes in the next few
+        hundred milliseconds (PostgreSQL's asynchronous commit). Never for codes or refresh tokens."""
+        return current_app.extensions["db"].audit_engine.connect()
+
 
 class _State:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session = scoped_session(sessionmaker(engine, expire_on_commit=False))
+        postgres = engine.dialect.name == "postgresql"
+        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+        self._audit_engine: Engine | None = None
+
+    @property
+    def audit_engine(self) -> Engine:
+        if self._audit_engine is None:
+            self._audit_engine = make_engine(
+                self.engine.url.render_as_string(hide_password=False), pool_size=2, max_overflow=8,
+                isolation_level="AUTOCOMMIT", connect_args={"options": "-c synchronous_commit=off"})
+        return self._audit_engine
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -63,7 +96,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    engine = create_engine(url, **kwargs)
+
+    # pool_pre_ping would cost one round trip on every request; ping only a connection that sat
+    # idle in the pool (a restarted server or a dropped link is found before use). A connection
+    # broken while busy fails one request, and SQLAlchemy then renews the whole pool.
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is not None and time.monotonic() - returned_at > IDLE_PING_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except Exception as exc:  # noqa: BLE001 - any failure means: use another connection
+                raise DisconnectionError() from exc
+
+    return engine
 
 
 def client_ip() -> str:
@@ -75,6 +129,14 @@ db = Database()
 csrf = CSRFProtect()
 babel = Babel()
 limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True)
+
+# Paths with no rate limit of their own: the limiter does nothing for them, not even look.
+UNLIMITED_PREFIXES = ("/.well-known/", "/oauth/jwks", "/oauth/userinfo", "/oauth/introspect", "/static/")
+
+
+@limiter.request_filter
+def _unlimited() -> bool:
+    return request.path.startswith(UNLIMITED_PREFIXES)
 
 
 def locale_selector() -> str:

@@ -7,6 +7,7 @@ signed has expired (SPEC §4.7).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -73,6 +74,7 @@ class KeyRing:
     _records: list[SigningKey] = field(default_factory=list)
     _parsed: dict[str, Key] = field(default_factory=dict)
     _jwks: dict[str, Any] = field(default_factory=dict)
+    _jwks_bytes: bytes = b""
     _keyset: KeySet | None = None
 
     def refresh(self, session: Session, force: bool = False) -> None:
@@ -93,6 +95,7 @@ class KeyRing:
                     self._parsed[record.kid] = cls.import_key(record.private_pem)
             self._records = records
             self._jwks = {"keys": [r.public_jwk for r in records if r.published_at <= now]}
+            self._jwks_bytes = json.dumps(self._jwks, separators=(",", ":")).encode()
             self._keyset = KeySet.import_key_set(self._jwks)
             self._loaded_at = time.monotonic()
 
@@ -118,6 +121,17 @@ class KeyRing:
     def jwks(self, session: Session) -> dict[str, Any]:
         self.refresh(session)
         return self._jwks
+
+    def jwks_bytes(self, session: Session) -> bytes:
+        """The JWKS serialised, once per refresh."""
+        self.refresh(session)
+        return self._jwks_bytes
+
+    def cached_jwks_bytes(self) -> bytes | None:
+        """The serialised JWKS while it is fresh, without touching the database; else None."""
+        if self._jwks_bytes and time.monotonic() - self._loaded_at < self.ttl:
+            return self._jwks_bytes
+        return None
 
     def keyset(self, session: Session) -> KeySet:
         """The published public keys, parsed (for verifying our own ID tokens)."""

@@ -3,6 +3,8 @@ small and calls the shared functions of tokens.py, claims.py and logout.py."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -17,8 +19,9 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, event, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from idp.core.security import sha256_hex
 from idp.extensions import db
@@ -29,11 +32,21 @@ from idp.models import (
     ClientSession,
     RefreshToken,
     UsedAssertion,
-    User,
     utcnow,
 )
-from idp.oidc.tokens import Authorization, TokenIssuer, revoke_access_token, revoke_family
-from idp.web import current_login, record
+from idp.oidc.tokens import (
+    USERS,
+    Authorization,
+    TokenIssuer,
+    UserView,
+    audit_row,
+    insert_audit,
+    record_issuance,
+    revoke_access_token,
+    revoke_family,
+    user_columns,
+)
+from idp.web import current_login, origin, record
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -42,20 +55,155 @@ def issuer() -> TokenIssuer:
     return current_app.extensions["token_issuer"]
 
 
-def active_user(user_id: uuid.UUID) -> User | None:
-    return db.session.scalar(select(User).where(User.id == user_id, User.state == AccountState.ACTIVE))
+class ClientCache:
+    """Registered clients, kept by each worker for `ttl` seconds (issue 2 item 9: no client SELECT
+    on every token, userinfo and introspection request).
+
+    A change made through the ORM in this process (secret regenerated, URIs edited, client created,
+    deactivated or deleted) empties the cache when its transaction commits; other workers and
+    processes see it within `ttl` seconds. Entries are detached, read-only Client instances."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Client]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, client_id: str) -> Client | None:
+        entry = self._entries.get(client_id)
+        now = time.monotonic()
+        if entry is not None and now - entry[0] < self.ttl:
+            return entry[1]
+        generation = self._generation
+        table = Client.__table__
+        row = session.connection().execute(SELECT_CLIENT, {"p_client_id": client_id}).first()
+        if row is None:
+            self._entries.pop(client_id, None)  # unknown ids are never kept: no memory to fill
+            return None
+        # A detached instance of its own (never the session's): every column set, no relationship.
+        client = Client(**{c.key: row._mapping[c] for c in table.c})
+        make_transient_to_detached(client)
+        with self._lock:
+            if generation == self._generation:  # no change committed while we were reading
+                self._entries[client_id] = (now, client)
+        return client
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def watch(self, factory: Any) -> None:
+        """Empty the cache when a transaction that touched a Client commits."""
+
+        def noted(session: Session, _context: Any) -> None:
+            if any(isinstance(o, Client) for o in (*session.new, *session.dirty, *session.deleted)):
+                session.info["portail.clients_changed"] = True
+                self.clear()  # also now: a reader between flush and commit must not keep the old row
+
+        def committed(session: Session) -> None:
+            if session.info.pop("portail.clients_changed", False):
+                self.clear()
+
+        event.listen(factory, "after_flush", noted)
+        event.listen(factory, "after_commit", committed)
+
+
+def client_cache() -> ClientCache:
+    return current_app.extensions["client_cache"]
+
+
+def find_client(client_id: Any) -> Client | None:
+    if not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    return client_cache().get(db.session, client_id)
 
 
 class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id: Any) -> Client | None:
-        if not isinstance(client_id, str) or len(client_id) > 64:
-            return None
-        return db.session.scalar(select(Client).where(Client.client_id == client_id, Client.active))
+        return find_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
-        record("token.issued", actor=request.user.id if request.user else None,
-               subject=request.user.id if request.user else None, client_id=request.client.client_id,
-               grant_type=request.payload.grant_type, scope=token.get("scope"))
+        """The new refresh token (if any) and the `token.issued` audit record (SPEC §4.5)."""
+        user_id = request.user.id if request.user else None
+        values = audit_row("token.issued", origin(), actor=user_id, subject=user_id,
+                           client_id=request.client.client_id, grant_type=request.payload.grant_type,
+                           scope=token.get("scope"))
+        refresh_row = getattr(request, "new_refresh_row", None)
+        if refresh_row is None and db.is_postgres and not db.session.in_transaction():
+            # client_credentials: the audit row is the request's only write. It gets its own
+            # autocommit connection with asynchronous commit: one round trip, no WAL flush wait.
+            with db.audit_connection() as conn:
+                insert_audit(conn, values)
+            return
+        record_issuance(db.session, refresh_row, values)
+
+
+class Consumed:
+    """A consumed authorization code or rotated refresh token, read as columns (Core), with the
+    methods authlib's grants call and the account found active in the same round trip."""
+
+    def __init__(self, values: dict[str, Any], user: UserView | None) -> None:
+        self.__dict__.update(values)
+        self.active_user = user
+
+    # authlib's AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri  # type: ignore[attr-defined]
+
+    def get_scope(self) -> str:
+        return self.scope  # type: ignore[attr-defined]
+
+    def get_nonce(self) -> str | None:
+        return self.nonce  # type: ignore[attr-defined]
+
+    # authlib's TokenMixin
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id  # type: ignore[attr-defined]
+
+
+def _consume_statements(table: Any, where: list[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """UPDATE … RETURNING the row, with the user if the account is active: for PostgreSQL one
+    statement (the UPDATE in a CTE joined to users), elsewhere the UPDATE then the user's SELECT."""
+    changed = update(table).where(*where).values(**values).returning(*table.c)
+    cte = changed.cte("consumed")
+    return {
+        "postgresql": select(cte, *user_columns("u_")).outerjoin(
+            USERS, and_(USERS.c.id == cte.c.user_id, USERS.c.state == AccountState.ACTIVE)),
+        "update": changed,
+        "user": select(*user_columns()).where(USERS.c.id == bindparam("p_user_id"), USERS.c.state == AccountState.ACTIVE),
+    }
+
+
+_CODES, _TOKENS = AuthorizationCode.__table__, RefreshToken.__table__
+# Built once (a reused statement skips construction and SQLAlchemy's cache-key walk).
+CONSUME_CODE = _consume_statements(
+    _CODES, [_CODES.c.code_digest == bindparam("digest"), _CODES.c.client_id == bindparam("p_client_id"),
+             _CODES.c.used_at.is_(None), _CODES.c.expires_at > bindparam("now")],
+    {"used_at": bindparam("p_now")})
+ROTATE_REFRESH = _consume_statements(
+    _TOKENS, [_TOKENS.c.token_digest == bindparam("digest"), _TOKENS.c.rotated_at.is_(None),
+              _TOKENS.c.revoked_at.is_(None), _TOKENS.c.expires_at > bindparam("now")],
+    {"rotated_at": bindparam("p_now")})
+SELECT_CLIENT = select(Client.__table__).where(Client.__table__.c.client_id == bindparam("p_client_id"),
+                                               Client.__table__.c.active)
+
+
+def consume(statements: dict[str, Any], table: Any, params: dict[str, Any]) -> Consumed | None:
+    """Run a consuming UPDATE (see `_consume_statements`); None when nothing matched."""
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(statements["postgresql"], params).first()
+        if row is None:
+            return None
+        mapping = row._mapping
+        return Consumed({c.key: mapping[c.key] for c in table.c}, UserView.from_row(row, "u_"))
+    row = conn.execute(statements["update"], params).first()
+    if row is None:
+        return None
+    item = dict(row._mapping)
+    user = conn.execute(statements["user"], {"p_user_id": item["user_id"]}).first()
+    return Consumed(item, UserView.from_row(user))
 
 
 class CodeChallenge(_CodeChallenge):
@@ -99,18 +247,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         remember_client_session(login.id, request.client.client_id, login.user_id)
         return item
 
-    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+    def query_authorization_code(self, code: str, client: Client) -> Consumed | None:
         """Consume the code atomically: of ten concurrent redemptions exactly one wins."""
         if not isinstance(code, str) or len(code) > 128:
             return None
         digest, now = sha256_hex(code), utcnow()
-        item = db.session.scalar(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_digest == digest, AuthorizationCode.client_id == client.client_id,
-                   AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now)
-            .values(used_at=now)
-            .returning(AuthorizationCode)
-        )
+        item = consume(CONSUME_CODE, _CODES, {"digest": digest, "p_client_id": client.client_id, "now": now, "p_now": now})
         if item is None:
             replayed = db.session.scalar(
                 select(AuthorizationCode).where(AuthorizationCode.code_digest == digest,
@@ -122,37 +264,32 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 record("token.code_replayed", subject=replayed.user_id, client_id=client.client_id)
         return item
 
-    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+    def delete_authorization_code(self, authorization_code: Consumed) -> None:
         pass  # consumed in query_authorization_code; expired rows are purged by `idp purge`
 
-    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        return active_user(authorization_code.user_id)
+    def authenticate_user(self, authorization_code: Consumed) -> UserView | None:
+        return authorization_code.active_user
 
     def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
                        expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        code: AuthorizationCode = self.request.authorization_code
-        return issuer().issue(db.session, Authorization(
+        code: Any = self.request.authorization_code
+        token, self.request.new_refresh_row = issuer().issue(db.session, Authorization(
             client=self.request.client, scope=scope, user=user, sid=code.sid, auth_time=code.auth_time,
             amr=code.amr, nonce=code.nonce, family_id=code.family_id,
         ), include_refresh=include_refresh_token, with_nonce=True)
+        return token
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+    def authenticate_refresh_token(self, refresh_token: str) -> Consumed | None:
         """Rotate atomically; a token presented again after rotation revokes its whole family."""
         if not isinstance(refresh_token, str) or len(refresh_token) > 128:
             return None
         digest, now = sha256_hex(refresh_token), utcnow()
-        item = db.session.scalar(
-            update(RefreshToken)
-            .where(RefreshToken.token_digest == digest, RefreshToken.rotated_at.is_(None),
-                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
-            .values(rotated_at=now)
-            .returning(RefreshToken)
-        )
+        item = consume(ROTATE_REFRESH, _TOKENS, {"digest": digest, "now": now, "p_now": now})
         if item is None:
             reused = db.session.scalar(
                 select(RefreshToken).where(RefreshToken.token_digest == digest, RefreshToken.rotated_at.is_not(None))
@@ -162,22 +299,22 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                        family=reused.family_id)
         return item
 
-    def authenticate_user(self, refresh_token: RefreshToken) -> User:
-        user = active_user(refresh_token.user_id)
-        if user is None:
+    def authenticate_user(self, refresh_token: Consumed) -> UserView:
+        if refresh_token.active_user is None:
             raise InvalidGrantError("The account is no longer active.")
-        return user
+        return refresh_token.active_user
 
-    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+    def revoke_old_credential(self, refresh_token: Consumed) -> None:
         pass  # rotated in authenticate_refresh_token
 
     def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
                        expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        old: RefreshToken = self.request.refresh_token
-        return issuer().issue(db.session, Authorization(
+        old: Any = self.request.refresh_token
+        token, self.request.new_refresh_row = issuer().issue(db.session, Authorization(
             client=self.request.client, scope=scope, user=user, sid=old.sid, auth_time=old.auth_time,
             amr=old.amr, family_id=old.family_id,
         ), include_refresh=True)
+        return token
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -186,8 +323,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
                        expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
         client: Client = self.request.client
-        return issuer().issue(db.session, Authorization(client=client, scope=client.get_allowed_scope(scope)),
-                              include_refresh=False)
+        token, _ = issuer().issue(db.session, Authorization(client=client, scope=client.get_allowed_scope(scope)),
+                                  include_refresh=False)
+        return token
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -314,6 +452,9 @@ def remember_client_session(sid: str, client_id: str, user_id: uuid.UUID) -> Non
 
 
 def create_server(app: Flask) -> AuthorizationServer:
+    cache = ClientCache(float(app.config.get("CLIENT_CACHE_SECONDS", 5)))
+    cache.watch(app.extensions["db"].session.session_factory)
+    app.extensions["client_cache"] = cache
     server = AuthorizationServer()
     server.init_app(app)
     server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])

@@ -3,6 +3,7 @@ introspection, revocation, end-session (SPEC §4.7)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +31,7 @@ from idp.oidc import freshness
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, user_claims
 from idp.oidc.keys import KeyRing
 from idp.oidc.logout import BackchannelSender, sessions_ended
-from idp.oidc.provider import create_server, issuer
+from idp.oidc.provider import client_cache, create_server, issuer
 from idp.oidc.tokens import TokenIssuer, live_user
 from idp.web import current_login, end_login_session, record
 from idp.web import origin as web_origin
@@ -46,20 +47,56 @@ def server() -> Any:
 
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
-    """OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414)."""
-    response = jsonify(current_app.extensions["discovery"])
-    response.cache_control.public = True
-    response.cache_control.max_age = 3600
-    return response
+    """OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414), serialised once at start-up."""
+    return _json_response(current_app.extensions["discovery_bytes"], "public, max-age=3600")
 
 
 @bp.get("/oauth/jwks")
 def jwks() -> Response:
-    """The published public keys, including the next key before it signs."""
-    response = jsonify(issuer().keyring.jwks(db.session))
-    response.cache_control.public = True
-    response.cache_control.max_age = current_app.config["JWKS_MAX_AGE"]
-    return response
+    """The published public keys, including the next key before it signs (serialised once per
+    key-ring refresh)."""
+    return _json_response(issuer().keyring.jwks_bytes(db.session),
+                          f"public, max-age={current_app.config['JWKS_MAX_AGE']}")
+
+
+def _json_response(body: bytes, cache_control: str) -> Response:
+    return Response(body, content_type="application/json", headers={"Cache-Control": cache_control})
+
+
+class PublishedDocuments:
+    """WSGI middleware answering GET discovery and GET JWKS from prebuilt bytes, before Flask builds
+    a request context (issue 2 item 9: these are fetched by every relying party, often).
+
+    The headers are those the Flask views send after `idp.web`'s after_request hooks. The JWKS is
+    served here only while the key ring is fresh; otherwise the request goes on to the Flask view,
+    which reloads the keys."""
+
+    def __init__(self, app: Flask, wrapped: Any) -> None:
+        self.app, self.wrapped = app, wrapped
+        self.discovery_path = "/.well-known/openid-configuration"
+        self.jwks_path = "/oauth/jwks"
+
+    def _headers(self, body: bytes, cache_control: str) -> list[tuple[str, str]]:
+        from idp.web import CSP
+
+        return [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                ("Cache-Control", cache_control), ("Content-Security-Policy", CSP),
+                ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+                ("Referrer-Policy", "no-referrer")]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") == "GET" and not environ.get("QUERY_STRING"):
+            path = environ.get("PATH_INFO")
+            body: bytes | None = None
+            if path == self.discovery_path:
+                body, cache = self.app.extensions["discovery_bytes"], "public, max-age=3600"
+            elif path == self.jwks_path:
+                body = self.app.extensions["token_issuer"].keyring.cached_jwks_bytes()
+                cache = f"public, max-age={self.app.config['JWKS_MAX_AGE']}"
+            if body is not None:
+                start_response("200 OK", self._headers(body, cache))
+                return [body]
+        return self.wrapped(environ, start_response)
 
 
 # ------------------------------------------------------------------ authorize
@@ -195,7 +232,8 @@ def authorize() -> Any:
 
 @bp.post("/oauth/token")
 @csrf.exempt
-@limiter.limit(lambda: current_app.config["RATELIMIT_TOKEN_IP"] or "1000000/second")
+@limiter.limit(lambda: current_app.config["RATELIMIT_TOKEN_IP"] or "1000000/second",
+               exempt_when=lambda: not current_app.config["RATELIMIT_TOKEN_IP"])
 def token() -> Response:
     """Token endpoint: code exchange, refresh (rotating), client credentials."""
     response = server().create_token_response()
@@ -208,17 +246,22 @@ def token() -> Response:
 def userinfo() -> Response:
     """UserInfo (OIDC Core §5.3), GET or POST, Bearer token in the header or the form body."""
     value = _bearer()
-    claims = issuer().verify(db.session, value) if value else None
-    user = live_user(db.session, claims) if claims else None
-    if user is None:
-        return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
-    scopes = set(str(claims.get("scope", "")).split())  # type: ignore[union-attr]
-    if "openid" not in scopes:
-        return _bearer_error("insufficient_scope", "The token lacks the 'openid' scope.", 403)
-    client = db.session.scalar(select(Client).where(Client.client_id == claims["client_id"]))  # type: ignore[index]
-    if client is None:
-        return _bearer_error("invalid_token", "Unknown client.")
-    response = jsonify(user_claims(db.session, user, scopes, client, claims.get("sid")))  # type: ignore[union-attr]
+    session = db.read_session()  # reads only: no transaction round trips on PostgreSQL
+    try:
+        claims = issuer().verify(session, value) if value else None
+        user = live_user(session, claims) if claims else None
+        if user is None:
+            return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
+        scopes = set(str(claims.get("scope", "")).split())  # type: ignore[union-attr]
+        if "openid" not in scopes:
+            return _bearer_error("insufficient_scope", "The token lacks the 'openid' scope.", 403)
+        client = client_cache().get(session, claims["client_id"]) if isinstance(claims.get("client_id"), str) else None  # type: ignore[union-attr]
+        if client is None:
+            return _bearer_error("invalid_token", "Unknown client.")
+        body = user_claims(session, user, scopes, client, claims.get("sid"))  # type: ignore[arg-type, union-attr]
+    finally:
+        session.close()
+    response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -303,7 +346,7 @@ def init_app(app: Flask) -> None:
     authorization_server.register_endpoint(EndSessionEndpoint)
     app.extensions["authorization_server"] = authorization_server
     iss = app.config["ISSUER"]
-    app.extensions["discovery"] = {
+    discovery_document = app.extensions["discovery"] = {
         "issuer": iss,
         "authorization_endpoint": f"{iss}/oauth/authorize",
         "token_endpoint": f"{iss}/oauth/token",
@@ -336,3 +379,5 @@ def init_app(app: Flask) -> None:
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
     }
+    app.extensions["discovery_bytes"] = json.dumps(discovery_document, separators=(",", ":")).encode()
+    app.wsgi_app = PublishedDocuments(app, app.wsgi_app)  # type: ignore[method-assign]
