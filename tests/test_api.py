@@ -3,6 +3,7 @@ structure registration REPERNET performs, admin e-mail designation with real mai
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -23,16 +24,27 @@ def new_siret(nic: str = "0001", siren: str | None = None) -> str:
     return siren + nic + luhn.calc_check_digit(siren + nic)
 
 
+_clients: dict[str, tuple[str, str]] = {}
+_tokens: dict[str, tuple[float, str]] = {}
+
+
 @pytest.fixture
 def service(create_client: Any) -> Any:
-    """Factory: a client_credentials client with these scopes → a function calling the API with its token."""
+    """Factory: a client_credentials client with these scopes → a function calling the API with its
+    token. One client per scope set for the whole run, its token renewed after 200 s (fewer clients
+    keep the console's client list, sorted by name, as other tests expect it)."""
 
     def factory(scope: str = ALL) -> Any:
-        client_id, secret = create_client(grant_types=["client_credentials"], scope=scope)
-        response = requests.post(f"{_issuer()}/oauth/token", data={"grant_type": "client_credentials", "scope": scope},
-                                 auth=(client_id, secret), timeout=10)
-        assert response.status_code == 200, response.text
-        token = response.json()["access_token"]
+        if scope not in _clients:
+            _clients[scope] = create_client(name="Service API (tests)", grant_types=["client_credentials"],
+                                            scope=scope, redirect_uris=[])
+        if scope not in _tokens or time.monotonic() - _tokens[scope][0] > 200:
+            response = requests.post(f"{_issuer()}/oauth/token",
+                                     data={"grant_type": "client_credentials", "scope": scope},
+                                     auth=_clients[scope], timeout=10)
+            assert response.status_code == 200, response.text
+            _tokens[scope] = (time.monotonic(), response.json()["access_token"])
+        token = _tokens[scope][1]
 
         def call(method: str, path: str, **kwargs: Any) -> requests.Response:
             headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
@@ -205,10 +217,239 @@ def test_a_users_access_token_is_refused(live_server: str, browser: requests.Ses
 
 
 def test_a_revoked_token_is_refused(live_server: str, create_client: Any) -> None:
-    client_id, secret = create_client(grant_types=["client_credentials"], scope=ALL)
+    client_id, secret = create_client(name="Service API (tests)", grant_types=["client_credentials"], scope=ALL,
+                                      redirect_uris=[])
     token = requests.post(f"{live_server}/oauth/token", data={"grant_type": "client_credentials"},
                           auth=(client_id, secret), timeout=10).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.get(f"{live_server}/api/v1/structures", headers=headers, timeout=10).status_code == 200
     requests.post(f"{live_server}/oauth/revoke", data={"token": token}, auth=(client_id, secret), timeout=10)
     _is_problem(requests.get(f"{live_server}/api/v1/structures", headers=headers, timeout=10), 401)
+
+
+# ------------------------------------------------------------------ siège, updates, locking
+
+def _db(app: Any, fn: Any) -> Any:
+    from idp.extensions import db
+
+    with app.app_context():
+        result = fn(db.session)
+        db.session.commit()
+        return result
+
+
+def test_a_named_siege_must_be_a_siege_of_the_same_siren(service: Any) -> None:
+    call = service()
+    siege = new_siret()
+    assert call("POST", "/structures", json={"siret": siege, "name": "Siège nommé"}).status_code == 201
+    etab = new_siret("0002", siege[:9])
+    created = call("POST", "/structures", json={"siret": etab, "name": "Établissement", "parent_siret": siege})
+    assert created.status_code == 201 and created.json()["parent_siret"] == siege
+    for parent, message in [(new_siret(), "Aucune structure"),                  # unknown
+                            (etab, "pas un siège"),                             # an établissement
+                            ("12345678900000", "SIRET")]:                       # bad key
+        body = {"siret": new_siret("0003", siege[:9]), "name": "Refusé", "parent_siret": parent}
+        problem = _is_problem(call("POST", "/structures", json=body), 422)
+        assert problem["errors"][0]["field"] == "parent_siret" and message in problem["errors"][0]["message"]
+    other = new_siret()
+    call("POST", "/structures", json={"siret": other, "name": "Autre entreprise"})
+    problem = _is_problem(call("POST", "/structures", json={"siret": new_siret("0004", siege[:9]), "name": "X",
+                                                            "parent_siret": other}), 422)
+    assert "même SIREN" in problem["detail"]
+
+
+def test_patch_changes_every_field_but_the_siret(service: Any) -> None:
+    call = service()
+    siege, etab = new_siret(), None
+    call("POST", "/structures", json={"siret": siege, "name": "Siège"})
+    etab = new_siret("0002", siege[:9])
+    call("POST", "/structures", json={"siret": etab, "name": "Annexe", "city": "Lyon", "code": "0690001A"})
+    patched = call("PATCH", f"/structures/{etab}", json={"name": "Annexe Sud", "kind": "lycee", "code": "0690002B",
+                                                        "postal_code": "69007", "searchable": False,
+                                                        "parent_siret": None, "city": None})
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["name"], body["kind"], body["code"], body["postal_code"], body["searchable"]) == (
+        "Annexe Sud", "lycee", "0690002B", "69007", False)
+    assert body["parent_siret"] is None and body["city"] == "" and body["version"] == 2
+    assert patched.headers["ETag"] == '"2"'
+    back = call("PATCH", f"/structures/{etab}", json={"parent_siret": siege, "code": ""}).json()
+    assert back["parent_siret"] == siege and back["code"] is None
+    # A siège with établissements cannot itself become an établissement.
+    other = new_siret("0003", siege[:9])
+    call("POST", "/structures", json={"siret": other, "name": "Autre siège", "parent_siret": ""})
+    problem = _is_problem(call("PATCH", f"/structures/{siege}", json={"parent_siret": other}), 422)
+    assert problem["errors"][0]["field"] == "parent_siret"
+
+    for bad, field, message in [({"siret": new_siret()}, "siret", "non modifiable"),
+                                ({"name": ""}, "name", "obligatoire"),
+                                ({"name": None}, "name", "obligatoire"),
+                                ({"kind": None}, "kind", "une valeur parmi"),
+                                ({"searchable": None}, "searchable", "true ou false"),
+                                ({"version": "2"}, "version", "entier"),
+                                ({"id": "x"}, "id", "champ inconnu")]:
+        problem = _is_problem(call("PATCH", f"/structures/{etab}", json=bad), 422)
+        assert {"field": field, "message": message} in [
+            {"field": e["field"], "message": message} for e in problem["errors"] if message in e["message"]], problem
+    assert call("GET", f"/structures/{etab}").json()["version"] == 3  # no refused PATCH changed anything
+    _is_problem(call("PATCH", f"/structures/{new_siret()}", json={"name": "Personne"}), 404)
+    _is_problem(call("PATCH", f"/structures/{etab}", data="name=x",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+
+
+@pytest.mark.parametrize(("headers", "body", "status"), [
+    ({"If-Match": '"1"'}, {}, 200),
+    ({"If-Match": 'W/"1"'}, {}, 200),
+    ({"If-Match": "*"}, {}, 200),
+    ({}, {"version": 1}, 200),
+    ({}, {}, 200),                              # a service may overwrite without a version
+    ({"If-Match": '"7"'}, {}, 412),
+    ({"If-Match": '"abc"'}, {}, 412),
+    ({}, {"version": 0}, 412),
+    ({"If-Match": '"1"'}, {"version": 2}, 412),  # two versions that disagree
+])
+def test_optimistic_locking(service: Any, headers: dict[str, str], body: dict[str, Any], status: int) -> None:
+    call = service()
+    siret = new_siret()
+    call("POST", "/structures", json={"siret": siret, "name": "Verrou", "city": "Avant"})
+    response = call("PATCH", f"/structures/{siret}", json={"city": "Après", **body}, headers=headers)
+    if status == 200:
+        assert response.status_code == 200 and response.json()["version"] == 2
+    else:
+        assert "modifiée entre-temps" in _is_problem(response, status)["detail"]
+        assert call("GET", f"/structures/{siret}").json()["city"] == "Avant"
+
+
+def test_list_pages_and_search(service: Any) -> None:
+    call = service()
+    tag = f"pagination{next(_counter)}"
+    sirets = sorted(new_siret() for _ in range(3))
+    for n, siret in enumerate(sirets):
+        call("POST", "/structures", json={"siret": siret, "name": f"{tag} {n}", "searchable": n != 1})
+    first = call("GET", "/structures", params={"q": tag.upper(), "per_page": 2}).json()
+    second = call("GET", "/structures", params={"q": tag, "per_page": 2, "page": 2}).json()
+    assert first["total"] == 3 and first["per_page"] == 2 and len(first["items"]) == 2
+    assert [s["name"] for s in first["items"] + second["items"]] == [f"{tag} 0", f"{tag} 1", f"{tag} 2"]
+    assert call("GET", "/structures", params={"q": sirets[2]}).json()["items"][0]["siret"] == sirets[2]
+    assert call("GET", "/structures", params={"q": "100%_"}).json()["total"] == 0  # LIKE wildcards are literal
+    assert call("GET", "/structures", params={"per_page": 5000}).json()["per_page"] == 100
+
+
+# ------------------------------------------------------------------ designation by PATCH, members
+
+def test_patching_the_admin_email_designates_the_admin(service: Any, create_account: Any, mailbox: Any) -> None:
+    call = service()
+    siret = new_siret()
+    call("POST", "/structures", json={"siret": siret, "name": "Sans admin"})
+    person = create_account()
+    assert call("PATCH", f"/structures/{siret}", json={"admin_email": f" {person.email.upper()} "}).status_code == 200
+    message = mailbox.wait_for(person.email, "Vous êtes administrateur de Sans admin")
+    assert f"/gestion/{call('GET', f'/structures/{siret}').json()['id']}/" in mail_link(message)
+    assert call("GET", f"/structures/{siret}/members").json()["items"][0]["role"] == "admin"
+    newcomer = unique_email("nouvel-admin")
+    body = call("PATCH", f"/structures/{siret}", json={"admin_email": newcomer}).json()
+    assert body["admin_email"] == newcomer
+    assert "/signup" in mail_link(mailbox.wait_for(newcomer, "Créez votre compte pour administrer Sans admin"))
+    # Same address again: nobody is mailed twice.
+    call("PATCH", f"/structures/{siret}", json={"admin_email": newcomer.upper(), "city": "Lyon"})
+    assert len(mailbox.to(newcomer)) == 1
+    cleared = call("PATCH", f"/structures/{siret}", json={"admin_email": None}).json()
+    assert cleared["admin_email"] is None
+
+
+def test_members_list_current_roles_only(service: Any, create_account: Any, app: Any) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from idp.models import AccessGrant, AppRole, Membership, utcnow
+
+    call = service()
+    siret = new_siret()
+    people = [create_account(given_name="Zoé", family_name=f"Zeta{next(_counter)}") for _ in range(3)]
+    call("POST", "/structures", json={"siret": siret, "name": "Membres", "admin_email": people[0].email})
+    runner = app.test_cli_runner()
+    for person in people[1:]:
+        result = runner.invoke(args=["member", "add", "--siret", siret, "--email", person.email,
+                                     "--grant", "sam:signataire", "--grant", "repernet:lecteur"])
+        assert result.exit_code == 0, result.output
+
+    def expire(session: Any) -> None:  # one of the grants ended yesterday
+        grant = session.scalar(select(AccessGrant).join(Membership).join(AppRole).where(
+            Membership.user_id == people[2].id, AppRole.app == "sam"))
+        grant.ends_at = utcnow() - timedelta(days=1)
+
+    _db(app, expire)
+    reader = service("members:read")
+    first = reader("GET", f"/structures/{siret}/members", params={"per_page": 2}).json()
+    rest = reader("GET", f"/structures/{siret}/members", params={"per_page": 2, "page": 2}).json()
+    assert first["total"] == 3 and len(first["items"]) == 2 and len(rest["items"]) == 1
+    by_email = {m["email"]: m for m in first["items"] + rest["items"]}
+    assert by_email[people[0].email]["role"] == "admin"
+    assert by_email[people[1].email] | {"sub": None} == {
+        "sub": None, "email": people[1].email, "given_name": "Zoé", "family_name": people[1].family_name,
+        "role": "member", "status": "active", "roles": ["repernet:lecteur", "sam:signataire"]}
+    assert by_email[people[2].email]["roles"] == ["repernet:lecteur"]
+    assert by_email[people[1].email]["sub"] == str(people[1].id)
+    _is_problem(reader("GET", f"/structures/{siret}"), 403)  # members:read does not read structures
+    _is_problem(reader("GET", f"/structures/{new_siret()}/members"), 404)
+
+
+def test_every_write_is_audited_with_the_client(service: Any, create_client: Any, app: Any) -> None:
+    import uuid
+
+    from sqlalchemy import select
+
+    from idp.models import AuditEvent
+
+    call = service()
+    siret = new_siret()
+    structure_id = uuid.UUID(call("POST", "/structures", json={"siret": siret, "name": "Audité"}).json()["id"])
+    call("PATCH", f"/structures/{siret}", json={"city": "Lyon"})
+    events = _db(app, lambda s: [(e.event, e.client_id, e.details.get("fields")) for e in s.scalars(
+        select(AuditEvent).where(AuditEvent.structure_id == structure_id).order_by(AuditEvent.id))])
+    client_ids = {c for _, c, _ in events}
+    assert [e for e, _, _ in events] == ["structure.created", "structure.updated"]
+    assert len(client_ids) == 1 and None not in client_ids and events[1][2] == ["city"]
+
+
+def test_verifying_the_link_again_does_not_undo_a_demotion(service: Any, mailbox: Any, live_server: str,
+                                                            app: Any) -> None:
+    from conftest import PASSWORD, forms
+    from sqlalchemy import select
+
+    from idp.models import Membership, MembershipRole, Structure
+
+    call = service()
+    siret = new_siret()
+    email = unique_email("redemande")
+    call("POST", "/structures", json={"siret": siret, "name": "Rétrogradation", "admin_email": email})
+    browser = requests.Session()
+    page = browser.get(f"{live_server}/signup", timeout=10)
+    fields = {**forms(page.text)[-1]["fields"], "email": email, "password": PASSWORD, "confirm": PASSWORD,
+              "civility": "m", "given_name": "Léo", "family_name": "Retro"}
+    browser.post(f"{live_server}/signup", data=fields, timeout=10)
+    link = live_server + mail_link(mailbox.wait_for(email, "Activez"))
+    assert browser.get(link, timeout=10).status_code == 200
+
+    def demote(session: Any) -> None:
+        membership = session.scalar(select(Membership).join(Structure).where(Structure.siret == siret))
+        membership.role = MembershipRole.MEMBER
+
+    _db(app, demote)
+    browser.get(link, timeout=10)
+    assert call("GET", f"/structures/{siret}/members").json()["items"][0]["role"] == "member"
+
+
+def test_http_errors_are_french_problems(service: Any, live_server: str) -> None:
+    call = service()
+    for response, status, title in [
+        (call("GET", "/nowhere"), 404, "Ressource introuvable"),
+        (call("DELETE", "/structures"), 405, "Méthode non permise"),
+        (call("POST", "/structures", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+              headers={"Content-Type": "application/json"}), 413, "Requête trop volumineuse"),
+    ]:
+        problem = _is_problem(response, status)
+        assert problem["title"] == title and problem["detail"] and problem["type"] == "about:blank"
+    unknown = _is_problem(call("POST", "/structures", json={"siret": new_siret(), "name": "x", "foo": 1}), 422)
+    assert unknown["detail"] and unknown["errors"] == [{"field": "foo", "message": "champ inconnu"}]

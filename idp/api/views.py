@@ -7,23 +7,24 @@ session) are accepted; each endpoint names the scope it needs.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from idp import web
 from idp.core import structures as core
-from idp.core.audit import audit
-from idp.core.errors import InvalidInput
+from idp.core.errors import Conflict, InvalidInput
 from idp.core.paging import paginate
 from idp.core.platform import apply_admin_email
 from idp.core.security import Origin
 from idp.extensions import csrf, db
-from idp.models import AccessGrant, Membership, Structure, StructureKind, User
+from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import issuer
 from idp.oidc.tokens import access_token_revoked
 
@@ -32,23 +33,49 @@ csrf.exempt(bp)
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROBLEM = "application/problem+json"
-FIELDS = {"siret", "name", "kind", "city", "postal_code", "code", "parent_siret", "admin_email", "searchable", "version"}
+# What each write accepts; anything else is a 422 "champ inconnu" (a typo must not pass silently).
+CREATE_FIELDS = frozenset({"siret", "name", "kind", "city", "postal_code", "code", "parent_siret", "admin_email",
+                           "searchable"})
+UPDATE_FIELDS = (CREATE_FIELDS - {"siret"}) | {"version"}
 MAX_PER_PAGE = 100
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# French wording of the HTTP errors werkzeug raises (routing, body size...), by status.
+HTTP_PROBLEMS = {
+    400: ("Requête invalide", "La requête est mal formée."),
+    401: ("Authentification requise", "Un jeton d'accès est requis."),
+    403: ("Accès refusé", "Ce jeton ne permet pas cette opération."),
+    404: ("Ressource introuvable", "Aucune ressource de l'API à cette adresse."),
+    405: ("Méthode non permise", "Cette méthode HTTP n'est pas permise sur cette ressource."),
+    406: ("Format non disponible", "L'API ne répond qu'en JSON."),
+    413: ("Requête trop volumineuse", "Le corps de la requête dépasse la taille permise."),
+    415: ("Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json)."),
+    429: ("Trop de requêtes", "Trop de requêtes : réessayez dans un instant."),
+    500: ("Erreur interne", "Une erreur inattendue s'est produite ; réessayez plus tard."),
+    503: ("Service indisponible", "Le service est momentanément indisponible ; réessayez plus tard."),
+}
 
 
 class Problem(Exception):
-    """An RFC 9457 problem: raised anywhere in a view, answered as application/problem+json."""
+    """An RFC 9457 problem: raised anywhere in a view, answered as application/problem+json.
+
+    A werkzeug error passed as is (English `name` as title) gets the French wording of its status.
+    """
 
     def __init__(self, status: int, title: str, detail: str = "", *, errors: list[dict[str, str]] | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail or title)
+        french_title, french_detail = HTTP_PROBLEMS.get(status, (f"Erreur {status}", f"Erreur HTTP {status}."))
+        if title == HTTP_STATUS_CODES.get(status):
+            title, detail = french_title, french_detail
+        detail = detail or french_detail
+        super().__init__(detail)
         self.status, self.title, self.detail, self.errors, self.headers = status, title, detail, errors, headers or {}
 
 
 def problem_response(problem: Problem) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status}
-    if problem.detail:
-        body["detail"] = problem.detail
+    """RFC 9457 §3: type, title, status, detail (+ `errors`, one per field, for 422)."""
+    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status,
+                            "detail": problem.detail}
     if problem.errors:
         body["errors"] = problem.errors
     response = jsonify(body)
@@ -66,9 +93,11 @@ def _on_problem(problem: Problem) -> Response:
 
 @bp.errorhandler(HTTPException)
 def _on_http_error(exc: HTTPException) -> Response:
-    """404, 405, 413... as problem details too, never an HTML page."""
+    """404, 405, 413... inside the API's routes as problem details too, never an HTML page (the app's
+    handler does the same for URLs under /api/ that match no route)."""
     db.session.rollback()
-    return problem_response(Problem(exc.code or 500, exc.name, exc.description or ""))
+    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    return problem_response(Problem(exc.code or 500, exc.name, headers=headers))
 
 
 # ------------------------------------------------------------------ authorisation
@@ -118,44 +147,48 @@ def structure_json(structure: Structure) -> dict[str, Any]:
     }
 
 
-def _body() -> dict[str, Any]:
+def _body(allowed: frozenset[str]) -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise Problem(415, "Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json).")
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise Problem(400, "JSON invalide", "Le corps de la requête doit être un objet JSON.")
-    unknown = sorted(set(data) - FIELDS)
+    unknown = sorted(set(data) - allowed)
     if unknown:
-        raise Problem(422, "Champs inconnus", errors=[{"field": f, "message": "champ inconnu"} for f in unknown])
+        errors = [{"field": f[:50], "message": "non modifiable" if f == "siret" else "champ inconnu"} for f in unknown]
+        raise Problem(422, "Champs non acceptés", "Retirez les champs indiqués.", errors=errors[:20])
     return data
 
 
 def _text(data: dict[str, Any], field: str, errors: list[dict[str, str]], *, limit: int,
           required: bool = False) -> str | None:
-    value = data.get(field)
-    if value is None:
+    """The field's text, stripped; None when absent. On an update (not `required`), null clears it."""
+    if field not in data:
         if required:
             errors.append({"field": field, "message": "obligatoire"})
         return None
+    value = data[field]
+    if value is None:
+        value = ""
     if not isinstance(value, str):
         errors.append({"field": field, "message": "doit être une chaîne de caractères"})
         return None
     value = value.strip()
     if required and not value:
         errors.append({"field": field, "message": "obligatoire"})
-    if len(value) > limit:
+    elif len(value) > limit:
         errors.append({"field": field, "message": f"{limit} caractères au plus"})
     return value
 
 
 def _fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    """Check the shape of each field; collect every error (422) rather than stopping at the first."""
+    """Check the shape of each field; collect every error (422) rather than stopping at the first.
+
+    The rules (SIRET key, siège) belong to the core; only the shape is checked here, plus the SIRET
+    so that every bad field is listed in one answer.
+    """
     errors: list[dict[str, str]] = []
     out: dict[str, Any] = {}
-    for field, limit in (("name", 200), ("city", 100), ("postal_code", 10), ("code", 20)):
-        value = _text(data, field, errors, limit=limit, required=creating and field == "name")
-        if value is not None:
-            out[field] = value
     if creating:
         siret = _text(data, "siret", errors, limit=30, required=True)
         if siret:
@@ -163,15 +196,19 @@ def _fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
                 out["siret"] = core.clean_siret(siret)
             except InvalidInput as exc:
                 errors.append({"field": "siret", "message": str(exc)})
+    for field, limit in (("name", 200), ("city", 100), ("postal_code", 10), ("code", 20)):
+        value = _text(data, field, errors, limit=limit, required=field == "name" and (creating or field in data))
+        if value is not None:
+            out[field] = value
     if "kind" in data:
         try:
             out["kind"] = StructureKind(data["kind"])
         except (ValueError, TypeError):
             errors.append({"field": "kind", "message": "une valeur parmi " + ", ".join(k.value for k in StructureKind)})
     email = _text(data, "admin_email", errors, limit=254)
+    if email and not EMAIL_SHAPE.match(email):
+        errors.append({"field": "admin_email", "message": "adresse e-mail invalide"})
     if email is not None:
-        if email and ("@" not in email or " " in email or email.startswith("@") or email.endswith("@")):
-            errors.append({"field": "admin_email", "message": "adresse e-mail invalide"})
         out["admin_email"] = email
     parent = _text(data, "parent_siret", errors, limit=30)
     if parent:
@@ -179,14 +216,38 @@ def _fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             out["parent_siret"] = core.clean_siret(parent)
         except InvalidInput as exc:
             errors.append({"field": "parent_siret", "message": str(exc)})
+    elif parent is not None:
+        out["parent_siret"] = ""  # null or "": the structure becomes a siège
     if "searchable" in data:
         if not isinstance(data["searchable"], bool):
             errors.append({"field": "searchable", "message": "doit être true ou false"})
         else:
             out["searchable"] = data["searchable"]
+    if "version" in data and (not isinstance(data["version"], int) or isinstance(data["version"], bool)):
+        errors.append({"field": "version", "message": "doit être un entier"})
     if errors:
         raise Problem(422, "Données invalides", "Corrigez les champs indiqués.", errors=errors)
     return out
+
+
+def _expected_version(data: dict[str, Any]) -> int | None:
+    """Optimistic locking (RFC 9110 §13.1.1): `If-Match: "<version>"` or `"version"` in the body;
+    neither is required (a service may overwrite). A tag that names no version can match nothing."""
+    versions: list[int] = []
+    header = request.headers.get("If-Match", "").strip()
+    if header and header != "*":
+        tag = header.removeprefix("W/").strip().strip('"')
+        versions.append(int(tag) if tag.isdigit() and len(tag) < 10 else -1)
+    if "version" in data:
+        versions.append(data["version"])
+    if len(set(versions)) > 1:
+        raise _stale()
+    return versions[0] if versions else None
+
+
+def _stale() -> Problem:
+    return Problem(412, "Version périmée",
+                   "La structure a été modifiée entre-temps : relisez-la puis recommencez avec sa nouvelle version.")
 
 
 def _find(siret: str) -> Structure:
@@ -194,6 +255,10 @@ def _find(siret: str) -> Structure:
     if structure is None:
         raise Problem(404, "Structure inconnue", f"Aucune structure n'a le SIRET {siret[:20]}.")
     return structure
+
+
+def _invalid(exc: InvalidInput, field: str) -> Problem:
+    return Problem(422, "Données invalides", str(exc), errors=[{"field": field, "message": str(exc)}])
 
 
 def _designate_admin(structure: Structure) -> None:
@@ -210,13 +275,20 @@ def _designate_admin(structure: Structure) -> None:
                       link=url_for("auth.signup", _external=True))
 
 
+def _structure_response(structure: Structure, status: int = 200) -> Response:
+    response = jsonify(structure_json(structure))
+    response.status_code = status
+    response.headers["ETag"] = f'"{structure.version}"'
+    return response
+
+
 # ------------------------------------------------------------------ endpoints
 
 @bp.post("/structures")
 @requires_scope("structures:write")
-def create_structure() -> tuple[Response, int, dict[str, str]]:
+def create_structure() -> Response:
     """Create a structure (REPERNET registration) and designate its admin e-mail."""
-    data = _fields(_body(), creating=True)
+    data = _fields(_body(CREATE_FIELDS), creating=True)
     if core.find_by_siret(db.session, data["siret"]) is not None:
         raise Problem(409, "Structure déjà enregistrée", f"Une structure existe déjà avec le SIRET {data['siret']}.")
     try:
@@ -224,21 +296,20 @@ def create_structure() -> tuple[Response, int, dict[str, str]]:
             siret=data["siret"], name=data["name"], kind=data.get("kind", StructureKind.ORGANISME),
             city=data.get("city", ""), postal_code=data.get("postal_code", ""), code=data.get("code") or None,
             admin_email=data.get("admin_email") or None, searchable=data.get("searchable", True),
-        ), _origin())
+        ), _origin(), siege_siret=data.get("parent_siret") or None, client_id=g.api_client_id)
     except InvalidInput as exc:
-        raise Problem(422, "Données invalides", str(exc), errors=[{"field": "siret", "message": str(exc)}]) from exc
-    audit(db.session, "api.structure_created", _origin(), structure=structure.id, client_id=g.api_client_id,
-          siret=structure.siret)
+        raise _invalid(exc, "parent_siret" if data.get("parent_siret") else "siret") from exc
     _designate_admin(structure)
     db.session.commit()
-    return (jsonify(structure_json(structure)), 201,
-            {"Location": url_for("api.get_structure", siret=structure.siret, _external=True)})
+    response = _structure_response(structure, 201)
+    response.headers["Location"] = url_for("api.get_structure", siret=structure.siret, _external=True)
+    return response
 
 
 @bp.get("/structures")
 @requires_scope("structures:read")
 def list_structures() -> Response:
-    """Structures, searched by name, city, code or SIRET prefix (`q`), paginated."""
+    """Structures, searched by name, city, code or SIRET (`q`), paginated."""
     page, per_page = _int_arg("page", 1), min(_int_arg("per_page", 25), MAX_PER_PAGE)
     query = select(Structure).order_by(Structure.name, Structure.siret)
     q = request.args.get("q", "").strip().lower()[:100]
@@ -253,11 +324,8 @@ def list_structures() -> Response:
 @bp.get("/structures/<siret>")
 @requires_scope("structures:read")
 def get_structure(siret: str) -> Response:
-    """One structure by SIRET."""
-    structure = _find(siret)
-    response = jsonify(structure_json(structure))
-    response.headers["ETag"] = f'"{structure.version}"'
-    return response
+    """One structure by SIRET, with its version as ETag."""
+    return _structure_response(_find(siret))
 
 
 @bp.patch("/structures/<siret>")
@@ -265,34 +333,30 @@ def get_structure(siret: str) -> Response:
 def update_structure(siret: str) -> Response:
     """Partial update; a stale `If-Match` (or `version`) gets 412 instead of overwriting."""
     structure = _find(siret)
-    body = _body()
-    expected = request.headers.get("If-Match", "").strip().strip('"') or body.get("version")
-    if expected is not None and str(expected) != str(structure.version):
-        raise Problem(412, "Version périmée",
-                      f"La structure a été modifiée entre-temps (version {structure.version}) : relisez-la puis recommencez.")
+    body = _body(UPDATE_FIELDS)
     data = _fields(body, creating=False)
+    expected = _expected_version(body)
     previous_email = structure.admin_email
-    if "kind" in data:
-        structure.kind = data["kind"]
-    if "code" in data:
-        structure.code = data["code"] or None
-    core.update_structure(db.session, structure, _origin(), actor=None, name=data.get("name"), city=data.get("city"),
-                          postal_code=data.get("postal_code"), admin_email=data.get("admin_email"),
-                          searchable=data.get("searchable"))
-    audit(db.session, "api.structure_updated", _origin(), structure=structure.id, client_id=g.api_client_id,
-          fields=sorted(data))
+    try:
+        core.update_structure(
+            db.session, structure, _origin(), actor=None, name=data.get("name"), city=data.get("city"),
+            postal_code=data.get("postal_code"), code=data.get("code"), kind=data.get("kind"),
+            admin_email=data.get("admin_email"), searchable=data.get("searchable"),
+            siege_siret=data.get("parent_siret"), expected_version=expected, client_id=g.api_client_id)
+    except Conflict as exc:
+        raise _stale() from exc
+    except InvalidInput as exc:
+        raise _invalid(exc, "parent_siret") from exc
     if structure.admin_email != previous_email:
         _designate_admin(structure)
     db.session.commit()
-    response = jsonify(structure_json(structure))
-    response.headers["ETag"] = f'"{structure.version}"'
-    return response
+    return _structure_response(structure)
 
 
 @bp.get("/structures/<siret>/members")
 @requires_scope("members:read")
 def list_members(siret: str) -> Response:
-    """A structure's members with their roles there (two queries per page)."""
+    """A structure's members with their current roles there (count, page, grants: three queries)."""
     structure = _find(siret)
     page, per_page = _int_arg("page", 1), min(_int_arg("per_page", 50), MAX_PER_PAGE)
     query = (select(Membership, User).join(User, User.id == Membership.user_id)
@@ -300,8 +364,12 @@ def list_members(siret: str) -> Response:
     result = paginate(db.session, query, page, per_page, scalars=False)
     ids = [m.id for m, _ in result.items]
     roles: dict[int, list[str]] = {}
-    for grant in db.session.scalars(select(AccessGrant).where(AccessGrant.membership_id.in_(ids))) if ids else []:
-        roles.setdefault(grant.membership_id, []).append(grant.role.key)
+    if ids:
+        now = utcnow()
+        current = select(AccessGrant).where(AccessGrant.membership_id.in_(ids),
+                                            or_(AccessGrant.ends_at.is_(None), AccessGrant.ends_at > now))
+        for grant in db.session.scalars(current):
+            roles.setdefault(grant.membership_id, []).append(grant.role.key)
     items = [{"sub": str(user.id), "email": user.email, "given_name": user.given_name,
               "family_name": user.family_name, "role": m.role.value, "status": m.status.value,
               "roles": sorted(roles.get(m.id, []))} for m, user in result.items]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from stdnum.exceptions import ValidationError
 from stdnum.fr import siret as siret_number
@@ -13,9 +13,9 @@ from stdnum.fr import siret as siret_number
 from idp.core.accounts import normalize_email
 from idp.core.audit import audit
 from idp.core.catalogue import entitle_defaults
-from idp.core.errors import InvalidInput, NotFound
+from idp.core.errors import Conflict, InvalidInput, NotFound
 from idp.core.security import Origin
-from idp.models import Structure, StructureKind, User, utcnow
+from idp.models import Membership, Structure, StructureKind, User, utcnow
 
 
 def clean_siret(value: str) -> str:
@@ -49,50 +49,106 @@ def find_by_siret(session: Session, siret: str) -> Structure | None:
     return session.scalar(select(Structure).where(Structure.siret == siret))
 
 
+def find_siege(session: Session, structure_siret: str, siege_siret: str) -> Structure:
+    """The siège an établissement may attach to: an existing siège of the same SIREN (SPEC §2).
+
+    :raises InvalidInput: unknown SIRET, another SIREN, itself, or an établissement.
+    """
+    siege = find_by_siret(session, clean_siret(siege_siret))
+    if siege is None:
+        raise InvalidInput("Aucune structure n'a ce SIRET de siège.")
+    if siege.siret == structure_siret:
+        raise InvalidInput("Une structure ne peut pas être son propre siège.")
+    if siege.siren != structure_siret[:9]:
+        raise InvalidInput("Le siège doit avoir le même SIREN (9 premiers chiffres du SIRET).")
+    if siege.parent_id is not None:
+        raise InvalidInput("Cette structure est elle-même un établissement secondaire, pas un siège.")
+    return siege
+
+
 def create_structure(session: Session, data: StructureData, origin: Origin, *,
-                     actor: uuid.UUID | None = None) -> Structure:
+                     actor: uuid.UUID | None = None, siege_siret: str | None = None,
+                     client_id: str | None = None) -> Structure:
     """Create a structure; an établissement is attached to the siège of its SIREN when it exists.
 
-    :raises InvalidInput: bad SIRET, or the SIRET already exists.
+    :param siege_siret: the siège named by the caller (checked by `find_siege`); without it, the
+        oldest siège of the same SIREN, if any.
+    :param client_id: the service client acting (API), for the audit record.
+    :raises InvalidInput: bad SIRET, a bad siège, or the SIRET already exists.
     """
     siret = clean_siret(data.siret)
     if find_by_siret(session, siret) is not None:
         raise InvalidInput("Une structure existe déjà avec ce SIRET.")
     siren = siret[:9]
-    siege = session.scalar(
-        select(Structure).where(Structure.siren == siren, Structure.parent_id.is_(None)).order_by(Structure.created_at)
-    )
+    if siege_siret:
+        siege: Structure | None = find_siege(session, siret, siege_siret)
+    else:
+        siege = session.scalar(select(Structure).where(Structure.siren == siren, Structure.parent_id.is_(None))
+                               .order_by(Structure.created_at))
     structure = Structure(
         siret=siret, siren=siren, name=data.name.strip(), kind=data.kind, city=data.city.strip(),
-        postal_code=data.postal_code.strip(), code=data.code, searchable=data.searchable,
+        postal_code=data.postal_code.strip(), code=(data.code or "").strip() or None, searchable=data.searchable,
         admin_email=normalize_email(data.admin_email) if data.admin_email else None,
-        parent_id=siege.id if siege else None,
-        search_text=_search_text(data.name.strip(), data.city.strip(), data.code, siret),
+        parent=siege,
     )
+    structure.search_text = _search_text(structure.name, structure.city, structure.code, siret)
     session.add(structure)
     session.flush()
     entitle_defaults(session, structure)
-    audit(session, "structure.created", origin, actor=actor, structure=structure.id, siret=siret)
+    audit(session, "structure.created", origin, actor=actor, structure=structure.id, client_id=client_id, siret=siret)
     return structure
 
 
 def update_structure(session: Session, structure: Structure, origin: Origin, *, actor: uuid.UUID | None,
                      name: str | None = None, city: str | None = None, postal_code: str | None = None,
-                     admin_email: str | None = None, searchable: bool | None = None) -> Structure:
-    if name is not None:
-        structure.name = name.strip()
-    if city is not None:
-        structure.city = city.strip()
-    if postal_code is not None:
-        structure.postal_code = postal_code.strip()
+                     admin_email: str | None = None, searchable: bool | None = None,
+                     kind: StructureKind | None = None, code: str | None = None, siege_siret: str | None = None,
+                     expected_version: int | None = None, client_id: str | None = None) -> Structure:
+    """Change the given fields (None keeps a field; "" clears `admin_email`, `code`, and makes the
+    structure a siège for `siege_siret`) and bump the version.
+
+    :param expected_version: optimistic locking: applies only if nobody saved it since that version.
+    :raises Conflict: ``stale``, the structure changed since `expected_version`.
+    :raises InvalidInput: a bad siège, or a siège with établissements made an établissement.
+    """
+    if expected_version is not None:
+        # A guarded no-op UPDATE: it matches only the expected version and holds the row
+        # (PostgreSQL) until the commit, so of two concurrent saves the second sees the change.
+        matched = session.execute(
+            update(Structure).where(Structure.id == structure.id, Structure.version == expected_version)
+            .values(version=Structure.version).execution_options(synchronize_session=False)
+        ).rowcount
+        if not matched:
+            raise Conflict("stale")
+        session.refresh(structure)
+    changed = []
+    if siege_siret is not None:
+        siege = find_siege(session, structure.siret, siege_siret) if siege_siret else None
+        if siege is not None and session.scalar(select(exists().where(Structure.parent_id == structure.id))):
+            raise InvalidInput("Cette structure a des établissements secondaires : elle doit rester un siège.")
+        structure.parent = siege
+        changed.append("parent")
+    for field, value in (("name", name), ("city", city), ("postal_code", postal_code)):
+        if value is not None:
+            setattr(structure, field, value.strip())
+            changed.append(field)
+    if code is not None:
+        structure.code = code.strip() or None
+        changed.append("code")
+    if kind is not None:
+        structure.kind = kind
+        changed.append("kind")
     if admin_email is not None:
         structure.admin_email = normalize_email(admin_email) or None
+        changed.append("admin_email")
     if searchable is not None:
         structure.searchable = searchable
+        changed.append("searchable")
     structure.search_text = _search_text(structure.name, structure.city, structure.code, structure.siret)
     structure.version += 1
     structure.updated_at = utcnow()
-    audit(session, "structure.updated", origin, actor=actor, structure=structure.id)
+    audit(session, "structure.updated", origin, actor=actor, structure=structure.id, client_id=client_id,
+          fields=changed)
     return structure
 
 
@@ -116,14 +172,20 @@ def search_structures(session: Session, text: str, limit: int = 10) -> list[Stru
     for word in words:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(or_(Structure.search_text.like(f"%{escaped}%", escape="\\"),
-                                Structure.siret.startswith(word)))
+                                Structure.siret.startswith(word, autoescape=True)))
     return list(session.scalars(query.order_by(func.length(Structure.name), Structure.name).limit(limit)))
 
 
 def claim_designated_structures(session: Session, user: User, origin: Origin) -> list[Structure]:
     """SPEC §4.2: a usager whose verified login e-mail is a structure's account-admin e-mail becomes
-    its admin without a join request (called when the e-mail is verified)."""
+    its admin without a join request (called when the e-mail is verified).
+
+    Structures the usager already belongs to are left alone: following the link again must not
+    undo what an admin decided since (a demotion, removed roles).
+    """
     from idp.core.memberships import grant_admin_by_email
 
-    designated = session.scalars(select(Structure).where(Structure.admin_email == user.email)).all()
+    member_of = select(Membership.structure_id).where(Membership.user_id == user.id)
+    designated = session.scalars(select(Structure).where(
+        Structure.admin_email == normalize_email(user.email), Structure.id.not_in(member_of))).all()
     return [s for s in designated if grant_admin_by_email(session, user, s, origin) is not None]
