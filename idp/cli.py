@@ -50,7 +50,7 @@ def main() -> None:
 
 def register_commands(app: Flask) -> None:
     for group in (db_group, demo_group, client_group, user_group, structure_group, member_group, keys_group,
-                  mail_group, legacy_group):
+                  mail_group, legacy_group, requests_group):
         app.cli.add_command(group)
     app.cli.add_command(serve)
 
@@ -429,6 +429,23 @@ def legacy_import(as_json: bool) -> None:
         click.echo("SIRET invalide, ignorés : " + ", ".join(summary.invalid))
     for legacy_id, roles in summary.unknown_roles.items():
         click.echo(f"Rôles inconnus ou réservés à la Région pour {legacy_id} : {', '.join(roles)}")
+
+
+@click.group("requests", help="Join requests (demandes de rattachement).")
+def requests_group() -> None:
+    pass
+
+
+@requests_group.command("expire")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def requests_expire(as_json: bool) -> None:
+    """Expire join requests past 15 days (the requester is told) and remind admins 3 days before; run
+    it from cron as often as you like: nothing is expired or reminded twice (SPEC §4.2)."""
+    from idp.join.jobs import run
+
+    report = run(current_app._get_current_object())  # type: ignore[attr-defined]
+    _echo({"expired": report.expired, "reminded": report.reminded, "mails": report.mails}, as_json)
 
 
 if __name__ == "__main__":

@@ -80,3 +80,6 @@ LEGACY_LDAP_CONNECT_TIMEOUT = 3  # seconds
 LEGACY_LDAP_RECEIVE_TIMEOUT = 5
 LEGACY_LDAP_POOL_SIZE = 4
 LEGACY_LINK_MAX_AGE = 7 * 24 * 3600  # the signed link mailed to a legacy account's address
+
+# "Créer la structure" hands the usager to REPERNET with the SIRET pre-filled (SPEC §4.2, §8).
+REPERNET_REGISTER_URL = "http://127.0.0.1:8002/structures/nouvelle"
