@@ -419,6 +419,19 @@ def test_reminder_then_expiry_each_once(app: Any, testclient: Any, logged: Any, 
     assert [j.status.value for j in join_requests(app, logged.id, structure.id)] == ["expired", "pending"]
 
 
+def test_a_request_past_its_days_does_not_block_a_new_one(app: Any, testclient: Any, logged: Any) -> None:
+    from idp.models import utcnow
+
+    structure = make_structure(app)
+    assert send_request(testclient, structure.siret).status_code == 303
+    [join] = join_requests(app, logged.id, structure.id)
+    _set_expiry(app, join.id, utcnow() - timedelta(minutes=1))  # the job has not run yet
+    page = testclient.get(f"/structures/rattacher/{structure.siret}")
+    assert 'name="profile"' in page.text
+    assert send_request(testclient, structure.siret).status_code == 303
+    assert len(join_requests(app, logged.id, structure.id)) == 2
+
+
 def test_idp_requests_expire_command(app: Any, testclient: Any, logged: Any, mailbox: Any) -> None:
     import json
 

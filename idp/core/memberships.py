@@ -306,9 +306,10 @@ def request_join(session: Session, user: User, structure: Structure, origin: Ori
         return admin
     if profile is not None and profile.kind != structure.kind:
         raise InvalidInput("profile_mismatch")
+    # A request past its 15 days no longer blocks a new one, even before `idp requests expire` runs.
     pending = session.scalar(select(JoinRequest.id).where(
         JoinRequest.user_id == user.id, JoinRequest.structure_id == structure.id,
-        JoinRequest.status == JoinStatus.PENDING))
+        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow()))
     if pending is not None:
         raise InvalidInput("already_pending")
     request = JoinRequest(user=user, structure=structure, profile=profile, message=message.strip()[:500],
