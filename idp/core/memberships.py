@@ -379,11 +379,15 @@ def cancel_request(session: Session, user: User, request: JoinRequest, origin: O
 def due_join_requests(session: Session, now: datetime | None = None) -> tuple[list[JoinRequest], list[JoinRequest]]:
     """(requests to expire now, requests whose admins need a reminder); the caller sends the mail."""
     now = now or utcnow()
+    # Two overlapping runs (cron) must not both mail: the rows one run holds are skipped by the other
+    # until it commits, and then they are no longer due (PostgreSQL; SQLite has a single writer).
     expired = list(session.scalars(select(JoinRequest).where(
-        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at <= now)))
+        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at <= now)
+        .with_for_update(skip_locked=True)))
     remind = list(session.scalars(select(JoinRequest).where(
         JoinRequest.status == JoinStatus.PENDING, JoinRequest.reminded_at.is_(None),
-        JoinRequest.expires_at > now, JoinRequest.expires_at <= now + JOIN_REMINDER_BEFORE)))
+        JoinRequest.expires_at > now, JoinRequest.expires_at <= now + JOIN_REMINDER_BEFORE)
+        .with_for_update(skip_locked=True)))
     for request in expired:
         request.status, request.decided_at = JoinStatus.EXPIRED, now
         audit(session, "join.expired", Origin(), subject=request.user_id, structure=request.structure_id,
