@@ -287,6 +287,12 @@ def test_join_form_errors_keep_what_was_typed(app: Any, testclient: Any, logged:
     assert join_requests(app, logged.id, structure.id) == []
 
 
+def test_control_characters_are_dropped_from_the_message(app: Any, testclient: Any, logged: Any) -> None:
+    structure = make_structure(app)
+    assert send_request(testclient, structure.siret, message="Bonjour\x00 à vous\r\nMerci\x1b").status_code == 303
+    assert join_requests(app, logged.id, structure.id)[0].message == "Bonjour à vous\nMerci"
+
+
 def test_join_needs_the_csrf_token(app: Any, testclient: Any, logged: Any) -> None:
     structure = make_structure(app)
     page = testclient.get(f"/structures/rattacher/{structure.siret}")

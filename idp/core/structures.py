@@ -165,7 +165,9 @@ def get_structure(session: Session, structure_id: uuid.UUID | str) -> Structure:
 
 def search_structures(session: Session, text: str, limit: int = 10) -> list[Structure]:
     """Instant search by name, city, code or SIRET prefix (at least 2 characters)."""
-    words = [w for w in text.lower().split() if len(w) >= 2][:5]
+    # Control characters (NUL above all: PostgreSQL refuses it in text) separate words like spaces.
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    words = [w for w in printable.lower().split() if len(w) >= 2][:5]
     if not words:
         return []
     query = select(Structure).where(Structure.searchable)

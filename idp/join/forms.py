@@ -63,11 +63,18 @@ def profile_choice(form: FlaskForm, field: Field) -> None:
         raise ValidationError(_l("Choisissez l'un des profils proposés."))
 
 
+def printable_text(value: str | None) -> str | None:
+    """Keep line breaks, drop other control characters (NUL cannot be stored in PostgreSQL text)."""
+    if value is None:
+        return None
+    return "".join(ch for ch in value if ch.isprintable() or ch in "\n\t").strip()
+
+
 class JoinForm(FlaskForm):
     """Step 2: the profile wanted and an optional message to the administrators."""
 
     profile = RadioField(_l("Profil demandé"), coerce=str, validate_choice=False, validators=[profile_choice])
-    message = TextAreaField(_l("Message à l'administrateur (facultatif)"), validators=[Length(
+    message = TextAreaField(_l("Message à l'administrateur (facultatif)"), filters=[printable_text], validators=[Length(
         max=MESSAGE_MAX, message=_l("Le message comporte au plus %(max)d caractères."))])
 
     def __init__(self, *args: Any, profiles: list[Any], **kwargs: Any) -> None:
