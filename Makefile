@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# where the test set-up looks for / installs OpenLDAP (overridable to try the recipe)
+SLAPD ?= /usr/sbin/slapd
+POLICY_RC ?= /usr/sbin/policy-rc.d
+APT_GET ?= apt-get
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
@@ -19,12 +23,17 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
-	@# OpenLDAP slapd for the legacy-directory tests (SPEC §4.6): the Debian package, its own service stopped.
-	@command -v slapd >/dev/null || test -x /usr/sbin/slapd || { \
-	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
-	  $$SUDO apt-get update -q && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils && \
-	  { $$SUDO service slapd stop || true; }; }
+	@# OpenLDAP slapd for the legacy-directory tests (SPEC §4.6): the Debian package. Its own service
+	@# is kept from starting (policy-rc.d while installing) and stopped: the tests run their own slapd.
+	@command -v slapd >/dev/null || test -x $(SLAPD) || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); POLICY=$(POLICY_RC); OWN=; \
+	  if ! test -e $$POLICY; then \
+	    printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$POLICY >/dev/null && $$SUDO chmod 755 $$POLICY && OWN=1; fi; \
+	  $$SUDO $(APT_GET) update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q slapd ldap-utils; STATUS=$$?; \
+	  test -z "$$OWN" || $$SUDO rm -f $$POLICY; \
+	  $$SUDO service slapd stop >/dev/null 2>&1 || true; \
+	  exit $$STATUS; }
 	touch $@
 
 translations: $(STAMP)
