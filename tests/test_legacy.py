@@ -341,6 +341,37 @@ def test_forgotten_password_sends_a_join_request_to_the_admins(app: Any, testcli
         db.session.commit()
     assert membership(app, teacher.id, account.siret) == ("member", {"sam:redacteur"})
     assert legacy_ids_of(app, teacher.id, account.siret) == ["TLPU"]
+    assert "demande de rattachement envoyée" not in text(client.get("/ancien-compte/"))
+
+
+def test_a_declined_request_links_nothing_and_says_so(app: Any, testclient: Any, create_account: Any,
+                                                     directory: LdapServer, mailbox: Any) -> None:
+    account = directory.accounts["REP_3076"]
+    admin = create_account(email=unique_email("direction"))
+    login(testclient, admin.email)
+    assert link(testclient, "REP_3076_ADM", directory.accounts["REP_3076_ADM"].password).status_code == 302
+    stranger = create_account(email=unique_email("inconnu"))
+    client = app.test_client()
+    login(client, stranger.email)
+    assert post_form(client, "/ancien-compte/oubli", legacy_id=account.id).status_code == 200
+    mailbox.wait_for(admin.email, "Demande de rattachement")
+    with app.app_context():
+        from sqlalchemy import select
+
+        from idp.core.memberships import authority, decline_request
+        from idp.core.security import SYSTEM
+        from idp.extensions import db
+        from idp.models import JoinRequest, JoinStatus, User
+
+        request = db.session.scalar(select(JoinRequest).where(JoinRequest.user_id == stranger.id,
+                                                              JoinRequest.status == JoinStatus.PENDING))
+        decline_request(db.session, authority(db.session, db.session.get(User, admin.id), request.structure),
+                        request, SYSTEM, reason="Inconnu de nos services")
+        db.session.commit()
+    assert membership(app, stranger.id, account.siret) is None
+    assert legacy_ids_of(app, stranger.id, account.siret) == []
+    page = text(client.get("/ancien-compte/"))
+    assert "REP_3076" in page and "demande refusée" in page
 
 
 def test_forgotten_password_without_admin_mails_the_legacy_address(app: Any, testclient: Any, usager: Any,

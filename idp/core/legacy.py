@@ -68,13 +68,21 @@ def legacy_ids(session: Session, user_id: uuid.UUID, structure_id: uuid.UUID | N
     ))
 
 
-def links_of(session: Session, user_id: uuid.UUID) -> list[tuple[LegacyLink, Structure]]:
-    """The usager's links, for their account page."""
+def links_of(session: Session, user_id: uuid.UUID) -> list[tuple[LegacyLink, Structure, str]]:
+    """The usager's links, for their account page, each with its state: ``linked``, or for a link
+    waiting on a join request the request's status (``pending``, ``declined``, ``expired``…)."""
     rows = session.execute(
-        select(LegacyLink, Structure).join(Structure, Structure.id == LegacyLink.structure_id)
+        select(LegacyLink, Structure, JoinRequest.status).join(Structure, Structure.id == LegacyLink.structure_id)
+        .outerjoin(JoinRequest, JoinRequest.id == LegacyLink.join_request_id)
         .where(LegacyLink.user_id == user_id).order_by(LegacyLink.linked_at.desc())
     ).all()
-    return [(link, structure) for link, structure in rows]
+    return [(link, structure, _state(link, status)) for link, structure, status in rows]
+
+
+def _state(link: LegacyLink, status: JoinStatus | None) -> str:
+    if link.method != REQUEST or status == JoinStatus.ACCEPTED:
+        return "linked"
+    return str(status.value) if status is not None else JoinStatus.CANCELLED.value
 
 
 # ------------------------------------------------------------------ structures from the directory
