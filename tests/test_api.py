@@ -156,6 +156,8 @@ def test_signing_up_with_the_designated_email_makes_the_admin(service: Any, mail
     ({"siret": "<new>", "name": "Mail", "admin_email": "pas-une-adresse"}, "admin_email"),
     ({"siret": "<new>", "name": "Drapeau", "searchable": "oui"}, "searchable"),
     ({"siret": "<new>", "name": "Inconnu", "couleur": "bleu"}, "couleur"),
+    ({"siret": "<new>", "name": "Nul\u0000"}, "name"),
+    ({"siret": "<new>", "name": "Ville", "city": "Lyon\u0007"}, "city"),
 ])
 def test_invalid_structures_get_422_problems(service: Any, body: dict[str, Any], field: str) -> None:
     if body.get("siret") == "<new>":
@@ -332,6 +334,7 @@ def test_list_pages_and_search(service: Any) -> None:
     assert [s["name"] for s in first["items"] + second["items"]] == [f"{tag} 0", f"{tag} 1", f"{tag} 2"]
     assert call("GET", "/structures", params={"q": sirets[2]}).json()["items"][0]["siret"] == sirets[2]
     assert call("GET", "/structures", params={"q": "100%_"}).json()["total"] == 0  # LIKE wildcards are literal
+    assert call("GET", "/structures", params={"q": f"{tag}\x00"}).json()["total"] == 3  # NUL is a space
     assert call("GET", "/structures", params={"per_page": 5000}).json()["per_page"] == 100
 
 

@@ -174,7 +174,9 @@ def _text(data: dict[str, Any], field: str, errors: list[dict[str, str]], *, lim
         errors.append({"field": field, "message": "doit être une chaîne de caractères"})
         return None
     value = value.strip()
-    if required and not value:
+    if not all(ch.isprintable() for ch in value):  # NUL above all: PostgreSQL refuses it in text
+        errors.append({"field": field, "message": "caractères de contrôle interdits"})
+    elif required and not value:
         errors.append({"field": field, "message": "obligatoire"})
     elif len(value) > limit:
         errors.append({"field": field, "message": f"{limit} caractères au plus"})
@@ -312,7 +314,8 @@ def list_structures() -> Response:
     """Structures, searched by name, city, code or SIRET (`q`), paginated."""
     page, per_page = _int_arg("page", 1), min(_int_arg("per_page", 25), MAX_PER_PAGE)
     query = select(Structure).order_by(Structure.name, Structure.siret)
-    q = request.args.get("q", "").strip().lower()[:100]
+    # Control characters (NUL: refused by PostgreSQL) count as spaces.
+    q = " ".join("".join(ch if ch.isprintable() else " " for ch in request.args.get("q", "")[:100]).lower().split())
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Structure.search_text.like(f"%{escaped}%", escape="\\"))
