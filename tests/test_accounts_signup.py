@@ -53,7 +53,8 @@ def test_signup_verify_then_login(app: Any, testclient: Any, mailbox: Any) -> No
 
     response = login(testclient, email)
     assert response.status_code == 302
-    assert response.headers["Location"].endswith("/account/")
+    # A first login without a structure: the welcome page offers to join one or link an old account.
+    assert response.headers["Location"].endswith("/bienvenue")
     home = testclient.get("/account/")
     assert home.status_code == 200 and email in home.text
 

@@ -1,9 +1,8 @@
 """The members page stays cheap with 50,000 members in one structure (SPEC §4.3, STYLE §7):
-three queries per page, whatever the size, and well under a second each on SQLite."""
+three queries per page, whatever the size (times: bench/SCALE.md)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -65,13 +64,11 @@ def test_members_page_with_50000_members(big: tuple[Any, uuid.UUID], text: str, 
     with Session(engine) as session:
         event.listen(engine, "before_cursor_execute", count)
         try:
-            started = time.perf_counter()
             page = members_page(session, structure_id, text=text, sort=sort, number=number)
             rows = [(row.user.email, [g.role.key for g in row.grants]) for row in page.items]  # no lazy loads
-            elapsed = time.perf_counter() - started
         finally:
             event.remove(engine, "before_cursor_execute", count)
     assert page.total > 0 and rows
     assert all(grants for _, grants in rows)
+    # Counted, never timed (times are measured in bench/scale, not asserted in tests).
     assert len(statements) == 3, statements
-    assert elapsed < 1.0, f"{elapsed:.3f}s for {text!r} {sort} page {number}"

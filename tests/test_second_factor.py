@@ -71,3 +71,24 @@ def test_the_setting_off_lets_admins_through(testclient: Any, create_account: An
     admin = create_account(admin=True)
     login(testclient, admin.email)
     assert testclient.get("/admin/").status_code == 200
+
+
+def test_a_first_login_without_structure_offers_to_join_or_link(testclient: Any, create_account: Any) -> None:
+    from test_accounts_helpers import login as log_in
+
+    user = create_account()
+    first = log_in(testclient, user.email)
+    assert first.status_code == 302 and first.headers["Location"].endswith("/bienvenue")
+    page = testclient.get(first.headers["Location"])
+    assert "/structures/" in page.text and "/ancien-compte/" in page.text and "/account/" in page.text
+    testclient.post("/logout", data=form_fields(testclient.get("/logout").text))
+    again = log_in(testclient, user.email)
+    assert again.headers["Location"].endswith("/account/")  # only the first time
+
+
+def test_a_first_login_on_the_way_somewhere_is_not_interrupted(testclient: Any, create_account: Any) -> None:
+    from test_accounts_helpers import login as log_in
+
+    user = create_account()
+    assert log_in(testclient, user.email, query="?next=/account/sessions").headers["Location"].endswith(
+        "/account/sessions")

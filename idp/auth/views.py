@@ -111,13 +111,26 @@ def _finish_login(user: User, amr: str) -> Response:
         # Another person logs in on this browser: the previous account's session ends for real.
         web.end_login_session()
         sessions_ended(db.session, [previous])
+    first_login = user.last_login_at is None
     web.start_login_session(user, amr)
     web.record("login.success", actor=user.id, subject=user.id, amr=amr)
     db.session.commit()
-    if len(memberships.active_memberships(db.session, user.id)) > 1:
+    mine = memberships.active_memberships(db.session, user.id)
+    if len(mine) > 1:
         # Several structures: the person says which one they act for (the last one pre-selected).
         return redirect(url_for("account.switch_structure", next=web.safe_next()))
+    if first_login and not mine and not request.values.get("next"):
+        # A first visit to the portal itself with no structure yet: join one, or link the old shared
+        # account (seeds 000, 001). On the way to an application or a page, don't stand in the way.
+        return redirect(url_for("auth.welcome"))
     return redirect(web.safe_next())
+
+
+@bp.get("/bienvenue")
+@web.login_required
+def welcome() -> str:
+    """First login without a structure: how to get one, then on to where the person was going."""
+    return render_template("auth/welcome.html", next_url=web.safe_next())
 
 
 # ------------------------------------------------------------------ login
