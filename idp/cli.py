@@ -287,6 +287,7 @@ def member_add(siret: str, email: str, admin: bool, grants: tuple[str, ...], as_
     from idp.core.memberships import add_member, grants_by_key, operator_authority
     from idp.core.structures import clean_siret, find_by_siret
     from idp.extensions import db
+    from idp.models import AccountState
 
     try:
         structure = find_by_siret(db.session, clean_siret(siret))
@@ -295,7 +296,7 @@ def member_add(siret: str, email: str, admin: bool, grants: tuple[str, ...], as_
     if structure is None:
         raise click.UsageError(f"aucune structure n'a le SIRET {siret}")
     user = find_user(db.session, email)
-    if user is None:
+    if user is None or user.state == AccountState.DELETED:  # an erased account is nobody's any more
         raise click.UsageError(f"aucun compte n'a l'e-mail {email}")
     try:
         role_ids = grants_by_key(db.session, grants)

@@ -92,3 +92,17 @@ def test_duplicate_siret_is_refused(run: Any) -> None:
     siret = new_siret()
     run("structure", "create", "--siret", siret, "--name", "Une")
     assert "existe déjà" in run("structure", "create", "--siret", siret, "--name", "Deux", ok=False).output
+
+
+def test_member_add_refuses_an_erased_account(run: Any, create_account: Any, app: Any) -> None:
+    from idp.core.accounts import delete_account
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.models import User
+
+    siret, person = new_siret(), create_account()
+    run("structure", "create", "--siret", siret, "--name", "Compte effacé")
+    with app.app_context():
+        erased = delete_account(db.session, db.session.get(User, person.id), None, SYSTEM).email
+        db.session.commit()
+    assert "aucun compte" in run("member", "add", "--siret", siret, "--email", erased, ok=False).output
