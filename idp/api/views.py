@@ -2,6 +2,15 @@
 
 REPERNET registers structures here. Only service tokens (client_credentials: no user, no
 session) are accepted; each endpoint names the scope it needs.
+
+    POST  /structures                  structures:write  201 + Location; 409 SIRET taken; 422 + errors
+    GET   /structures?q=&page=&per_page=  structures:read   {"items", "page", "per_page", "total"}
+    GET   /structures/<siret>          structures:read   ETag: "<version>"
+    PATCH /structures/<siret>          structures:write  If-Match: "<version>" or "version": 412 if stale
+    GET   /structures/<siret>/members  members:read      items {"sub", "email", ..., "role", "roles"}
+
+401 `Bearer error="invalid_token"`, 403 `error="insufficient_scope"`; every error is
+application/problem+json {"type", "title", "status", "detail"} in French.
 """
 
 from __future__ import annotations
