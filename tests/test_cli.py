@@ -127,9 +127,9 @@ def test_serve_runs_gunicorn_on_the_wsgi_app(fresh_db: tuple[str, Path]) -> None
         deadline = time.monotonic() + 30
         while True:
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=2)
+                response = requests.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=10)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert server.poll() is None, server.communicate()
                 assert time.monotonic() < deadline, "gunicorn did not answer"
                 time.sleep(0.2)
@@ -380,10 +380,20 @@ def test_mail_worker_stops_cleanly_on_sigterm(fresh_db: tuple[str, Path]) -> Non
     worker = subprocess.Popen([*idp_argv(), "mail", "worker", "--interval", "0.2"], env=operator_env(url),
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)
+        first = _first_line(worker, timeout=60)  # started (however loaded the machine is), then stopped
         assert worker.poll() is None
     finally:
         worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=10)
+        out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
-    assert "Traceback" not in err and "/dev/inbox" in out
+    assert "Traceback" not in err and "/dev/inbox" in first + out
+
+
+def _first_line(process: subprocess.Popen, timeout: float) -> str:
+    """The process's first line of output, waiting at most `timeout` seconds."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+        assert selector.select(timeout), "no output from the worker"
+    return process.stdout.readline()  # type: ignore[union-attr]
