@@ -59,12 +59,13 @@ def notify_new_request(session: Session, join: JoinRequest) -> Deciders:
     """Mail the deciders of a new request and acknowledge it to the requester (in a request or a
     test_request_context: the links are absolute)."""
     who = deciders(session, join)
+    # The requester's acknowledgment first: a long list of platform admins must not delay it.
+    web.send_mail("join_request_sent", address(join.user), user=join.user, join=join, structure=join.structure,
+                  moderation=who.moderation, link=url_for("join.index", _external=True))
     link = decide_link(join, who.moderation)
     for user in who.users:
         web.send_mail("join_request_moderation" if who.moderation else "join_request_new", address(user),
                       admin=user, join=join, requester=join.user, structure=join.structure, link=link)
-    web.send_mail("join_request_sent", address(join.user), user=join.user, join=join, structure=join.structure,
-                  moderation=who.moderation, link=url_for("join.index", _external=True))
     return who
 
 

@@ -278,7 +278,8 @@ def _became_admin(membership: Membership) -> Response:
     """SPEC §4.2: the registered account admin's e-mail → admin at once, no request."""
     structure = membership.structure
     login = web.current_login()
-    if login is not None:
+    if login is not None and web.current_membership() is None:
+        # Acting for no structure yet: this one becomes current; otherwise the user switches when they wish.
         choose_structure(db.session, login, structure.id, web.origin())
     web.send_mail("join_admin_match", address(membership.user), user=membership.user, structure=structure,
                   link=url_for("manage.index", structure_id=structure.id, _external=True))
