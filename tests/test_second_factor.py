@@ -80,7 +80,7 @@ def test_a_first_login_without_structure_offers_to_join_or_link(testclient: Any,
     first = log_in(testclient, user.email)
     assert first.status_code == 302 and first.headers["Location"].endswith("/bienvenue")
     page = testclient.get(first.headers["Location"])
-    assert "/structures/" in page.text and "/ancien-compte/" in page.text and "/account/" in page.text
+    assert "/structures/rattacher" in page.text and "/ancien-compte/" in page.text and "/account/" in page.text
     testclient.post("/logout", data=form_fields(testclient.get("/logout").text))
     again = log_in(testclient, user.email)
     assert again.headers["Location"].endswith("/account/")  # only the first time
