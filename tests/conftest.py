@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 import threading
 import time
@@ -258,6 +259,22 @@ def csrf_token(html: str) -> str:
 # ---------------------------------------------------------------- factories
 
 _counter = itertools.count(1)
+
+
+_sirens = itertools.count(random.SystemRandom().randrange(10_000_000, 90_000_000, 1_000))
+_nics = itertools.count(2)
+
+
+def new_siret(siren: str | None = None, nic: str | None = None) -> str:
+    """A Luhn-valid SIRET of a Luhn-valid SIREN (python-stdnum checks both), never seen before in
+    this test session; with `siren`, another établissement of that company."""
+    from stdnum import luhn
+
+    if siren is None:
+        base = f"{next(_sirens):08d}"
+        siren = base + luhn.calc_check_digit(base)
+    nic = nic or f"{next(_nics) % 10_000:04d}"
+    return siren + nic + luhn.calc_check_digit(siren + nic)
 
 
 def unique_email(prefix: str = "usager") -> str:

@@ -3,32 +3,16 @@ through the core, as a platform admin would, and a two-structure world to attack
 
 from __future__ import annotations
 
-import itertools
-import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import PASSWORD, forms, unique_email
+from conftest import PASSWORD, forms, new_siret, unique_email
 from test_accounts_helpers import login
-
-_sirens = itertools.count(random.randint(100, 899) * 100_000 + 7)
-
-
-def _luhn(digits: str) -> str:
-    """`digits` followed by the check digit that makes the whole Luhn-valid."""
-    for check in "0123456789":
-        total = 0
-        for i, ch in enumerate(reversed(digits + check)):
-            n = int(ch) * (2 if i % 2 else 1)
-            total += n - 9 if n > 9 else n
-        if total % 10 == 0:
-            return digits + check
-    raise AssertionError("unreachable")
 
 
 def siret() -> str:
-    return _luhn(_luhn(f"{next(_sirens):08d}") + f"{random.randint(0, 9999):04d}")
+    return new_siret()
 
 
 def make_structure(app: Any, name: str = "Organisme", kind: str = "organisme") -> uuid.UUID:

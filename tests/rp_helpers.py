@@ -5,7 +5,6 @@ to REPERNET through the IdP's real login form (no test shortcut in the protocol)
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,20 +16,12 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from tests.conftest import PASSWORD, _free_port, forms, unique_email
+from tests.conftest import PASSWORD, _free_port, forms, new_siret, unique_email
 from tests.oidc_helpers import browse
 
 RP_SECRET = "repernet-test-secret-" + "x" * 16
 
 
-def new_siret() -> str:
-    """A Luhn-valid SIRET (valid SIREN too), random so that test files never collide."""
-    from stdnum import luhn
-
-    siren = f"{secrets.randbelow(10**8):08d}"
-    siren += luhn.calc_check_digit(siren)
-    nic = f"{secrets.randbelow(10**3) + 1:04d}"
-    return siren + nic + luhn.calc_check_digit(siren + nic)
 
 
 @dataclass

@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-import random
 import uuid
 from typing import Any
 
-from conftest import unique_email
-
-_sirens = itertools.count(random.randint(100, 899) * 100_000)
-
-
-def luhn_complete(digits: str) -> str:
-    """`digits` plus the Luhn check digit (what python-stdnum checks on a SIRET)."""
-    for check in "0123456789":
-        candidate = digits + check
-        total = 0
-        for i, ch in enumerate(reversed(candidate)):
-            n = int(ch) * (2 if i % 2 else 1)
-            total += n - 9 if n > 9 else n
-        if total % 10 == 0:
-            return candidate
-    raise AssertionError("unreachable")
-
-
-def new_siret(siren: str | None = None) -> str:
-    """A valid SIRET: a fresh SIREN (Luhn) and a Luhn-valid establishment number."""
-    siren = siren or luhn_complete(f"{next(_sirens):08d}")
-    return luhn_complete(siren + f"{random.randint(0, 9999):04d}")
+from conftest import new_siret, unique_email
 
 
 def make_structure(app: Any, name: str = "Organisme de test", siret: str | None = None, kind: str = "organisme",

@@ -4,24 +4,18 @@ structure registration REPERNET performs, admin e-mail designation with real mai
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
 import requests
-from conftest import mail_link, unique_email
-from stdnum import luhn
+from conftest import mail_link, new_siret, unique_email
 
 from tests.oidc_helpers import code_flow
 
 ALL = "structures:read structures:write members:read"
-_counter = iter(range(52_000_000, 99_000_000, 104_729))
 
 
-def new_siret(nic: str = "0001", siren: str | None = None) -> str:
-    if siren is None:
-        base = f"{next(_counter):08d}"
-        siren = base + luhn.calc_check_digit(base)
-    return siren + nic + luhn.calc_check_digit(siren + nic)
 
 
 _clients: dict[str, tuple[str, str]] = {}
@@ -107,7 +101,7 @@ def test_an_etablissement_attaches_to_its_siege(service: Any) -> None:
     call = service()
     siege = new_siret()
     call("POST", "/structures", json={"siret": siege, "name": "Siège"})
-    etablissement = new_siret("0002", siege[:9])
+    etablissement = new_siret(siege[:9], "0002")
     body = call("POST", "/structures", json={"siret": etablissement, "name": "Établissement"}).json()
     assert body["parent_siret"] == siege
 
@@ -244,18 +238,18 @@ def test_a_named_siege_must_be_a_siege_of_the_same_siren(service: Any) -> None:
     call = service()
     siege = new_siret()
     assert call("POST", "/structures", json={"siret": siege, "name": "Siège nommé"}).status_code == 201
-    etab = new_siret("0002", siege[:9])
+    etab = new_siret(siege[:9], "0002")
     created = call("POST", "/structures", json={"siret": etab, "name": "Établissement", "parent_siret": siege})
     assert created.status_code == 201 and created.json()["parent_siret"] == siege
     for parent, message in [(new_siret(), "Aucune structure"),                  # unknown
                             (etab, "pas un siège"),                             # an établissement
                             ("12345678900000", "SIRET")]:                       # bad key
-        body = {"siret": new_siret("0003", siege[:9]), "name": "Refusé", "parent_siret": parent}
+        body = {"siret": new_siret(siege[:9], "0003"), "name": "Refusé", "parent_siret": parent}
         problem = _is_problem(call("POST", "/structures", json=body), 422)
         assert problem["errors"][0]["field"] == "parent_siret" and message in problem["errors"][0]["message"]
     other = new_siret()
     call("POST", "/structures", json={"siret": other, "name": "Autre entreprise"})
-    problem = _is_problem(call("POST", "/structures", json={"siret": new_siret("0004", siege[:9]), "name": "X",
+    problem = _is_problem(call("POST", "/structures", json={"siret": new_siret(siege[:9], "0004"), "name": "X",
                                                             "parent_siret": other}), 422)
     assert "même SIREN" in problem["detail"]
 
@@ -264,7 +258,7 @@ def test_patch_changes_every_field_but_the_siret(service: Any) -> None:
     call = service()
     siege, etab = new_siret(), None
     call("POST", "/structures", json={"siret": siege, "name": "Siège"})
-    etab = new_siret("0002", siege[:9])
+    etab = new_siret(siege[:9], "0002")
     call("POST", "/structures", json={"siret": etab, "name": "Annexe", "city": "Lyon", "code": "0690001A"})
     patched = call("PATCH", f"/structures/{etab}", json={"name": "Annexe Sud", "kind": "lycee", "code": "0690002B",
                                                         "postal_code": "69007", "searchable": False,
@@ -278,7 +272,7 @@ def test_patch_changes_every_field_but_the_siret(service: Any) -> None:
     back = call("PATCH", f"/structures/{etab}", json={"parent_siret": siege, "code": ""}).json()
     assert back["parent_siret"] == siege and back["code"] is None
     # A siège with établissements cannot itself become an établissement.
-    other = new_siret("0003", siege[:9])
+    other = new_siret(siege[:9], "0003")
     call("POST", "/structures", json={"siret": other, "name": "Autre siège", "parent_siret": ""})
     problem = _is_problem(call("PATCH", f"/structures/{siege}", json={"parent_siret": other}), 422)
     assert problem["errors"][0]["field"] == "parent_siret"
@@ -324,7 +318,7 @@ def test_optimistic_locking(service: Any, headers: dict[str, str], body: dict[st
 
 def test_list_pages_and_search(service: Any) -> None:
     call = service()
-    tag = f"pagination{next(_counter)}"
+    tag = f"pagination{uuid.uuid4().hex[:8]}"
     sirets = sorted(new_siret() for _ in range(3))
     for n, siret in enumerate(sirets):
         call("POST", "/structures", json={"siret": siret, "name": f"{tag} {n}", "searchable": n != 1})
@@ -369,7 +363,7 @@ def test_members_list_current_roles_only(service: Any, create_account: Any, app:
 
     call = service()
     siret = new_siret()
-    people = [create_account(given_name="Zoé", family_name=f"Zeta{next(_counter)}") for _ in range(3)]
+    people = [create_account(given_name="Zoé", family_name=f"Zeta{uuid.uuid4().hex[:8]}") for _ in range(3)]
     call("POST", "/structures", json={"siret": siret, "name": "Membres", "admin_email": people[0].email})
     runner = app.test_cli_runner()
     for person in people[1:]:

@@ -16,7 +16,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.conftest import PASSWORD, forms, unique_email
+from tests.conftest import PASSWORD, forms, new_siret, unique_email
 from tests.oidc_helpers import (
     authorize_url,
     browse,
@@ -31,17 +31,8 @@ from tests.oidc_helpers import (
 SCOPE = "openid profile structures"
 
 
-def _siret(seed: int) -> str:
-    """A Luhn-valid SIRET (valid SIREN too), different for each seed."""
-    from stdnum import luhn
-
-    siren = f"{seed % 10**8:08d}"
-    siren += luhn.calc_check_digit(siren)
-    nic = "0001"
-    return siren + nic + luhn.calc_check_digit(siren + nic)
 
 
-_sirets = iter(range(31_000_000, 99_000_000, 7_919))
 
 
 class Receiver:
@@ -107,7 +98,7 @@ def world(app: Any, create_account: Any, create_client: Any, receivers: Any) -> 
             ("Organisme B", StructureKind.ORGANISME, False, ["sam:redacteur"]),
             ("Lycée C", StructureKind.LYCEE, False, ["catalogue:lecteur"]),
         ):
-            structure = create_structure(db.session, StructureData(siret=_siret(next(_sirets)), name=name, kind=kind),
+            structure = create_structure(db.session, StructureData(siret=new_siret(), name=name, kind=kind),
                                          SYSTEM)
             add_member(db.session, authority(db.session, admin, structure), member, SYSTEM,
                        role_ids=grants_by_key(db.session, keys), admin=admin_there)
@@ -256,7 +247,7 @@ def test_siret_hint_selects_one_of_my_structures(live_server: str, browser: requ
     token = code_flow(live_server, browser, *world.sam, world.user.email, scope=SCOPE, siret_hint=world.b["siret"])
     assert _claims(live_server, token, world.sam[0])["structure"]["id"] == world.b["id"]
     # A SIRET I don't belong to is ignored (no error, no leak).
-    token = code_flow(live_server, browser, *world.sam, world.user.email, scope=SCOPE, siret_hint=_siret(7))
+    token = code_flow(live_server, browser, *world.sam, world.user.email, scope=SCOPE, siret_hint=new_siret())
     assert _claims(live_server, token, world.sam[0])["structure"]["id"] == world.b["id"]
 
 

@@ -6,16 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from stdnum import luhn
-
-_counter = iter(range(61_000_000, 99_000_000, 93_911))
-
-
-def new_siret(nic: str = "0001", siren: str | None = None) -> str:
-    if siren is None:
-        base = f"{next(_counter):08d}"
-        siren = base + luhn.calc_check_digit(base)
-    return siren + nic + luhn.calc_check_digit(siren + nic)
+from conftest import new_siret
 
 
 @pytest.fixture
@@ -35,7 +26,7 @@ def test_structure_create_then_member_add_gives_claims(run: Any, create_account:
     siret = new_siret()
     created = json.loads(run("structure", "create", "--siret", siret, "--name", "Organisme CLI", "--json").output)
     assert created["siret"] == siret and created["kind"] == "organisme" and created["siege"] is None
-    etab = json.loads(run("structure", "create", "--siret", new_siret("0002", siret[:9]), "--name", "Annexe",
+    etab = json.loads(run("structure", "create", "--siret", new_siret(siret[:9], "0002"), "--name", "Annexe",
                           "--json").output)
     assert etab["siege"] == siret
 

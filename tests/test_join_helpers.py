@@ -3,31 +3,11 @@ memberships through core.add_member, SIRET numbers with a valid (or a wrong) Luh
 
 from __future__ import annotations
 
-import itertools
-import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-_sirens = itertools.count(random.randint(100, 899) * 100_000 + 31)
-
-
-def luhn(digits: str) -> str:
-    """`digits` followed by the check digit that makes the whole Luhn-valid."""
-    for check in "0123456789":
-        total = 0
-        for i, ch in enumerate(reversed(digits + check)):
-            n = int(ch) * (2 if i % 2 else 1)
-            total += n - 9 if n > 9 else n
-        if total % 10 == 0:
-            return digits + check
-    raise AssertionError("unreachable")
-
-
-def new_siret(siren: str | None = None) -> str:
-    """A fresh valid SIRET (of a valid SIREN), or another establishment of `siren`."""
-    siren = siren or luhn(f"{next(_sirens):08d}")
-    return luhn(siren + f"{random.randint(0, 9999):04d}")
+from conftest import new_siret  # noqa: F401 - re-exported for the joining tests
 
 
 def bad_key(siret: str) -> str:
