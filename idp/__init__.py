@@ -97,9 +97,9 @@ def _register_error_pages(app: Flask) -> None:
         db.session.rollback()
         code = exc.code or 500
         if request.path.startswith("/api/"):  # the service API speaks RFC 9457 everywhere
-            from idp.api.views import Problem, problem_response
+            from idp.api.views import http_problem
 
-            return problem_response(Problem(code, exc.name, exc.description or ""))
+            return http_problem(exc)
         if _wants_json():
             response = jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description)
             response.status_code = code

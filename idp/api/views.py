@@ -101,7 +101,7 @@ def _on_problem(problem: Problem) -> Response:
 
 
 @bp.errorhandler(HTTPException)
-def _on_http_error(exc: HTTPException) -> Response:
+def http_problem(exc: HTTPException) -> Response:
     """404, 405, 413... inside the API's routes as problem details too, never an HTML page (the app's
     handler does the same for URLs under /api/ that match no route)."""
     db.session.rollback()
