@@ -367,12 +367,12 @@ def mail_worker(interval: float, once: bool) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     target = app.config["SMTP_URL"] or "la boîte de développement (/dev/inbox)"
-    if not once:
-        click.echo(f"Envoi des courriels vers {target}, toutes les {interval:g} s")
     stopping: list[int] = []
     if not once:
         # Finish the message in hand, then stop: a kill mid-send would leave a claim to expire.
+        # Installed before the start-up line, so whoever waits for that line can stop us cleanly.
         signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+        click.echo(f"Envoi des courriels vers {target}, toutes les {interval:g} s")
     while not stopping:
         try:
             sent = deliver_mail(app)
