@@ -373,6 +373,7 @@ def mail_worker(interval: float, once: bool) -> None:
         # Installed before the start-up line, so whoever waits for that line can stop us cleanly.
         signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
         click.echo(f"Envoi des courriels vers {target}, toutes les {interval:g} s")
+        sys.stdout.flush()  # a pipe is block-buffered: supervisors and logs see the line now
     while not stopping:
         try:
             sent = deliver_mail(app)
