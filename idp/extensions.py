@@ -63,6 +63,8 @@ class _State:
         postgres = engine.dialect.name == "postgresql"
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
         self._audit_engine: Engine | None = None
+        # The audit engine has its own pool: closed with the main one (no connection left open).
+        event.listen(engine, "engine_disposed", lambda _engine: self._audit_engine and self._audit_engine.dispose())
 
     @property
     def audit_engine(self) -> Engine:
