@@ -57,6 +57,8 @@ AUTHORIZATION_CODE_LIFETIME = 60
 KEY_PUBLISH_BEFORE_USE = 3600
 # How long a worker trusts its cached key set before re-reading the table.
 KEY_CACHE_SECONDS = 30
+# Clients are cached per worker this long; changes made in the same process apply at once.
+CLIENT_CACHE_SECONDS = 5
 JWKS_MAX_AGE = 300
 BACKCHANNEL_LOGOUT_TIMEOUT = 5
 

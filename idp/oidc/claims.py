@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from idp.models import (
@@ -51,6 +51,21 @@ def user_claims(session: Session, user: User, scopes: set[str], client: Client, 
     return claims
 
 
+# Built once: the claims sit on the token and userinfo paths (bound parameters, cached compilation).
+_CURRENT = select(LoginSession.current_structure_id).where(LoginSession.id == bindparam("sid")).scalar_subquery()
+_CLAIMS_QUERY = (
+    select(Structure.id, Structure.siret, Structure.name, Membership.role, AppRole.name,
+           (Structure.id == _CURRENT).label("current"))
+    .select_from(Membership)
+    .join(Structure, Structure.id == Membership.structure_id)
+    .outerjoin(AccessGrant, and_(AccessGrant.membership_id == Membership.id,
+                                 or_(AccessGrant.ends_at.is_(None), AccessGrant.ends_at > bindparam("now"))))
+    .outerjoin(AppRole, and_(AppRole.id == AccessGrant.role_id, AppRole.app == bindparam("app")))
+    .where(Membership.user_id == bindparam("user_id"), Membership.status == MembershipStatus.ACTIVE)
+    .order_by(Structure.name, AppRole.id)
+)
+
+
 def structure_claims(session: Session, user: User, app: str | None, sid: str | None) -> dict[str, Any]:
     """`structure`, `roles`, `structures`, `legacy_ids` for one application (SPEC §5.2).
 
@@ -58,19 +73,7 @@ def structure_claims(session: Session, user: User, app: str | None, sid: str | N
     the current structure is the IdP session's ("casquette"), shown even without a role so the
     application can say why access is refused. One indexed query, whatever the database size.
     """
-    current = select(LoginSession.current_structure_id).where(LoginSession.id == sid).scalar_subquery()
-    now = utcnow()
-    rows = session.execute(
-        select(Structure.id, Structure.siret, Structure.name, Membership.role, AppRole.name,
-               (Structure.id == current).label("current"))
-        .select_from(Membership)
-        .join(Structure, Structure.id == Membership.structure_id)
-        .outerjoin(AccessGrant, and_(AccessGrant.membership_id == Membership.id,
-                                     or_(AccessGrant.ends_at.is_(None), AccessGrant.ends_at > now)))
-        .outerjoin(AppRole, and_(AppRole.id == AccessGrant.role_id, AppRole.app == app))
-        .where(Membership.user_id == user.id, Membership.status == MembershipStatus.ACTIVE)
-        .order_by(Structure.name, AppRole.id)
-    ).all()
+    rows = session.execute(_CLAIMS_QUERY, {"user_id": user.id, "app": app, "sid": sid, "now": utcnow()}).all()
     by_structure: dict[uuid.UUID, dict[str, Any]] = {}
     current_id = None
     for structure_id, siret, name, role, role_name, is_current in rows:

@@ -452,7 +452,7 @@ def remember_client_session(sid: str, client_id: str, user_id: uuid.UUID) -> Non
 
 
 def create_server(app: Flask) -> AuthorizationServer:
-    cache = ClientCache(float(app.config.get("CLIENT_CACHE_SECONDS", 5)))
+    cache = ClientCache(float(app.config["CLIENT_CACHE_SECONDS"]))
     cache.watch(app.extensions["db"].session.session_factory)
     app.extensions["client_cache"] = cache
     server = AuthorizationServer()
