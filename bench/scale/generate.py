@@ -39,6 +39,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -306,25 +307,23 @@ def generate(cfg: dict, args: argparse.Namespace) -> None:
     struct_slots = [s for s, size in enumerate(sizes, start=1) for _ in range(size)]
     rng.shuffle(user_slots)
     rng.shuffle(struct_slots)
-    pairs: set[tuple[int, int]] = set()
-    clashes = []
-    for k in range(rest):
-        p = (user_slots[k], struct_slots[k])
-        if p in pairs:
-            clashes.append(k)
-        else:
-            pairs.add(p)
-    for k in clashes:  # swap the user with another slot's until both pairs are new
-        s = struct_slots[k]
+    pairs: Counter[tuple[int, int]] = Counter(zip(user_slots, struct_slots, strict=True))
+    clashes = [k for k in range(rest) if pairs[(user_slots[k], struct_slots[k])] > 1]
+    for k in clashes:  # swap the user with another slot's until neither pair is a duplicate
+        u, s = user_slots[k], struct_slots[k]
+        if pairs[(u, s)] < 2:
+            continue  # already repaired through its twin
         while True:
             j = rng.randrange(rest)
-            u, v, t_ = user_slots[k], user_slots[j], struct_slots[j]
-            if j != k and (v, s) not in pairs and (u, t_) not in pairs:
-                pairs.discard((v, t_))
-                pairs.add((v, s))
-                pairs.add((u, t_))
+            v, t_ = user_slots[j], struct_slots[j]
+            if j != k and u != v and s != t_ and not pairs[(v, s)] and not pairs[(u, t_)]:
+                pairs[(u, s)] -= 1
+                pairs[(v, t_)] -= 1
+                pairs[(v, s)] += 1
+                pairs[(u, t_)] += 1
                 user_slots[k], user_slots[j] = v, u
                 break
+    assert all(c <= 1 for c in pairs.values())
     log(f"  {len(clashes):,} duplicate pairs repaired; largest other structure: {max(sizes):,} members; "
         f"structures with ≤ 5 members: {sum(1 for s in sizes if s <= 5) / len(sizes):.0%}")
     # the multi users' structures get sam, repernet and catalogue roles
