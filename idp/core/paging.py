@@ -33,14 +33,18 @@ class Page(Generic[T]):
         return self.number < self.pages
 
 
-def paginate(session: Session, query: Select[Any], number: int, per_page: int = 25, *, scalars: bool = True) -> Page[Any]:
+def paginate(session: Session, query: Select[Any], number: int, per_page: int = 25, *, scalars: bool = True,
+             count: Select[Any] | None = None) -> Page[Any]:
     """Page `number` (clamped to 1..MAX) of an ordered query.
 
     :param scalars: yield the first column's objects (models) rather than rows.
+    :param count: a cheaper statement giving the same total (default: COUNT over the query).
     """
     per_page = min(max(per_page, 1), MAX_PER_PAGE)
     number = max(number, 1)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    if count is None:
+        count = select(func.count()).select_from(query.order_by(None).subquery())
+    total = session.scalar(count) or 0
     result = session.execute(query.limit(per_page).offset((number - 1) * per_page))
     items = list(result.scalars() if scalars else result)
     return Page(items, number, per_page, total)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 07:52:05.261708
+Create Date: 2026-11-23 08:45:32.474031
 """
 from __future__ import annotations
 
@@ -258,12 +258,14 @@ def upgrade() -> None:
     sa.Column('created_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('sort_key', sa.String(length=460), nullable=False),
     sa.ForeignKeyConstraint(['structure_id'], ['structures.id'], name=op.f('fk_memberships_structure_id_structures'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_memberships')),
     sa.UniqueConstraint('user_id', 'structure_id', name=op.f('uq_memberships_user_id_structure_id'))
     )
     with op.batch_alter_table('memberships', schema=None) as batch_op:
+        batch_op.create_index('ix_memberships_structure_sort', ['structure_id', 'sort_key', 'id'], unique=False)
         batch_op.create_index('ix_memberships_structure_status', ['structure_id', 'status', 'role'], unique=False)
 
     op.create_table('oauth_client_sessions',
@@ -406,6 +408,7 @@ def downgrade() -> None:
     op.drop_table('oauth_client_sessions')
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.drop_index('ix_memberships_structure_status')
+        batch_op.drop_index('ix_memberships_structure_sort')
 
     op.drop_table('memberships')
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
