@@ -16,7 +16,7 @@ class ProfileForm(FlaskForm):
     civility = RadioField(_l("Civilité"), choices=CIVILITIES,
                           validators=[DataRequired(_l("Choisissez une civilité."))])
     given_name = StringField(_l("Prénom"), validators=[DataRequired(_l("Saisissez votre prénom.")), Length(max=100)])
-    family_name = StringField(_l("Nom"), validators=[DataRequired(_l("Saisissez votre nom.")), Length(max=100)])
+    family_name = StringField(_l("Nom de famille"), validators=[DataRequired(_l("Saisissez votre nom.")), Length(max=100)])
 
 
 class PasswordForm(FlaskForm):
