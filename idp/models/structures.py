@@ -155,7 +155,7 @@ class Membership(Base):
     # The member's "family given email", lower-cased (kept by the listeners below): the members page
     # sorts, searches and pages on memberships alone, through one index, however many accounts the
     # platform holds (bench/SCALE.md: joining users to sort made every page read the whole table).
-    sort_key: Mapped[str] = mapped_column(String(460), default="")
+    sort_key: Mapped[str] = mapped_column(String(460), default="", server_default="")
 
     user: Mapped[User] = relationship()
     structure: Mapped[Structure] = relationship()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 08:45:32.474031
+Create Date: 2026-11-23 09:01:35.932931
 """
 from __future__ import annotations
 
@@ -258,7 +258,7 @@ def upgrade() -> None:
     sa.Column('created_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('sort_key', sa.String(length=460), nullable=False),
+    sa.Column('sort_key', sa.String(length=460), server_default='', nullable=False),
     sa.ForeignKeyConstraint(['structure_id'], ['structures.id'], name=op.f('fk_memberships_structure_id_structures'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_memberships')),
