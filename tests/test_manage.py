@@ -151,6 +151,20 @@ def test_members_search_sort_and_pages(app: Any, world: World, create_account: A
         assert client.get(f"{base(world)}/membres{query}").status_code == 200, query
 
 
+def test_members_sorted_by_last_login_follow_logins(app: Any, world: World, create_account: Any) -> None:
+    """The last-login order reads the memberships' copy of the date: a login moves the member up."""
+    people = [create_account(email=unique_email(f"yy-{name}"), given_name="Yannick", family_name=name)
+              for name in ("Jamais", "Hier", "Maintenant")]
+    for person in people:
+        add(app, world.a, person.id)
+    logged(app, people[1].email)
+    logged(app, people[2].email)
+    page = txt(logged(app, world.admin_a.email).get(f"{base(world)}/membres?q=yannick&sort=last_login"))
+    assert page.index("Maintenant") < page.index("Hier") < page.index("Jamais")
+    by_name = txt(logged(app, world.admin_a.email).get(f"{base(world)}/membres?q=yannick&sort=name"))
+    assert by_name.index("Hier") < by_name.index("Jamais") < by_name.index("Maintenant")
+
+
 def test_members_page_uses_a_bounded_number_of_queries(app: Any, world: World, create_account: Any) -> None:
     from sqlalchemy import event
 

@@ -39,8 +39,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, uuid.UU
         session.execute(insert(Membership), [
             {"user_id": u["id"], "structure_id": structure.id, "version": 1, "created_at": now, "updated_at": now,
              "role": MembershipRole.ADMIN if i < 5 else MembershipRole.MEMBER,
-             # A bulk insert bypasses the ORM listener that keeps the key: set it as it would.
-             "sort_key": f"{u['family_name'].lower()}\x01{u['given_name'].lower()}\x01{u['email']}"}
+             # A bulk insert bypasses the ORM listeners that keep the copies: set them as they would.
+             "sort_key": f"{u['family_name'].lower()}\x01{u['given_name'].lower()}\x01{u['email']}",
+             "last_login_at": u["last_login_at"]}
             for i, u in enumerate(users)])
         ids = session.scalars(select(Membership.id).where(Membership.structure_id == structure.id)).all()
         session.execute(insert(AccessGrant), [{"membership_id": m, "role_id": r, "granted_at": now}

@@ -42,9 +42,8 @@ def _order(sort: str) -> tuple[tuple[Any, ...], bool]:
     """The ORDER BY of a sort, and whether it needs the users' columns."""
     if sort == "email":
         return (User.email, Membership.id), True
-    if sort == "last_login":
-        # Most recent first, never-logged-in last (NULLS LAST is not portable: an explicit key).
-        return (User.last_login_at.is_(None), User.last_login_at.desc(), Membership.sort_key, Membership.id), True
+    if sort == "last_login":  # most recent first, never-logged-in last
+        return (Membership.last_login_at.desc().nulls_last(), Membership.sort_key, Membership.id), False
     if sort == "role":
         return (Membership.role, Membership.sort_key, Membership.id), False  # "admin" before "member"
     return (Membership.sort_key, Membership.id), False
@@ -54,10 +53,10 @@ def members_page(session: Session, structure_id: uuid.UUID, *, text: str = "", s
                  number: int = 1, per_page: int = PER_PAGE) -> Page[MemberRow]:
     """One page of the members list, each row with its grants: three statements.
 
-    Search, the name and role orders and the count run on memberships alone (`Membership.sort_key`,
+    Search, the name, last-login and role orders and the count run on memberships alone (`Membership.sort_key`,
     the ``(structure_id, sort_key, id)`` index) and only the page's 25 users are read, so the cost
     follows the structure's size, never the number of accounts on the platform (bench/SCALE.md).
-    The e-mail and last-login orders need the users' columns, for this structure's members only.
+    The e-mail order needs the users' columns, for this structure's members only.
 
     :param text: words that must each appear in the name or the login e-mail (case-insensitive).
     :param sort: one of SORTS; anything else sorts by name.

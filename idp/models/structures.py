@@ -156,6 +156,9 @@ class Membership(Base):
     # sorts, searches and pages on memberships alone, through one index, however many accounts the
     # platform holds (bench/SCALE.md: joining users to sort made every page read the whole table).
     sort_key: Mapped[str] = mapped_column(String(460), default="", server_default="")
+    # The member's last login, copied at each login (two or so rows per account): the "last login"
+    # order of the members page then reads memberships alone too, never the users table.
+    last_login_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
     structure: Mapped[Structure] = relationship()
@@ -166,6 +169,7 @@ class Membership(Base):
         # The members page: one structure's members, by role and status (SPEC §4.3).
         Index("ix_memberships_structure_status", "structure_id", "status", "role"),
         Index("ix_memberships_structure_sort", "structure_id", "sort_key", "id"),
+        Index("ix_memberships_structure_last_login", "structure_id", "last_login_at"),
     )
 
     @property
@@ -255,15 +259,24 @@ def _fill_sort_keys(session: Session, _flush_context: Any, _instances: Any) -> N
             user = obj.user if obj.user is not None else session.get(User, obj.user_id)
             if user is not None:
                 obj.sort_key = member_sort_key(user)
+                obj.last_login_at = user.last_login_at
 
 
-def _follow_renames(session: Session, _flush_context: Any) -> None:
-    """A renamed account (or a changed login e-mail) re-keys its memberships, in the same flush."""
+def _follow_users(session: Session, _flush_context: Any) -> None:
+    """A renamed account (or a changed login e-mail, a new login) updates its memberships' copies,
+    in the same flush."""
     for obj in session.dirty:
-        if isinstance(obj, User) and any(inspect(obj).attrs[f].history.has_changes() for f in _NAME_FIELDS):
-            session.connection().execute(
-                update(Membership).where(Membership.user_id == obj.id).values(sort_key=member_sort_key(obj)))
+        if not isinstance(obj, User):
+            continue
+        attrs = inspect(obj).attrs
+        copies: dict[str, Any] = {}
+        if any(attrs[f].history.has_changes() for f in _NAME_FIELDS):
+            copies["sort_key"] = member_sort_key(obj)
+        if attrs["last_login_at"].history.has_changes():
+            copies["last_login_at"] = obj.last_login_at
+        if copies:
+            session.connection().execute(update(Membership).where(Membership.user_id == obj.id).values(**copies))
 
 
 event.listen(Session, "before_flush", _fill_sort_keys)
-event.listen(Session, "after_flush", _follow_renames)
+event.listen(Session, "after_flush", _follow_users)

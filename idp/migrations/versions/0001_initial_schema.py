@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 09:01:35.932931
+Create Date: 2026-12-01 18:10:07.452561
 """
 from __future__ import annotations
 
@@ -259,12 +259,14 @@ def upgrade() -> None:
     sa.Column('updated_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('sort_key', sa.String(length=460), server_default='', nullable=False),
+    sa.Column('last_login_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['structure_id'], ['structures.id'], name=op.f('fk_memberships_structure_id_structures'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_memberships')),
     sa.UniqueConstraint('user_id', 'structure_id', name=op.f('uq_memberships_user_id_structure_id'))
     )
     with op.batch_alter_table('memberships', schema=None) as batch_op:
+        batch_op.create_index('ix_memberships_structure_last_login', ['structure_id', 'last_login_at'], unique=False)
         batch_op.create_index('ix_memberships_structure_sort', ['structure_id', 'sort_key', 'id'], unique=False)
         batch_op.create_index('ix_memberships_structure_status', ['structure_id', 'status', 'role'], unique=False)
 
@@ -409,6 +411,7 @@ def downgrade() -> None:
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.drop_index('ix_memberships_structure_status')
         batch_op.drop_index('ix_memberships_structure_sort')
+        batch_op.drop_index('ix_memberships_structure_last_login')
 
     op.drop_table('memberships')
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
