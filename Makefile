@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # where the test set-up looks for / installs OpenLDAP (overridable to try the recipe)
 SLAPD ?= /usr/sbin/slapd
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
 POLICY_RC ?= /usr/sbin/policy-rc.d
 APT_GET ?= apt-get
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
@@ -23,14 +25,17 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
-	@# OpenLDAP slapd for the legacy-directory tests (SPEC §4.6): the Debian package. Its own service
-	@# is kept from starting (policy-rc.d while installing) and stopped: the tests run their own slapd.
-	@command -v slapd >/dev/null || test -x $(SLAPD) || { \
+	@# Debian packages for the tests: OpenLDAP's slapd (legacy directory, SPEC §4.6) and Chromium with
+	@# its driver (SSO journeys in a real browser, SPEC §11). slapd's own service is kept from starting
+	@# (policy-rc.d while installing) and stopped: the tests run their own slapd.
+	@MISSING="$$(command -v slapd >/dev/null || test -x $(SLAPD) || echo slapd ldap-utils) \
+	  $$(test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || echo chromium chromium-driver)"; \
+	test -z "$$(echo $$MISSING)" || { \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); POLICY=$(POLICY_RC); OWN=; \
 	  if ! test -e $$POLICY; then \
 	    printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$POLICY >/dev/null && $$SUDO chmod 755 $$POLICY && OWN=1; fi; \
 	  $$SUDO $(APT_GET) update -q && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q slapd ldap-utils; STATUS=$$?; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends $$MISSING; STATUS=$$?; \
 	  test -z "$$OWN" || $$SUDO rm -f $$POLICY; \
 	  $$SUDO service slapd stop >/dev/null 2>&1 || true; \
 	  exit $$STATUS; }
