@@ -1,12 +1,10 @@
-"""`python -m apps.repernet [--host H] [--port P]`: serve the embedded demo (make run)."""
+"""`python -m apps.repernet [--host H] [--port P]`: serve the embedded demo (make run) with gunicorn."""
 
 from __future__ import annotations
 
 import argparse
-
-from werkzeug.serving import run_simple
-
-from apps.repernet import create_app
+import os
+import sys
 
 
 def main() -> None:
@@ -14,9 +12,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8002)
     args = parser.parse_args()
-    app = create_app({"DEMO": True})
+    os.environ.setdefault("REPERNET_DEMO", "true")
     print(f"REPERNET : http://{args.host}:{args.port}/", flush=True)
-    run_simple(args.host, args.port, app, threaded=True)
+    argv = [sys.executable, "-m", "gunicorn", "apps.repernet.wsgi:app", "--bind", f"{args.host}:{args.port}",
+            "--workers", "1", "--threads", "4", "--access-logfile", "-"]
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
 
 
 if __name__ == "__main__":
