@@ -51,9 +51,10 @@ class User(Base):
     email_verified_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
-    # Remembered across logins: the structure chosen last time (SPEC §4.2).
+    # Remembered across logins: the structure chosen last time (SPEC §4.2). Indexed like every
+    # foreign key here: deleting a structure must not scan every account (bench/SCALE.md).
     last_structure_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("structures.id", ondelete="SET NULL")
+        ForeignKey("structures.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -104,7 +105,8 @@ class LoginSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
     revoked_at: Mapped[datetime | None]
     # The "casquette": the structure every RP of this session sees (SPEC §4.2, §5.3).
-    current_structure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("structures.id", ondelete="SET NULL"))
+    current_structure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("structures.id", ondelete="SET NULL"),
+                                                                   index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 

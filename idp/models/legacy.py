@@ -22,10 +22,11 @@ class LegacyLink(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structures.id", ondelete="CASCADE"))
+    structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structures.id", ondelete="CASCADE"), index=True)
     legacy_id: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(16))
-    join_request_id: Mapped[int | None] = mapped_column(ForeignKey("join_requests.id", ondelete="SET NULL"))
+    join_request_id: Mapped[int | None] = mapped_column(ForeignKey("join_requests.id", ondelete="SET NULL"),
+                                                        index=True)
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (

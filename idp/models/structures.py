@@ -102,7 +102,7 @@ class Entitlement(Base):
     __tablename__ = "entitlements"
 
     structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structures.id", ondelete="CASCADE"), primary_key=True)
-    role_id: Mapped[int] = mapped_column(ForeignKey("app_roles.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("app_roles.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class Profile(Base):
@@ -124,7 +124,7 @@ class ProfileRole(Base):
     __tablename__ = "profile_roles"
 
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
-    role_id: Mapped[int] = mapped_column(ForeignKey("app_roles.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("app_roles.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class MembershipRole(enum.StrEnum):
@@ -187,7 +187,7 @@ class AccessGrant(Base):
     __tablename__ = "access_grants"
 
     membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), primary_key=True)
-    role_id: Mapped[int] = mapped_column(ForeignKey("app_roles.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("app_roles.id", ondelete="CASCADE"), primary_key=True, index=True)
     ends_at: Mapped[datetime | None]
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
     granted_by: Mapped[uuid.UUID | None]
@@ -210,7 +210,7 @@ class JoinRequest(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structures.id", ondelete="CASCADE"))
-    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"), index=True)
     message: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[JoinStatus] = mapped_column(_enum(JoinStatus, "join_status"), default=JoinStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
