@@ -418,7 +418,7 @@ def main() -> None:
     ap.add_argument("--gunicorn-workers", type=int, default=os.cpu_count() or 2, help="default: one per core")
     ap.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     ap.add_argument("--argon2-concurrency", type=int, default=1, help="IDP_ARGON2_MAX_CONCURRENCY per worker")
-    ap.add_argument("--malloc-arena-max", type=int, default=2, help="MALLOC_ARENA_MAX for gunicorn")
+    ap.add_argument("--malloc-arena-max", type=int, default=1, help="MALLOC_ARENA_MAX for gunicorn (idp serve's)")
     ap.add_argument("--driver-workers", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per scenario (max 10)")
     ap.add_argument("--repeat", type=int, default=2, help="runs per scenario (max 2)")

@@ -126,6 +126,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     if os.path.isdir(SHM):
         # gunicorn's worker heartbeat file: in RAM, not on a (possibly overlay) disk.
         argv += ["--worker-tmp-dir", SHM]
+    # One malloc arena per worker: each argon2id hash takes 19 MiB, and glibc otherwise keeps one such
+    # buffer per thread's arena (a worker grew to 170 MB after logins, 94 MB with one arena, with no
+    # slower hash: bench/README.md). An operator's own value wins.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "1")
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
 
 
