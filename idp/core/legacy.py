@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.core.audit import audit
@@ -47,24 +47,24 @@ from idp.models import (
     utcnow,
 )
 
-PASSWORD, MAIL, REQUEST = "password", "mail", "request"
-
+# The link methods, re-exported for the views (core.PASSWORD …).
+from idp.models.legacy import MAIL as MAIL
+from idp.models.legacy import PASSWORD as PASSWORD
+from idp.models.legacy import REQUEST, counted_links
 
 # ------------------------------------------------------------------ claims
 
 def legacy_ids(session: Session, user_id: uuid.UUID, structure_id: uuid.UUID | None) -> list[str]:
     """The legacy ids linked by this usager for this structure (SPEC §5.2), in one indexed query.
 
-    A link made by a join request counts once that request was accepted.
+    A link made by a join request counts once that request was accepted (`counted_links`); the
+    token and userinfo paths read the same rows inside the claims query (`idp.oidc.claims`).
     """
     if structure_id is None:
         return []
     return list(session.scalars(
-        select(LegacyLink.legacy_id)
-        .outerjoin(JoinRequest, JoinRequest.id == LegacyLink.join_request_id)
-        .where(LegacyLink.user_id == user_id, LegacyLink.structure_id == structure_id,
-               or_(LegacyLink.method != REQUEST, JoinRequest.status == JoinStatus.ACCEPTED))
-        .order_by(LegacyLink.legacy_id)
+        counted_links(user_id).where(LegacyLink.structure_id == structure_id)
+        .with_only_columns(LegacyLink.legacy_id).order_by(LegacyLink.legacy_id)
     ))
 
 

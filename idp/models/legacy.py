@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Select, String, UniqueConstraint, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.models.base import Base, utcnow
+from idp.models.structures import JoinRequest, JoinStatus
+
+# How a usager linked the legacy account (LegacyLink.method).
+PASSWORD, MAIL, REQUEST = "password", "mail", "request"
 
 
 class LegacyLink(Base):
@@ -34,3 +39,12 @@ class LegacyLink(Base):
         # legacy_ids(user, structure): one indexed query per token (SPEC §5.2).
         Index("ix_legacy_links_user_structure", "user_id", "structure_id"),
     )
+
+
+def counted_links(user_id: Any) -> Select[tuple[uuid.UUID, str]]:
+    """(structure_id, legacy_id) of a usager's links that count in `legacy_ids` (SPEC §5.2): a link
+    made through a join request counts once that request was accepted."""
+    return (select(LegacyLink.structure_id, LegacyLink.legacy_id)
+            .outerjoin(JoinRequest, JoinRequest.id == LegacyLink.join_request_id)
+            .where(LegacyLink.user_id == user_id,
+                   or_(LegacyLink.method != REQUEST, JoinRequest.status == JoinStatus.ACCEPTED)))

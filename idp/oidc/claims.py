@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, literal_column, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from idp.models import (
@@ -21,6 +21,7 @@ from idp.models import (
     User,
     utcnow,
 )
+from idp.models.legacy import LegacyLink, counted_links
 
 _GENDER = {Civility.MADAME: "female", Civility.MONSIEUR: "male"}
 
@@ -52,18 +53,24 @@ def user_claims(session: Session, user: User, scopes: set[str], client: Client, 
 
 
 # Built once: the claims sit on the token and userinfo paths (bound parameters, cached compilation).
+# One statement, one round trip: the user's active memberships with this application's roles
+# (kind 'm'), then their counted legacy links (kind 'l', `legacy_id` in the `role` column).
 _CURRENT = select(LoginSession.current_structure_id).where(LoginSession.id == bindparam("sid")).scalar_subquery()
-_CLAIMS_QUERY = (
-    select(Structure.id, Structure.siret, Structure.name, Membership.role, AppRole.name,
-           (Structure.id == _CURRENT).label("current"))
+_MEMBERSHIP_ROWS = (
+    select(literal_column("'m'").label("kind"), Structure.id.label("structure_id"), Structure.siret.label("siret"),
+           Structure.name.label("name"), Membership.role.label("membership"), AppRole.id.label("role_id"),
+           AppRole.name.label("role"), (Structure.id == _CURRENT).label("current"))
     .select_from(Membership)
     .join(Structure, Structure.id == Membership.structure_id)
     .outerjoin(AccessGrant, and_(AccessGrant.membership_id == Membership.id,
                                  or_(AccessGrant.ends_at.is_(None), AccessGrant.ends_at > bindparam("now"))))
     .outerjoin(AppRole, and_(AppRole.id == AccessGrant.role_id, AppRole.app == bindparam("app")))
     .where(Membership.user_id == bindparam("user_id"), Membership.status == MembershipStatus.ACTIVE)
-    .order_by(Structure.name, AppRole.id)
 )
+_LEGACY_ROWS = counted_links(bindparam("user_id")).with_only_columns(
+    literal_column("'l'"), LegacyLink.structure_id, null(), null(), null(), null(), LegacyLink.legacy_id, null())
+_CLAIMS_QUERY = union_all(_MEMBERSHIP_ROWS, _LEGACY_ROWS).order_by(
+    *(literal_column(name) for name in ("kind", "name", "role_id", "role")))
 
 
 def structure_claims(session: Session, user: User, app: str | None, sid: str | None) -> dict[str, Any]:
@@ -75,8 +82,12 @@ def structure_claims(session: Session, user: User, app: str | None, sid: str | N
     """
     rows = session.execute(_CLAIMS_QUERY, {"user_id": user.id, "app": app, "sid": sid, "now": utcnow()}).all()
     by_structure: dict[uuid.UUID, dict[str, Any]] = {}
+    legacy: dict[uuid.UUID, list[str]] = {}
     current_id = None
-    for structure_id, siret, name, role, role_name, is_current in rows:
+    for kind, structure_id, siret, name, role, _role_id, role_name, is_current in rows:
+        if kind == "l":
+            legacy.setdefault(structure_id, []).append(role_name)
+            continue
         entry = by_structure.setdefault(structure_id, {
             "id": str(structure_id), "siret": siret, "name": name, "roles": [],
             "admin": role == MembershipRole.ADMIN,
@@ -96,13 +107,5 @@ def structure_claims(session: Session, user: User, app: str | None, sid: str | N
         "roles": list(chosen["roles"]) if chosen else [],
         "structures": [{k: s[k] for k in ("id", "siret", "name", "roles")}
                        for s in by_structure.values() if s["roles"]],
-        "legacy_ids": _legacy_ids(session, user.id, current_id) if chosen else [],
+        "legacy_ids": legacy.get(current_id, []) if chosen else [],
     }
-
-
-def _legacy_ids(session: Session, user_id: uuid.UUID, structure_id: uuid.UUID | None) -> list[str]:
-    try:
-        from idp.core.legacy import legacy_ids
-    except ImportError:  # legacy accounts (SPEC §4.6) not installed in this build
-        return []
-    return legacy_ids(session, user_id, structure_id)
