@@ -151,6 +151,14 @@ def test_members_search_sort_and_pages(app: Any, world: World, create_account: A
         assert client.get(f"{base(world)}/membres{query}").status_code == 200, query
 
 
+def test_members_sorted_by_email_not_by_name(app: Any, world: World, create_account: Any) -> None:
+    word = unique_email("w").split("@")[0]
+    for name, local in (("Aubépine", "c"), ("Bruyère", "a"), ("Cerisier", "b")):
+        add(app, world.a, create_account(email=f"{local}-{word}@tri.test", given_name="Xavier", family_name=name).id)
+    page = txt(logged(app, world.admin_a.email).get(f"{base(world)}/membres?q={word}&sort=email"))
+    assert page.index("Bruyère") < page.index("Cerisier") < page.index("Aubépine")
+
+
 def test_members_sorted_by_last_login_follow_logins(app: Any, world: World, create_account: Any) -> None:
     """The last-login order reads the memberships' copy of the date: a login moves the member up."""
     people = [create_account(email=unique_email(f"yy-{name}"), given_name="Yannick", family_name=name)

@@ -41,7 +41,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, uuid.UU
              "role": MembershipRole.ADMIN if i < 5 else MembershipRole.MEMBER,
              # A bulk insert bypasses the ORM listeners that keep the copies: set them as they would.
              "sort_key": f"{u['family_name'].lower()}\x01{u['given_name'].lower()}\x01{u['email']}",
-             "last_login_at": u["last_login_at"]}
+             "user_email": u["email"], "last_login_at": u["last_login_at"]}
             for i, u in enumerate(users)])
         ids = session.scalars(select(Membership.id).where(Membership.structure_id == structure.id)).all()
         session.execute(insert(AccessGrant), [{"membership_id": m, "role_id": r, "granted_at": now}
@@ -79,7 +79,8 @@ def test_members_page_with_50000_members(big: tuple[Any, uuid.UUID], text: str, 
 
 
 def test_the_sort_key_follows_the_account(app: Any, create_account: Any) -> None:
-    """Membership.sort_key is set on creation and follows a renamed account (ORM listeners)."""
+    """A membership's copies of its account are set on creation and follow a renamed account or a
+    changed login e-mail (ORM listeners; the last login: tests/test_manage.py)."""
     from idp.core.memberships import add_member, operator_authority
     from idp.core.security import SYSTEM
     from idp.core.structures import StructureData, create_structure
@@ -97,3 +98,8 @@ def test_the_sort_key_follows_the_account(app: Any, create_account: Any) -> None
         db.session.commit()
         db.session.refresh(membership)
         assert membership.sort_key.startswith("martin\x01élodie\x01")
+        assert membership.user_email == person.email and membership.last_login_at is None
+        user.email = f"renamed-{person.email}"
+        db.session.commit()
+        db.session.refresh(membership)
+        assert membership.user_email == f"renamed-{person.email}" and membership.sort_key.endswith(user.email)

@@ -396,11 +396,12 @@ def generate(cfg: dict, args: argparse.Namespace) -> None:
                 ends = now + timedelta(days=rng.randrange(-200, 400))
             grant_lines.append(f"{mid}\t{rid}\t{ts(ends)}\t{ts(created)}\t\\N")
     log(f"  {cm.close():,} memberships copied")
-    # Membership.sort_key and last_login_at (the members page's copies) are kept by ORM listeners;
-    # COPY bypasses them.
+    # The members page's copies of the account (Membership.sort_key, user_email, last_login_at) are
+    # kept by ORM listeners; COPY bypasses them.
     cur.execute("UPDATE memberships m SET sort_key = left(lower(u.family_name) || E'\\x01' || lower(u.given_name)"
-                " || E'\\x01' || u.email, 460), last_login_at = u.last_login_at FROM users u WHERE u.id = m.user_id")
-    log("  sort keys and last logins set")
+                " || E'\\x01' || u.email, 460), user_email = u.email, last_login_at = u.last_login_at"
+                " FROM users u WHERE u.id = m.user_id")
+    log("  the members page's copies set")
     cg = Copier(cur, "access_grants", ["membership_id", "role_id", "ends_at", "granted_at", "granted_by"])
     for line in grant_lines:
         cg.row(line)

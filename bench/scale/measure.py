@@ -19,7 +19,7 @@ Scenarios (each: ``--warmup`` untimed requests, then ``-n`` timed ones):
 * ``token.refresh``: ``POST /oauth/token`` grant_type=refresh_token with the refresh tokens just issued;
 * ``userinfo``: ``GET /oauth/userinfo`` with those access tokens;
 * ``members.*``: ``GET /gestion/<id>/membres`` of the 50,000-member structure, logged in as its admin:
-  page 1, page 1,000, ``?q=dupont``, ``?sort=last_login``.
+  page 1, page 1,000, ``?q=dupont``, ``?sort=last_login``, ``?sort=email&page=1000``.
 
 For every request the script counts SQL statements and their time (SQLAlchemy ``before/after_cursor_execute``
 on every engine). For each scenario, the slowest distinct SELECTs get an ``EXPLAIN (ANALYZE, BUFFERS)``
@@ -269,7 +269,7 @@ def run_db(db: str, args: argparse.Namespace) -> dict:
 
     pn = args.pages_n
     for name, query in (("members.page1", ""), ("members.page1000", "?page=1000"), ("members.search", "?q=dupont"),
-                        ("members.last_login", "?sort=last_login")):
+                        ("members.last_login", "?sort=last_login"), ("members.email", "?sort=email&page=1000")):
         measure(name, [page(query, "Dupont" if "dupont" in query else None) for _ in range(pn + warm)][: pn + warm])
     print(f"  (members page scenarios: {pn} timed requests each)", flush=True)
 
@@ -313,7 +313,7 @@ def machine() -> dict:
 # ------------------------------------------------------------------ comparison
 
 SCENARIOS = ["token.code", "token.refresh", "userinfo", "members.page1", "members.page1000", "members.search",
-             "members.last_login"]
+             "members.last_login", "members.email"]
 
 
 def compare() -> list[str]:

@@ -1,8 +1,8 @@
 """The members page of "Gérer ma structure": search, sort, one page (SPEC §4.3).
 
-Three queries per page whatever the structure's size: the count, the page (memberships joined to
-their users through the ``(structure_id, status, role)`` index and the users' primary key), and the
-page's grants in one ``IN`` query, never one query per member.
+Three queries per page whatever the structure's size: the count, the page (the page's membership
+ids from one index of the structure's memberships, then those 25 memberships and their users by
+primary key), and the page's grants in one ``IN`` query, never one query per member.
 """
 
 from __future__ import annotations
@@ -38,25 +38,25 @@ def _matching(structure_id: uuid.UUID, text: str) -> Select[tuple[int]]:
     return query
 
 
-def _order(sort: str) -> tuple[tuple[Any, ...], bool]:
-    """The ORDER BY of a sort, and whether it needs the users' columns."""
+def _order(sort: str) -> tuple[Any, ...]:
+    """The ORDER BY of a sort, on memberships' columns only (their copies of the account)."""
     if sort == "email":
-        return (User.email, Membership.id), True
+        return (Membership.user_email, Membership.id)
     if sort == "last_login":  # most recent first, never-logged-in last
-        return (Membership.last_login_at.desc().nulls_last(), Membership.sort_key, Membership.id), False
+        return (Membership.last_login_at.desc().nulls_last(), Membership.sort_key, Membership.id)
     if sort == "role":
-        return (Membership.role, Membership.sort_key, Membership.id), False  # "admin" before "member"
-    return (Membership.sort_key, Membership.id), False
+        return (Membership.role, Membership.sort_key, Membership.id)  # "admin" before "member"
+    return (Membership.sort_key, Membership.id)
 
 
 def members_page(session: Session, structure_id: uuid.UUID, *, text: str = "", sort: str = "name",
                  number: int = 1, per_page: int = PER_PAGE) -> Page[MemberRow]:
     """One page of the members list, each row with its grants: three statements.
 
-    Search, the name, last-login and role orders and the count run on memberships alone (`Membership.sort_key`,
-    the ``(structure_id, sort_key, id)`` index) and only the page's 25 users are read, so the cost
-    follows the structure's size, never the number of accounts on the platform (bench/SCALE.md).
-    The e-mail order needs the users' columns, for this structure's members only.
+    Search, every order and the count run on memberships alone (their copies of the account:
+    `sort_key`, `user_email`, `last_login_at`, each with a ``(structure_id, …)`` index) and only the
+    page's 25 users are read, so the cost follows the structure's size, never the number of
+    accounts on the platform (bench/SCALE.md).
 
     :param text: words that must each appear in the name or the login e-mail (case-insensitive).
     :param sort: one of SORTS; anything else sorts by name.
@@ -65,14 +65,10 @@ def members_page(session: Session, structure_id: uuid.UUID, *, text: str = "", s
     number = max(number, 1)
     matching = _matching(structure_id, text[:MAX_QUERY])
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
-    order, needs_users = _order(sort)
-    rows = select(Membership, User).join(User, Membership.user_id == User.id)
-    offset = (number - 1) * per_page
-    if needs_users:
-        rows = rows.where(Membership.id.in_(matching)).order_by(*order).limit(per_page).offset(offset)
-    else:
-        page_ids = matching.order_by(*order).limit(per_page).offset(offset)
-        rows = rows.where(Membership.id.in_(page_ids)).order_by(*order)
+    order = _order(sort)
+    page_ids = matching.order_by(*order).limit(per_page).offset((number - 1) * per_page)
+    rows = (select(Membership, User).join(User, Membership.user_id == User.id)
+            .where(Membership.id.in_(page_ids)).order_by(*order))
     items = session.execute(rows).all()
     ids = [membership.id for membership, _ in items]
     grants: dict[int, list[AccessGrant]] = defaultdict(list)

@@ -152,13 +152,13 @@ class Membership(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1)  # optimistic locking: two admins, one wins
-    # The member's "family given email", lower-cased (kept by the listeners below): the members page
-    # sorts, searches and pages on memberships alone, through one index, however many accounts the
-    # platform holds (bench/SCALE.md: joining users to sort made every page read the whole table).
+    # Copies of the member's account, kept by the listeners below (`member_copies`): the members page
+    # sorts, searches and pages on memberships alone, through one index per order, however many
+    # accounts the platform holds (bench/SCALE.md: joining users to sort read the whole table).
+    # "family given email" lower-cased, for the name order and the search:
     sort_key: Mapped[str] = mapped_column(String(460), default="", server_default="")
-    # The member's last login, copied at each login (two or so rows per account): the "last login"
-    # order of the members page then reads memberships alone too, never the users table.
-    last_login_at: Mapped[datetime | None]
+    user_email: Mapped[str] = mapped_column(String(254), default="", server_default="")  # the login e-mail
+    last_login_at: Mapped[datetime | None]  # re-copied at each login (two or so rows per account)
 
     user: Mapped[User] = relationship()
     structure: Mapped[Structure] = relationship()
@@ -169,6 +169,7 @@ class Membership(Base):
         # The members page: one structure's members, by role and status (SPEC §4.3).
         Index("ix_memberships_structure_status", "structure_id", "status", "role"),
         Index("ix_memberships_structure_sort", "structure_id", "sort_key", "id"),
+        Index("ix_memberships_structure_email", "structure_id", "user_email", "id"),
         Index("ix_memberships_structure_last_login", "structure_id", "last_login_at"),
     )
 
@@ -250,33 +251,31 @@ def member_sort_key(user: User) -> str:
     return f"{(user.family_name or '').lower()}\x01{(user.given_name or '').lower()}\x01{user.email}"[:460]
 
 
-_NAME_FIELDS = ("family_name", "given_name", "email")
+def member_copies(user: User) -> dict[str, Any]:
+    """What a membership copies from its account (Membership.sort_key, user_email, last_login_at)."""
+    return {"sort_key": member_sort_key(user), "user_email": user.email, "last_login_at": user.last_login_at}
 
 
-def _fill_sort_keys(session: Session, _flush_context: Any, _instances: Any) -> None:
+_COPIED_FIELDS = ("family_name", "given_name", "email", "last_login_at")
+
+
+def _fill_copies(session: Session, _flush_context: Any, _instances: Any) -> None:
     for obj in session.new:
         if isinstance(obj, Membership):
             user = obj.user if obj.user is not None else session.get(User, obj.user_id)
             if user is not None:
-                obj.sort_key = member_sort_key(user)
-                obj.last_login_at = user.last_login_at
+                for name, value in member_copies(user).items():
+                    setattr(obj, name, value)
 
 
 def _follow_users(session: Session, _flush_context: Any) -> None:
     """A renamed account (or a changed login e-mail, a new login) updates its memberships' copies,
     in the same flush."""
     for obj in session.dirty:
-        if not isinstance(obj, User):
-            continue
-        attrs = inspect(obj).attrs
-        copies: dict[str, Any] = {}
-        if any(attrs[f].history.has_changes() for f in _NAME_FIELDS):
-            copies["sort_key"] = member_sort_key(obj)
-        if attrs["last_login_at"].history.has_changes():
-            copies["last_login_at"] = obj.last_login_at
-        if copies:
-            session.connection().execute(update(Membership).where(Membership.user_id == obj.id).values(**copies))
+        if isinstance(obj, User) and any(inspect(obj).attrs[f].history.has_changes() for f in _COPIED_FIELDS):
+            session.connection().execute(
+                update(Membership).where(Membership.user_id == obj.id).values(**member_copies(obj)))
 
 
-event.listen(Session, "before_flush", _fill_sort_keys)
+event.listen(Session, "before_flush", _fill_copies)
 event.listen(Session, "after_flush", _follow_users)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 18:22:05.265335
+Create Date: 2026-12-01 18:57:23.036252
 """
 from __future__ import annotations
 
@@ -267,6 +267,7 @@ def upgrade() -> None:
     sa.Column('updated_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('sort_key', sa.String(length=460), server_default='', nullable=False),
+    sa.Column('user_email', sa.String(length=254), server_default='', nullable=False),
     sa.Column('last_login_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['structure_id'], ['structures.id'], name=op.f('fk_memberships_structure_id_structures'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
@@ -274,6 +275,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('user_id', 'structure_id', name=op.f('uq_memberships_user_id_structure_id'))
     )
     with op.batch_alter_table('memberships', schema=None) as batch_op:
+        batch_op.create_index('ix_memberships_structure_email', ['structure_id', 'user_email', 'id'], unique=False)
         batch_op.create_index('ix_memberships_structure_last_login', ['structure_id', 'last_login_at'], unique=False)
         batch_op.create_index('ix_memberships_structure_sort', ['structure_id', 'sort_key', 'id'], unique=False)
         batch_op.create_index('ix_memberships_structure_status', ['structure_id', 'status', 'role'], unique=False)
@@ -436,6 +438,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_memberships_structure_status')
         batch_op.drop_index('ix_memberships_structure_sort')
         batch_op.drop_index('ix_memberships_structure_last_login')
+        batch_op.drop_index('ix_memberships_structure_email')
 
     op.drop_table('memberships')
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
