@@ -20,7 +20,7 @@ from manage_helpers import (
     role_id,
     submit,
 )
-from test_accounts_helpers import login, user_row
+from test_accounts_helpers import login, post_form, user_row
 
 
 def txt(response: Any) -> str:
@@ -157,6 +157,18 @@ def test_members_sorted_by_email_not_by_name(app: Any, world: World, create_acco
         add(app, world.a, create_account(email=f"{local}-{word}@tri.test", given_name="Xavier", family_name=name).id)
     page = txt(logged(app, world.admin_a.email).get(f"{base(world)}/membres?q={word}&sort=email"))
     assert page.index("Bruyère") < page.index("Cerisier") < page.index("Aubépine")
+
+
+def test_a_member_renamed_in_my_account_is_found_by_the_new_name(app: Any, world: World,
+                                                               create_account: Any) -> None:
+    person = create_account(given_name="Ondine", family_name="Avant")
+    add(app, world.a, person.id)
+    done = post_form(logged(app, person.email), "/account/profile", civility="mme", given_name="Ondine",
+                     family_name="Aprèsmariage")
+    assert done.status_code == 302
+    admin = logged(app, world.admin_a.email)
+    assert "Aprèsmariage" in txt(admin.get(f"{base(world)}/membres?q=aprèsmariage"))
+    assert "Ondine" not in txt(admin.get(f"{base(world)}/membres?q=ondine avant"))
 
 
 def test_members_sorted_by_last_login_follow_logins(app: Any, world: World, create_account: Any) -> None:

@@ -25,6 +25,7 @@ from idp.models import (
     User,
     utcnow,
 )
+from idp.models.structures import recopy
 from idp.oidc.logout import sessions_ended, user_access_ended
 
 
@@ -430,6 +431,7 @@ def update_profile(
     if changed != 1:
         raise Conflict("stale")
     session.refresh(user)
+    session.execute(recopy(user))  # the members pages' copies of the name (a Core UPDATE: no listener)
     audit(session, "account.updated", origin, actor=user.id, subject=user.id)
     return user
 

@@ -256,6 +256,12 @@ def member_copies(user: User) -> dict[str, Any]:
     return {"sort_key": member_sort_key(user), "user_email": user.email, "last_login_at": user.last_login_at}
 
 
+def recopy(user: User) -> Any:
+    """The UPDATE that re-copies an account into its memberships. The listeners issue it for ORM
+    changes; code that changes an account with a Core UPDATE runs it itself."""
+    return update(Membership).where(Membership.user_id == user.id).values(**member_copies(user))
+
+
 _COPIED_FIELDS = ("family_name", "given_name", "email", "last_login_at")
 
 
@@ -273,8 +279,7 @@ def _follow_users(session: Session, _flush_context: Any) -> None:
     in the same flush."""
     for obj in session.dirty:
         if isinstance(obj, User) and any(inspect(obj).attrs[f].history.has_changes() for f in _COPIED_FIELDS):
-            session.connection().execute(
-                update(Membership).where(Membership.user_id == obj.id).values(**member_copies(obj)))
+            session.connection().execute(recopy(obj))
 
 
 event.listen(Session, "before_flush", _fill_copies)
