@@ -60,10 +60,11 @@ lint: $(TEST_STAMP)
 
 ## make test: the whole suite on SQLite (set IDP_TEST_DATABASE_URL / IDP_TEST_REDIS_URL for the variants)
 test: $(TEST_STAMP) translations lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-postgres: $(TEST_STAMP) translations
-	IDP_TEST_DATABASE_URL=$(PG_URL) IDP_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	IDP_TEST_DATABASE_URL=$(PG_URL) IDP_TEST_REDIS_URL=$(REDIS_URL) CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## regenerate the schema migration after a model change (unreleased schema: one initial revision)
 migration: $(STAMP)

@@ -9,13 +9,16 @@ they are never skipped."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -33,8 +36,9 @@ from tests.rp_helpers import (
     repernet,  # noqa: F401 - the live-server fixture
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Where the Makefile installs them (it passes its CHROMIUM / CHROMEDRIVER settings on).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +65,17 @@ def chrome(chromium: webdriver.Chrome) -> webdriver.Chrome:
 
 
 def wait(driver: webdriver.Chrome, condition: Any, seconds: float = 10) -> Any:
-    return WebDriverWait(driver, seconds).until(condition)
+    # A page being replaced can answer with a node that no longer belongs to the document: ask again.
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,
+                                                              WebDriverException)).until(condition)
 
 
 def click(driver: webdriver.Chrome, text: str) -> None:
-    """Click the button a person would, by its label (headers also hold links with the same words)."""
+    """Click the button a person would, by its label (headers also hold links with the same words),
+    and wait until the page it submits has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
     wait(driver, seen.element_to_be_clickable((By.XPATH, f'//button[normalize-space()="{text}"]'))).click()
+    wait(driver, seen.staleness_of(page))
 
 
 def page_text(driver: webdriver.Chrome) -> str:
@@ -123,11 +132,17 @@ def test_logout_at_the_idp_ends_the_app_session(app: Any, live_server: str, repe
     log_in(chrome, person.email)
     assert org.name in header(chrome).text
 
-    # The IdP's own "Se déconnecter" (confirmation page), then the app's back-channel endpoint.
+    # The IdP's own "Se déconnecter" (confirmation page); the back-channel call to the app leaves
+    # from a worker thread, so the app's session ends within moments, not necessarily at once.
     chrome.get(f"{live_server}/logout")
     click(chrome, "Se déconnecter")
     wait(chrome, seen.text_to_be_present_in_element((By.TAG_NAME, "body"), "déconnecté"))
-    chrome.get(f"{repernet.url}/ma-structure")
+    deadline = time.monotonic() + 10
+    while True:
+        chrome.get(f"{repernet.url}/ma-structure")
+        if chrome.current_url.startswith(f"{live_server}/login") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     wait(chrome, seen.visibility_of_element_located((By.NAME, "password")))
     assert chrome.current_url.startswith(f"{live_server}/login")
 
@@ -144,10 +159,11 @@ def test_join_with_the_instant_search_then_the_admin_accepts(app: Any, live_serv
     log_in(chrome, requester.email)
     search = wait(chrome, seen.visibility_of_element_located((By.ID, "q")))
     search.send_keys(f"typeahead {word[:6]}")
-    # The suggestions come from the JSON search as the person types; arrow down and Enter opens one.
+    # The suggestions come from the JSON search as the person types; arrow down and Enter opens one
+    # (once the whole word has been searched: a slower half-typed answer would come first).
+    wait(chrome, seen.text_to_be_present_in_element((By.ID, "search-status"), "1 structure trouvée."))
     option = wait(chrome, seen.visibility_of_element_located((By.CSS_SELECTOR, "#search-results [role=option]")))
     assert org.name in option.text and org.siret in option.text
-    assert "1 structure trouvée." in chrome.find_element(By.ID, "search-status").text
     search.send_keys(Keys.ARROW_DOWN, Keys.ENTER)
     wait(chrome, seen.url_contains(f"/structures/rattacher/{org.siret}"))
     chrome.find_element(By.NAME, "message").send_keys("Bonjour, je rejoins l'équipe.")

@@ -103,3 +103,35 @@ def test_the_sort_key_follows_the_account(app: Any, create_account: Any) -> None
         db.session.commit()
         db.session.refresh(membership)
         assert membership.user_email == f"renamed-{person.email}" and membership.sort_key.endswith(user.email)
+
+
+def test_a_login_never_writes_back_a_name_changed_meanwhile(app: Any, create_account: Any) -> None:
+    """A login that read the account before a rename only re-copies its last login."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    from idp.core.accounts import update_profile
+    from idp.core.memberships import add_member, operator_authority
+    from idp.core.security import SYSTEM
+    from idp.core.structures import StructureData, create_structure
+    from idp.extensions import db
+    from idp.models import Membership, User, utcnow
+
+    person = create_account(given_name="Inès", family_name="Avant")
+    with app.app_context():
+        structure = create_structure(db.session, StructureData(siret=siret(), name="Course"), SYSTEM)
+        added = add_member(db.session, operator_authority(db.session, structure), db.session.get(User, person.id),
+                           SYSTEM)
+        db.session.commit()
+        engine, added_at = db.engine, added.updated_at
+    with OrmSession(engine, expire_on_commit=False) as login, OrmSession(engine) as profile:
+        stale = login.get(User, person.id)  # the login request has read the account…
+        login.commit()  # (ends its read: SQLite would otherwise hold the write lock)
+        fresh = profile.get(User, person.id)
+        update_profile(profile, SYSTEM, fresh, version=fresh.version, civility=None, given_name="Inès",
+                       family_name="Après")  # …another request renames it…
+        profile.commit()
+        stale.last_login_at = utcnow()  # …then the login is recorded
+        login.commit()
+        membership = login.scalar(select(Membership).where(Membership.user_id == person.id))
+        assert membership.sort_key.startswith("après\x01inès\x01") and membership.last_login_at is not None
+        assert membership.updated_at == added_at  # a copy is not a change of the membership

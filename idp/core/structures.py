@@ -173,7 +173,7 @@ def search_structures(session: Session, text: str, limit: int = 10) -> list[Stru
     query = select(Structure).where(Structure.searchable)
     for word in words:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        # search_text holds the SIRET too: one LIKE per word (an OR would defeat an index).
+        # search_text holds the SIRET too: one LIKE per word covers it.
         query = query.where(Structure.search_text.like(f"%{escaped}%", escape="\\"))
     return list(session.scalars(query.order_by(func.length(Structure.name), Structure.name).limit(limit)))
 

@@ -256,13 +256,18 @@ def member_copies(user: User) -> dict[str, Any]:
     return {"sort_key": member_sort_key(user), "user_email": user.email, "last_login_at": user.last_login_at}
 
 
-def recopy(user: User) -> Any:
-    """The UPDATE that re-copies an account into its memberships. The listeners issue it for ORM
-    changes; code that changes an account with a Core UPDATE runs it itself."""
-    return update(Membership).where(Membership.user_id == user.id).values(**member_copies(user))
+# Each copy, and the account's columns it is made of.
+_COPIED_FROM = {"sort_key": ("family_name", "given_name", "email"), "user_email": ("email",),
+                "last_login_at": ("last_login_at",)}
 
 
-_COPIED_FIELDS = ("family_name", "given_name", "email", "last_login_at")
+def recopy(user: User, copies: tuple[str, ...] = tuple(_COPIED_FROM)) -> Any:
+    """The UPDATE that re-copies an account into its memberships (only `copies`). The listeners
+    issue it for ORM changes; code that changes an account with a Core UPDATE runs it itself.
+    A copy is not a change of the membership: its `updated_at` stays."""
+    values = {name: value for name, value in member_copies(user).items() if name in copies}
+    return (update(Membership).where(Membership.user_id == user.id)
+            .values(**values, updated_at=Membership.updated_at))
 
 
 def _fill_copies(session: Session, _flush_context: Any, _instances: Any) -> None:
@@ -276,10 +281,16 @@ def _fill_copies(session: Session, _flush_context: Any, _instances: Any) -> None
 
 def _follow_users(session: Session, _flush_context: Any) -> None:
     """A renamed account (or a changed login e-mail, a new login) updates its memberships' copies,
-    in the same flush."""
+    in the same flush: only the copies whose columns changed, so that a login never writes back a
+    name that another request changed since this one read the account."""
     for obj in session.dirty:
-        if isinstance(obj, User) and any(inspect(obj).attrs[f].history.has_changes() for f in _COPIED_FIELDS):
-            session.connection().execute(recopy(obj))
+        if not isinstance(obj, User):
+            continue
+        attrs = inspect(obj).attrs
+        changed = tuple(copy for copy, columns in _COPIED_FROM.items()
+                        if any(attrs[column].history.has_changes() for column in columns))
+        if changed:
+            session.connection().execute(recopy(obj, changed))
 
 
 event.listen(Session, "before_flush", _fill_copies)
