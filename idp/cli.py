@@ -244,16 +244,18 @@ def structure_group() -> None:
 @click.option("--name", required=True)
 @click.option("--kind", type=click.Choice(["organisme", "lycee", "region", "autre"]), default="organisme",
               show_default=True)
-@click.option("--admin-email", default=None, help="the account admin: admin at once if the account exists")
+@click.option("--admin-email", default=None,
+              help="the account admin: admin at once if the account exists, else invited to create it (e-mail)")
 @click.option("--city", default="")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def structure_create(siret: str, name: str, kind: str, admin_email: str | None, city: str, as_json: bool) -> None:
     """Create a structure with the default entitlements of its kind."""
+    from idp import web
     from idp.core.errors import InvalidInput
-    from idp.core.platform import apply_admin_email
     from idp.core.structures import StructureData, create_structure
     from idp.extensions import db
+    from idp.join.jobs import designate_admin
     from idp.models import StructureKind
 
     if admin_email is not None and not EMAIL_SHAPE.match(admin_email.strip()):
@@ -265,8 +267,13 @@ def structure_create(siret: str, name: str, kind: str, admin_email: str | None, 
             siret=siret, name=name, kind=StructureKind(kind), city=city, admin_email=admin_email), SYSTEM)
     except InvalidInput as exc:
         raise click.UsageError(str(exc)) from exc
-    admin = apply_admin_email(db.session, structure, SYSTEM)
-    db.session.commit()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # The admin's e-mail holds absolute links: the issuer is the URL base outside any HTTP request.
+    with app.test_request_context("/", base_url=app.config["ISSUER"]):
+        admin = designate_admin(db.session, structure, SYSTEM)
+        db.session.commit()
+        if structure.admin_email and app.config["MAIL_DELIVER_IN_REQUEST"]:
+            web.deliver_mail(app)
     _echo({"id": str(structure.id), "siret": structure.siret, "name": structure.name, "kind": structure.kind.value,
            "siege": structure.parent.siret if structure.parent else None, "admin_email": structure.admin_email,
            "admin_now": admin is not None}, as_json)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import new_siret
+from conftest import mail_text, new_siret, unique_email
 
 
 @pytest.fixture
@@ -45,11 +45,22 @@ def test_structure_create_then_member_add_gives_claims(run: Any, create_account:
     assert claims["roles"] == ["signataire"]
 
 
-def test_admin_email_of_an_existing_account_makes_the_admin(run: Any, create_account: Any) -> None:
+def test_admin_email_of_an_existing_account_makes_the_admin(run: Any, create_account: Any, mailbox: Any) -> None:
     person = create_account()
     created = json.loads(run("structure", "create", "--siret", new_siret(), "--name", "Avec admin",
                              "--admin-email", person.email, "--json").output)
     assert created["admin_now"] is True
+    told = mailbox.wait_for(person.email)
+    assert "Avec admin" in mail_text(told) and f"/gestion/{created['id']}" in mail_text(told)
+
+
+def test_admin_email_without_an_account_is_invited(run: Any, mailbox: Any) -> None:
+    email = unique_email("futur-admin")
+    created = json.loads(run("structure", "create", "--siret", new_siret(), "--name", "Sans compte encore",
+                             "--admin-email", email, "--json").output)
+    assert created["admin_now"] is False
+    invited = mailbox.wait_for(email)
+    assert "Sans compte encore" in mail_text(invited) and "/signup" in mail_text(invited)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -30,9 +30,9 @@ from idp import web
 from idp.core import structures as core
 from idp.core.errors import Conflict, InvalidInput
 from idp.core.paging import paginate
-from idp.core.platform import apply_admin_email
 from idp.core.security import Origin
 from idp.extensions import csrf, db
+from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import issuer
 from idp.oidc.tokens import access_token_revoked
@@ -272,20 +272,6 @@ def _invalid(exc: InvalidInput, field: str) -> Problem:
     return Problem(422, "Données invalides", str(exc), errors=[{"field": field, "message": str(exc)}])
 
 
-def _designate_admin(structure: Structure) -> None:
-    """SPEC §4.2: the named account admin becomes admin at once if they have an account; else they
-    are invited to create one (the join flow and the e-mail verification then make them admin)."""
-    if not structure.admin_email:
-        return
-    membership = apply_admin_email(db.session, structure, _origin())
-    if membership is not None:
-        web.send_mail("structure_admin_designated", structure.admin_email, structure=structure,
-                      user=membership.user, link=url_for("manage.index", structure_id=structure.id, _external=True))
-    else:
-        web.send_mail("structure_admin_invited", structure.admin_email, structure=structure,
-                      link=url_for("auth.signup", _external=True))
-
-
 def _structure_response(structure: Structure, status: int = 200) -> Response:
     response = jsonify(structure_json(structure))
     response.status_code = status
@@ -310,7 +296,7 @@ def create_structure() -> Response:
         ), _origin(), siege_siret=data.get("parent_siret") or None, client_id=g.api_client_id)
     except InvalidInput as exc:
         raise _invalid(exc, "parent_siret" if data.get("parent_siret") else "siret") from exc
-    _designate_admin(structure)
+    designate_admin(db.session, structure, _origin())
     db.session.commit()
     response = _structure_response(structure, 201)
     response.headers["Location"] = url_for("api.get_structure", siret=structure.siret, _external=True)
@@ -360,7 +346,7 @@ def update_structure(siret: str) -> Response:
     except InvalidInput as exc:
         raise _invalid(exc, "parent_siret") from exc
     if structure.admin_email != previous_email:
-        _designate_admin(structure)
+        designate_admin(db.session, structure, _origin())
     db.session.commit()
     return _structure_response(structure)
 

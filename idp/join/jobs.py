@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from idp import web
 from idp.core.memberships import due_join_requests, structure_admins
+from idp.core.platform import apply_admin_email
+from idp.core.security import Origin
 from idp.extensions import db
-from idp.models import AccountState, JoinRequest, User, utcnow
+from idp.models import AccountState, JoinRequest, Membership, Structure, User, utcnow
 
 JOIN_LINK_PURPOSE = "join-request"  # read by manage.open_request ("Traiter la demande")
 
@@ -115,3 +117,20 @@ def run(app: Flask, now: datetime | None = None) -> ExpiryReport:
         if report.mails and app.config["MAIL_DELIVER_IN_REQUEST"]:
             web.deliver_mail(app)
     return report
+
+
+def designate_admin(session: Session, structure: Structure, origin: Origin) -> Membership | None:
+    """SPEC §4.2: the structure's named account admin becomes admin at once when the account exists
+    (and is told so); otherwise they are invited by e-mail to create it (verifying its e-mail then
+    makes them admin). For the service API and `idp structure create`; needs a request context
+    (a test_request_context is enough) for the absolute links."""
+    if not structure.admin_email:
+        return None
+    membership = apply_admin_email(session, structure, origin)
+    if membership is not None:
+        web.send_mail("structure_admin_designated", structure.admin_email, structure=structure,
+                      user=membership.user, link=url_for("manage.index", structure_id=structure.id, _external=True))
+    else:
+        web.send_mail("structure_admin_invited", structure.admin_email, structure=structure,
+                      link=url_for("auth.signup", _external=True))
+    return membership
