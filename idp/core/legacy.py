@@ -50,22 +50,7 @@ from idp.models import (
 # The link methods, re-exported for the views (core.PASSWORD …).
 from idp.models.legacy import MAIL as MAIL
 from idp.models.legacy import PASSWORD as PASSWORD
-from idp.models.legacy import REQUEST, counted_links
-
-# ------------------------------------------------------------------ claims
-
-def legacy_ids(session: Session, user_id: uuid.UUID, structure_id: uuid.UUID | None) -> list[str]:
-    """The legacy ids linked by this usager for this structure (SPEC §5.2), in one indexed query.
-
-    A link made by a join request counts once that request was accepted (`counted_links`); the
-    token and userinfo paths read the same rows inside the claims query (`idp.oidc.claims`).
-    """
-    if structure_id is None:
-        return []
-    return list(session.scalars(
-        counted_links(user_id).where(LegacyLink.structure_id == structure_id)
-        .with_only_columns(LegacyLink.legacy_id).order_by(LegacyLink.legacy_id)
-    ))
+from idp.models.legacy import REQUEST
 
 
 def links_of(session: Session, user_id: uuid.UUID) -> list[tuple[LegacyLink, Structure, str]]:
