@@ -267,13 +267,9 @@ def structure_create(siret: str, name: str, kind: str, admin_email: str | None, 
             siret=siret, name=name, kind=StructureKind(kind), city=city, admin_email=admin_email), SYSTEM)
     except InvalidInput as exc:
         raise click.UsageError(str(exc)) from exc
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    # The admin's e-mail holds absolute links: the issuer is the URL base outside any HTTP request.
-    with app.test_request_context("/", base_url=app.config["ISSUER"]):
-        admin = designate_admin(db.session, structure, SYSTEM)
+    with web.offline_request(current_app._get_current_object()):  # type: ignore[attr-defined]
+        admin = designate_admin(db.session, structure, SYSTEM)  # its e-mail holds absolute links
         db.session.commit()
-        if structure.admin_email and app.config["MAIL_DELIVER_IN_REQUEST"]:
-            web.deliver_mail(app)
     _echo({"id": str(structure.id), "siret": structure.siret, "name": structure.name, "kind": structure.kind.value,
            "siege": structure.parent.siret if structure.parent else None, "admin_email": structure.admin_email,
            "admin_now": admin is not None}, as_json)

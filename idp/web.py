@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -203,6 +204,23 @@ def send_mail(template: str, recipient: str, locale: str | None = None, **contex
     g.mail_enqueued = True
 
 
+def deliver_enqueued(app: Flask) -> None:
+    """Embedded mode: deliver what this request queued, after its commit (production leaves it to
+    `idp mail worker`)."""
+    if g.pop("mail_enqueued", False) and app.config["MAIL_DELIVER_IN_REQUEST"]:
+        deliver_mail(app)
+
+
+@contextmanager
+def offline_request(app: Flask) -> Iterator[None]:
+    """A request context for work outside HTTP (CLI commands, cron jobs): absolute links in mail use
+    the issuer as their base, and mail queued inside is delivered at the end, as after a request
+    (not when the block raises)."""
+    with app.test_request_context("/", base_url=app.config["ISSUER"]):
+        yield
+        deliver_enqueued(app)
+
+
 def deliver_mail(app: Flask) -> int:
     """Deliver what is due: SMTP when configured, the dev inbox otherwise."""
     smtp_url = app.config["SMTP_URL"]
@@ -229,9 +247,7 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def deliver_enqueued_mail(response: Response) -> Response:
-        # Embedded mode: the request thread delivers what it queued, after its commit.
-        if g.pop("mail_enqueued", False) and app.config["MAIL_DELIVER_IN_REQUEST"]:
-            deliver_mail(app)
+        deliver_enqueued(app)
         return response
 
     @app.context_processor

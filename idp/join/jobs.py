@@ -106,16 +106,13 @@ def expire_and_remind(session: Session, now: datetime | None = None) -> ExpiryRe
 def run(app: Flask, now: datetime | None = None) -> ExpiryReport:
     """The `idp requests expire` command: one pass, committed, then the mail delivered in embedded
     mode (production runs `idp mail worker`)."""
-    # Absolute links in mail need a URL base outside any HTTP request: the issuer is the IdP's own.
-    with app.test_request_context("/", base_url=app.config["ISSUER"]):
+    with web.offline_request(app):
         try:
             report = expire_and_remind(db.session, now)
             db.session.commit()
         except Exception:
             db.session.rollback()
             raise
-        if report.mails and app.config["MAIL_DELIVER_IN_REQUEST"]:
-            web.deliver_mail(app)
     return report
 
 
