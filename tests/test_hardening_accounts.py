@@ -23,6 +23,7 @@ from manage_helpers import (
     role_id,
 )
 from test_accounts_helpers import login, post_form, user_row
+from werkzeug.datastructures import MultiDict
 
 from idp.models import AccountState
 
@@ -252,3 +253,20 @@ def test_deep_or_odd_json_is_a_problem_never_a_500(live_server: str, create_clie
         response = requests.request(method, f"{live_server}{path}", data=data, headers=headers, timeout=30)
         assert response.status_code in (400, 413, 422), (method, response.status_code, response.text[:200])
         assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_html_forms_refuse_a_repeated_field(testclient: Any, create_account: Any) -> None:
+    """Finding 4's rule on the HTML pages too: a field twice is a 400, checkbox lists excepted."""
+    user = create_account()
+    page = testclient.get("/password/forgot")
+    data = MultiDict([("csrf_token", csrf_token(page.text)), ("email", user.email), ("email", unique_email())])
+    assert testclient.post("/password/forgot", data=data).status_code == 400
+    login_page = testclient.get("/login")
+    data = MultiDict([("csrf_token", csrf_token(login_page.text)), ("email", user.email), ("password", PASSWORD),
+                      ("password", "autre")])
+    assert testclient.post("/login", data=data).status_code == 400
+    # `next` both in the query and in the form's hidden field is one parameter per source: fine.
+    response = testclient.post("/login?next=/account/", data={**forms(login_page.text)[-1]["fields"],
+                                                               "email": user.email, "password": PASSWORD,
+                                                               "next": "/account/"})
+    assert response.status_code == 302
