@@ -530,3 +530,24 @@ def test_client_assertions_are_parsed_safely(app: Any, live_server: str, create_
             "client_assertion": assertion}, timeout=10)
         assert response.status_code in (400, 401), (kind, response.status_code)
         assert response.json()["error"] in ("invalid_client", "invalid_request"), kind
+
+
+def test_a_refresh_token_issued_while_its_family_was_revoked_is_refused(app: Any, live_server: str,
+                                                                         browser: requests.Session, account: Any,
+                                                                         trusted: tuple[str, str]) -> None:
+    """The race behind ten concurrent replays of one code: the winner's refresh token is written after
+    a loser's revocation ran; the family's revocation row still stops it."""
+    from sqlalchemy import select
+
+    from idp.core.security import sha256_hex
+    from idp.extensions import db
+    from idp.models import RefreshToken
+    from idp.oidc.tokens import revoke_family
+
+    first = code_flow(live_server, browser, *trusted, account.email)
+    with app.app_context():
+        row = db.session.scalar(select(RefreshToken).where(RefreshToken.token_digest == sha256_hex(first["refresh_token"])))
+        revoke_family(db.session, row.family_id, 300)
+        row.revoked_at = None  # as if written after the revocation's UPDATE
+        db.session.commit()
+    assert refresh(live_server, first["refresh_token"], *trusted).json()["error"] == "invalid_grant"
