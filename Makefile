@@ -52,7 +52,8 @@ run: $(STAMP) translations var
 	$(BIN)/idp db upgrade
 	$(BIN)/idp demo seed
 	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python -m apps.repernet --host 127.0.0.1 --port 8002 & \
+	$(BIN)/python -m apps.repernet db upgrade && \
+	$(BIN)/python -m apps.repernet serve --demo --host 127.0.0.1 --port 8002 & \
 	$(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 lint: $(TEST_STAMP)

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Column,
     Engine,
     Float,
-    MetaData,
     String,
     Table,
     Text,
@@ -34,11 +33,12 @@ from sqlalchemy import (
 )
 from werkzeug.datastructures import CallbackDict
 
-metadata = MetaData()
+from shared.tables import shell_metadata
 
+# Created with the app's schema by `shared.migrations.upgrade()`.
 sso_sessions = Table(
     "sso_sessions",
-    metadata,
+    shell_metadata,
     Column("key_digest", String(64), primary_key=True),
     Column("data", Text, nullable=False, default="{}"),
     Column("sub", String(255), index=True),
@@ -76,7 +76,6 @@ class SessionStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def load(self, key: str) -> tuple[dict[str, Any], Login | None] | None:
         """The data and login of a live session, or None."""

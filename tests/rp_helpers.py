@@ -41,6 +41,7 @@ def repernet(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactor
     from idp.core.security import SYSTEM
     from idp.extensions import db
     from idp.oidc.clients import ClientSpec, create_client
+    from shared.migrations import upgrade
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -66,12 +67,14 @@ def repernet(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactor
         "MAX_DOCUMENT_BYTES": 64 * 1024,
         "MAX_CONTENT_LENGTH": 256 * 1024,
     })
+    upgrade(rp_app, repernet_db)
     server = make_server("127.0.0.1", port, rp_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield RP(url, rp_app, client_id)
     server.shutdown()
-    repernet_db.dispose(rp_app)
+    with rp_app.app_context():
+        repernet_db.engine.dispose()
 
 
 # ---------------------------------------------------------------- people and structures at the IdP

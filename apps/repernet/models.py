@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.locking import Versioned
+from shared import Versioned, make_db, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+db = make_db()
 
 
-class Base(DeclarativeBase):
-    pass
-
-
-class StructureRecord(Versioned, Base):
+class StructureRecord(Versioned, db.Model):
     """A structure's registration: legal identity, address, legal representative, account admin."""
 
     __tablename__ = "structure_records"
@@ -63,7 +57,7 @@ class StructureRecord(Versioned, Base):
         return self.raison_sociale
 
 
-class LegalDocument(Base):
+class LegalDocument(db.Model):
     """The current file of one required document of a structure (a replacement overwrites it)."""
 
     __tablename__ = "legal_documents"

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from stdnum.exceptions import ValidationError
 from stdnum.fr import siret as siret_number
 
-from apps.repernet.idp_api import ApiConflict, ApiInvalid, IdpApi
-from apps.repernet.models import LegalDocument, StructureRecord, utcnow
+from apps.repernet import idp_api
+from apps.repernet.models import LegalDocument, StructureRecord
 from apps.repernet.reference import DOCUMENT_KINDS, LEGAL_CATEGORIES, required_documents
+from shared import ApiConflict, ApiInvalid, ServiceClient, utcnow
 
 
 class RegistryError(Exception):
@@ -88,14 +89,14 @@ def find_record(session: Session, siret: str) -> StructureRecord | None:
     return session.scalar(select(StructureRecord).where(StructureRecord.siret == siret))
 
 
-def register(session: Session, api: IdpApi, data: Registration, *, actor: str) -> StructureRecord:
+def register(session: Session, api: ServiceClient, data: Registration, *, actor: str) -> StructureRecord:
     """Register a structure: check it, create it at the IdP with its account admin's e-mail
     (the IdP mails the admin), keep REPERNET's own record (SPEC §8).
 
     :param actor: the registrant's `sub`.
     :raises InvalidInput: bad SIRET, no siège for an établissement, refused by the IdP.
     :raises Conflict: the SIRET is already registered here or at the IdP.
-    :raises apps.repernet.idp_api.ApiUnavailable: the IdP did not answer.
+    :raises shared.ApiUnavailable: the IdP did not answer.
     """
     siret = clean_siret(data.siret)
     if find_record(session, siret) is not None:
@@ -119,7 +120,7 @@ def register(session: Session, api: IdpApi, data: Registration, *, actor: str) -
     if parent is not None:
         payload["parent_siret"] = parent.siret
     try:
-        created = api.create_structure(payload)
+        created = idp_api.create_structure(api, payload)
     except ApiConflict:
         raise Conflict("Une structure avec ce SIRET existe déjà sur le portail : rattachez-vous à elle "
                        "depuis le portail plutôt que de la créer.", "siret") from None

@@ -109,6 +109,14 @@ class TokenIssuer:
         self.access_lifetime = int(config["ACCESS_TOKEN_LIFETIME"])
         self.id_lifetime = int(config["ID_TOKEN_LIFETIME"])
         self.refresh_lifetime = int(config["REFRESH_TOKEN_LIFETIME"])
+        self.api_audiences: dict[str, frozenset[str]] = {
+            audience: frozenset(scopes) for audience, scopes in config.get("API_AUDIENCES", {}).items()}
+
+    def audience(self, client_id: str, scopes: set[str]) -> str | list[str]:
+        """The client itself, plus every app API whose scopes the token carries (RFC 9068 §3: the
+        receiving app checks its own name in `aud`, so a token for one API is refused by another)."""
+        apis = sorted(api for api, api_scopes in self.api_audiences.items() if api_scopes & scopes)
+        return [client_id, *apis] if apis else client_id
 
     def sign(self, session: Session, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
         kid, key = self.keyring.signing_key(session, alg)
@@ -122,7 +130,7 @@ class TokenIssuer:
         scopes = set(auth.scope.split())
         subject = str(auth.user.id) if auth.user else auth.client.client_id
         access: dict[str, Any] = {
-            "iss": self.issuer, "sub": subject, "aud": auth.client.client_id,
+            "iss": self.issuer, "sub": subject, "aud": self.audience(auth.client.client_id, scopes),
             "client_id": auth.client.client_id, "iat": now, "exp": now + self.access_lifetime,
             "jti": random_token(16), "scope": auth.scope,
         }

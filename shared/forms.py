@@ -1,0 +1,50 @@
+"""The base form of the apps: WTForms' French messages, a French message for an expired CSRF
+token, and the hidden `version` field of optimistic locking (SPEC §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+REQUIRED = "Ce champ est obligatoire."
+EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Saisissez une adresse e-mail valide.")
+CSRF_EXPIRED = "Le formulaire a expiré : vérifiez vos saisies puis validez à nouveau."
+
+
+class Form(FlaskForm):
+    """A French form (STYLE §6: forms check shape, the domain enforces rules)."""
+
+    class Meta:
+        locales = ["fr_FR", "fr"]
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        csrf = getattr(self, "csrf_token", None)
+        if csrf is not None and csrf.errors:
+            csrf.errors = [CSRF_EXPIRED]
+        return ok
+
+
+class VersionedForm(Form):
+    """An edit form of a `Versioned` object: it sends back the version it was shown."""
+
+    version = HiddenField()
+
+
+def required(length: int) -> list[Any]:
+    """Validators of a mandatory text field of at most `length` characters."""
+    return [InputRequired(message=REQUIRED), Length(max=length, message=f"{length} caractères au maximum.")]
+
+
+def optional(length: int) -> list[Any]:
+    """Validators of an optional text field of at most `length` characters."""
+    return [Optional(), Length(max=length, message=f"{length} caractères au maximum.")]
+
+
+def choices(pairs: Any) -> list[SelectChoice]:
+    """Select options with a first empty "— Choisissez —"."""
+    return [SelectChoice("", "— Choisissez —"), *(SelectChoice(value, label) for value, label in pairs)]
