@@ -13,7 +13,6 @@ from flask import Blueprint, Flask, request, session
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from werkzeug.wrappers import Response
 
 from shared import config as shell_config
@@ -28,10 +27,9 @@ from shared.sso import SSO, current_identity, login_url
 from shared.timefmt import paris
 from shared.views import assets as shell_assets
 from shared.views import bp as shell_bp
-from shared.web import apply_security_headers, error_page, register_error_pages
+from shared.web import apply_security_headers, csrf, error_page, register_error_pages
 
 F = TypeVar("F", bound=Callable[..., Any])
-csrf = CSRFProtect()  # every unsafe request of every app is checked, but for `form_view`s
 DEFAULT_SECRET = "dev-only-change-me"  # noqa: S105 - refused at start-up outside the demo and the tests
 
 
