@@ -8,6 +8,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.fields.choices import SelectChoice
+from wtforms.utils import unset_value
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 REQUIRED = "Ce champ est obligatoire."
@@ -29,10 +30,20 @@ class Form(FlaskForm):
         return ok
 
 
+class VersionField(HiddenField):
+    """The version the form was shown: on a submission, only what the browser sent back, never the
+    stored object's (a save without it is stale, not a silent overwrite)."""
+
+    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
+        super().process(formdata, data, extra_filters)
+        if formdata is not None and not self.raw_data:
+            self.data = None
+
+
 class VersionedForm(Form):
     """An edit form of a `Versioned` object: it sends back the version it was shown."""
 
-    version = HiddenField()
+    version = VersionField()
 
 
 def required(length: int) -> list[Any]:
