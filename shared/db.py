@@ -48,8 +48,7 @@ def database_settings(url: str) -> dict[str, Any]:
         path = Path(database).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         url = parsed.set(database=str(path)).render_as_string(hide_password=False)
-    options = {"connect_args": {"timeout": 30, "isolation_level": None, "check_same_thread": False}}
-    return {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": options}
+    return {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": SQLITE_CONNECT_ARGS}}
 
 
 def init_database(app: Flask, db: SQLAlchemy) -> Engine:
@@ -59,10 +58,7 @@ def init_database(app: Flask, db: SQLAlchemy) -> Engine:
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's deferred BEGIN lets two readers both try to upgrade and one fails at once with
-        # "database is locked"; BEGIN IMMEDIATE makes the second one wait its turn (busy timeout).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        configure_sqlite(engine)
 
     @app.after_request
     def end_transaction(response: Any) -> Any:
@@ -72,6 +68,18 @@ def init_database(app: Flask, db: SQLAlchemy) -> Engine:
         return response
 
     return engine
+
+
+# A 30 s busy timeout; transactions begun by SQLAlchemy (see configure_sqlite), not by pysqlite.
+SQLITE_CONNECT_ARGS = {"timeout": 30, "isolation_level": None, "check_same_thread": False}
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, and writers that wait for each other (the IdP's engine and the apps')."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+    # pysqlite's deferred BEGIN lets two readers both try to upgrade and one fails at once with
+    # "database is locked"; BEGIN IMMEDIATE makes the second one wait its turn (busy timeout).
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
