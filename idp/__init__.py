@@ -16,6 +16,9 @@ from idp import config as default_config
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the IdP: defaults, then IDP_* environment variables, then the caller's overrides."""
     app = Flask(__name__)
+    from idp import guard
+
+    app.url_map.converters["int"] = guard.BoundedIntConverter  # before any route is added
     app.config.from_object(default_config)
     app.config.from_prefixed_env("IDP")
     if config:
@@ -41,6 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
     limiter.init_app(app)
     web.init_app(app)
+    guard.init_app(app)
 
     from idp.account.views import bp as account_bp
     from idp.admin.views import bp as admin_bp

@@ -46,7 +46,18 @@ RATELIMIT_LOGIN_ACCOUNT = "10/minute"
 RATELIMIT_SIGNUP_IP = "10/hour"
 RATELIMIT_RESET_IP = "10/hour"
 RATELIMIT_TOKEN_IP = ""  # token endpoint: off by default (clients authenticate)
+# Signed links (reset, verification, invitation): refused links per client address and per account.
+RATELIMIT_LINK_GUESS_IP = "20/hour"
+RATELIMIT_LINK_GUESS_ACCOUNT = "5/hour"
+# Failed client authentications (token, introspection, revocation) per address and per client id,
+# and the service API per client (or per address without a valid token); 429 with Retry-After.
+RATELIMIT_CLIENT_AUTH_IP = "60/minute"
+RATELIMIT_CLIENT_AUTH_CLIENT = "30/minute"
+RATELIMIT_API_CLIENT = "600/minute"
 RATELIMIT_ENABLED = True
+# Behind a reverse proxy: trust its X-Forwarded-For/-Proto/-Host (one hop). Off, the peer address
+# is the client's, whatever headers say: rate limits cannot be dodged with a forged header.
+PROXY_FIX = False
 
 # OpenID Connect (SPEC §4.7).
 ACCESS_TOKEN_LIFETIME = 300

@@ -118,7 +118,8 @@ babel = Babel()
 limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True)
 
 # Paths with no rate limit of their own: the limiter does nothing for them, not even look.
-UNLIMITED_PREFIXES = ("/.well-known/", "/oauth/jwks", "/oauth/userinfo", "/oauth/introspect", "/static/")
+# Introspection is not among them: it authenticates clients (failures are limited, issue 15).
+UNLIMITED_PREFIXES = ("/.well-known/", "/oauth/jwks", "/oauth/userinfo", "/static/")
 
 
 @limiter.request_filter

@@ -168,7 +168,8 @@ def test_deactivate_reactivate(app: Any, testclient: Any, create_account: Any) -
     login(testclient, user.email)
     _core(app, user.email, "deactivate")
     assert testclient.get("/account/").status_code == 302  # sessions ended
-    assert "mis en sommeil" in login(testclient, user.email).text
+    # The generic answer (issue 15 finding 8): the page never confirms the password.
+    assert "Identifiant ou mot de passe incorrect." in login(testclient, user.email).text
     _core(app, user.email, "reactivate")
     assert login(testclient, user.email).status_code == 302
 

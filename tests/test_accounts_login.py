@@ -77,12 +77,20 @@ def test_lockout_after_three_failures_then_reset_unblocks(app: Any, testclient: 
     assert "/password/reset/" in mail_text(blocked_mail)
 
     # A wrong password on a blocked account: still the generic answer.
-    assert GENERIC in login(testclient, user.email, password="Wrong-Again-123x").text
-    # The right password is refused too, but the person who proved it is told how to get out.
+    wrong = login(testclient, user.email, password="Wrong-Again-123x")
+    assert GENERIC in wrong.text
+    # The right password gets exactly the same page (it must not confirm the password, issue 15
+    # finding 8); the owner is told by mail, with the way out.
     right = login(testclient, user.email)
-    assert "Votre compte est bloqué" in right.text and "/password/forgot" in right.text
+    assert GENERIC in right.text and "bloqué" not in right.text
+    assert _body(right.text) == _body(wrong.text)
     assert testclient.get("/account/").status_code == 302
+    told = [m for m in mailbox.to(user.email) if "bloqué" in m["Subject"]]
+    assert len(told) == 2 and "/password/reset/" in mail_text(told[-1])
 
+    # Only the latest link works (issue 15 finding 10): the first mail's is dead.
+    assert "déjà servi" in testclient.get(mail_link(blocked_mail, "/password/reset/")).text
+    blocked_mail = told[-1]
     response = testclient.get(mail_link(blocked_mail, "/password/reset/"))
     assert response.status_code == 200
     done = testclient.post(mail_link(blocked_mail, "/password/reset/"),
@@ -123,7 +131,7 @@ def test_concurrent_wrong_passwords_never_500_and_block(app: Any, live_server: s
 
 
 @pytest.mark.parametrize("state", ["pending", "deactivated"])
-def test_accounts_that_cannot_log_in(app: Any, testclient: Any, create_account: Any, state: str) -> None:
+def test_accounts_that_cannot_log_in(app: Any, testclient: Any, mailbox: Any, create_account: Any, state: str) -> None:
     from idp.core import accounts
     from idp.core.security import SYSTEM
     from idp.extensions import db
@@ -133,11 +141,13 @@ def test_accounts_that_cannot_log_in(app: Any, testclient: Any, create_account: 
         with app.app_context():
             accounts.deactivate(db.session, db.session.get(type(user), user.id), None, SYSTEM)
             db.session.commit()
-    assert GENERIC in login(testclient, user.email, password="Wrong-Password-1x").text
+    wrong = login(testclient, user.email, password="Wrong-Password-1x")
+    assert GENERIC in wrong.text
+    # The right password: the same page as a wrong one (issue 15 finding 8); the owner learns why by mail.
     right = login(testclient, user.email)
-    assert GENERIC not in right.text
-    assert ("pas encore été vérifiée" if state == "pending" else "mis en sommeil") in right.text
+    assert GENERIC in right.text and _body(right.text) == _body(wrong.text)
     assert testclient.get("/account/").status_code == 302
+    mailbox.wait_for(user.email, "Activez votre compte" if state == "pending" else "en sommeil")
 
 
 def _reset_mail(testclient: Any, mailbox: Any, email: str) -> Any:
@@ -153,7 +163,10 @@ def test_forgot_password_same_answer_and_single_use_link(app: Any, testclient: A
     unknown = post_form(testclient, "/password/forgot", email=unique_email())
     message = _reset_mail(testclient, mailbox, user.email)
     assert _body(unknown.text) == _body(post_form(testclient, "/password/forgot", email=user.email).text)
-    link = mail_link(message, "/password/reset/")
+    # Two links were sent: only the latest works (issue 15 finding 10).
+    latest = [m for m in mailbox.to(user.email) if "Réinitialisation" in m["Subject"]][-1]
+    assert "déjà servi" in testclient.get(mail_link(message, "/password/reset/")).text
+    link = mail_link(latest, "/password/reset/")
 
     # Policy applies on the reset form; what was typed is not lost, the link still works.
     weak = post_form(testclient, link, password="motdepasse123", confirm="motdepasse123")

@@ -39,9 +39,10 @@ def test_signup_verify_then_login(app: Any, testclient: Any, mailbox: Any) -> No
     assert "Vérifiez votre messagerie" in sent.text
     assert user_state(app, email) == AccountState.PENDING
 
-    # Not active yet: the right password is told to verify the e-mail, nothing more.
+    # Not active yet: the right password gets the generic answer (issue 15 finding 8); the owner
+    # gets the verification link again by mail.
     refused = login(testclient, email)
-    assert "pas encore été vérifiée" in refused.text
+    assert "Identifiant ou mot de passe incorrect." in refused.text
     assert testclient.get("/account/").status_code == 302  # not logged in
 
     message = mailbox.wait_for(email, "Activez votre compte")

@@ -70,14 +70,18 @@ def test_anonymous_goes_to_the_login_page(app: Any, world: World, rid_a: int) ->
 
 
 @pytest.mark.parametrize("who", ["member_a", "suspended_admin_a", "admin_b", "member_b"])
-def test_others_get_403_on_every_url(app: Any, world: World, rid_a: int, who: str) -> None:
+def test_others_get_404_on_every_url(app: Any, world: World, rid_a: int, who: str) -> None:
+    """Exactly the answer of a missing structure: a structure id cannot be probed (issue 15 finding 12)."""
     client = logged(app, getattr(world, who).email)
     token = token_of(client)
+    missing = client.get(f"/gestion/{uuid.uuid4()}/")
     for url in urls(world, rid_a, GETS):
-        assert client.get(url).status_code == 403, url
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert response.get_data() == missing.get_data(), url
     for url in urls(world, rid_a, POSTS):
         assert client.post(url, data={"csrf_token": token, "version": "1", "value": "1",
-                                      "email": "x@example.test"}).status_code == 403, url
+                                      "email": "x@example.test"}).status_code == 404, url
     assert grants(app, world.m_member_a) == {"sam:redacteur", "catalogue:editeur"}
     assert membership(app, world.m_member_a).role.value == "member"
 
@@ -106,8 +110,8 @@ def test_b_ids_under_a_urls_are_404(app: Any, world: World, rid_b: int) -> None:
     assert membership(app, world.m_member_b) is not None
     assert membership(app, world.m_member_b).status.value == "active"
     assert grants(app, world.m_member_b) == {"sam:acheteur"}
-    # B's pages themselves: 403.
-    assert client.get(f"/gestion/{world.b}/membres/{world.m_member_b}").status_code == 403
+    # B's pages themselves: 404, as for a structure that does not exist (issue 15 finding 12).
+    assert client.get(f"/gestion/{world.b}/membres/{world.m_member_b}").status_code == 404
 
 
 def test_a_b_only_role_in_a_form_is_refused(app: Any, world: World, create_account: Any) -> None:
@@ -159,10 +163,10 @@ def test_a_demoted_admin_loses_access_at_once(app: Any, create_account: Any) -> 
     assert client.get(f"/gestion/{other.a}/membres").status_code == 200
     boss = logged(app, other.admin_a2.email)
     assert submit(boss, f"/gestion/{other.a}/membres/{other.m_admin_a}", form_id="admin").status_code == 302
-    assert client.get(f"/gestion/{other.a}/membres").status_code == 403
+    assert client.get(f"/gestion/{other.a}/membres").status_code == 404
     token = token_of(client)
     assert client.post(f"/gestion/{other.a}/membres/{other.m_member_a}/suspension",
-                       data={"csrf_token": token, "version": "1", "value": "1"}).status_code == 403
+                       data={"csrf_token": token, "version": "1", "value": "1"}).status_code == 404
 
 
 def test_csrf_is_required(app: Any, world: World) -> None:

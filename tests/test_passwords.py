@@ -13,16 +13,15 @@ PERSONAL = ["Camille", "Durand", "camille.durand@example.test"]
 
 
 @pytest.mark.parametrize(("password", "expected"), [
-    ("Tr0mbone-Vert!", []),  # 14 chars, four classes
-    ("Ab1!Ab1!Ab1!", []),  # exactly 12, four classes
+    ("Tr0mbone-Vert!-Gris", []),  # four classes
+    ("Kq7!vZp2#Lm9", []),  # exactly 12, four classes
     ("Ab1!Ab1!Ab1", ["too_short"]),  # 11
-    ("abcdefghijklmnq", []),  # 15 lower case letters: NIST length rule
-    ("tromboneverdatre", []),
+    ("qzvkwmyrtpxhbnf", []),  # 15 lower case letters: NIST length rule
     ("Trombone vert 9", []),  # spaces allowed
     ("élan vital du héron", []),  # unicode
     ("Ünïcødé-Pässwörd-9", []),
-    ("x" * 64 + "Y1!", []),  # long passwords are fine
-    ("a1B!" * 64, []),  # 256: the maximum
+    ("Kq7!vZp2#Lm9" * 5 + "Wx", []),  # long passwords are fine
+    ("".join(chr(0x61 + (i * 7) % 26) + str(i % 10) for i in range(128)), []),  # 256: the maximum
     ("a1B!" * 64 + "z", ["too_long"]),
     ("short", ["too_short"]),
     ("abcdefghijklmn", ["too_short"]),  # 14 without the classes
@@ -35,6 +34,14 @@ PERSONAL = ["Camille", "Durand", "camille.durand@example.test"]
     ("camille.durand rules", ["personal"]),
     ("Mon-Portail-Adore-9", ["portal"]),
     ("monportailamoi123456", ["portal"]),
+    # zxcvbn's estimate (issue 15 finding 9), with the reason.
+    ("123456789012345", ["weak_common", "weak_sequence"]),
+    ("passwordpassword", ["weak_repeat"]),
+    ("Azerty123456!", ["weak_common"]),
+    ("Ab1!Ab1!Ab1!", ["weak_repeat"]),  # 12, four classes, but one motif
+    ("abcdefghijklmnq", ["weak_sequence"]),  # 15, but a sequence
+    ("x" * 64 + "Y1!", ["weak_repeat"]),
+    ("Soleil2024!!!", ["weak_common", "weak_date", "weak_repeat"]),
 ])
 def test_policy_matrix(password: str, expected: list[str]) -> None:
     assert password_problems(password, personal=PERSONAL, portal_name="Portail") == expected
@@ -52,6 +59,9 @@ def test_common_list_is_the_real_one() -> None:
 
 @pytest.mark.parametrize(("password", "message"), [
     ("Court1!", "au moins 12 caractères"),
+    ("Azerty123456!", "trop facile à deviner : il est fait de mots de passe courants"),
+    ("passwordpassword", "il répète les mêmes caractères"),
+    ("123456789012345", "suite prévisible"),
     ("correcthorsebatterystaple", "plus courants"),
     ("Camille-Rocks-2024!", "ni votre nom"),
     ("Mon-Portail-Adore-9", "nom du portail"),

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, IntegerField, PasswordField, RadioField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 from wtforms.widgets import HiddenInput
 
-from idp.auth.forms import CIVILITIES, EMAIL_SHAPE
+from idp.auth.forms import CIVILITIES, EMAIL_SHAPE, DbIntegerField
 
 
 class ProfileForm(FlaskForm):
-    version = IntegerField(widget=HiddenInput())
+    version = DbIntegerField(widget=HiddenInput())
     civility = RadioField(_l("Civilité"), choices=CIVILITIES,
                           validators=[DataRequired(_l("Choisissez une civilité."))])
     given_name = StringField(_l("Prénom"), validators=[DataRequired(_l("Saisissez votre prénom.")), Length(max=100)])

@@ -7,7 +7,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
-    IntegerField,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -18,7 +17,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
-from idp.auth.forms import EMAIL_SHAPE
+from idp.auth.forms import EMAIL_SHAPE, DbIntegerField, db_int
 from idp.core.platform import GRANT_TYPES
 from idp.models import StructureKind
 
@@ -46,7 +45,7 @@ class ConfirmForm(FlaskForm):
 
 
 class StructureForm(FlaskForm):
-    version = IntegerField(widget=HiddenInput(), validators=[Optional()])
+    version = DbIntegerField(widget=HiddenInput(), validators=[Optional()])
     siret = StringField(_l("SIRET"), validators=[DataRequired(_l("Saisissez le SIRET.")), Length(max=20)])
     name = StringField(_l("Raison sociale"), validators=[DataRequired(_l("Saisissez le nom de la structure.")),
                                                          Length(max=200)])
@@ -63,7 +62,7 @@ class StructureForm(FlaskForm):
 
 
 class EntitlementsForm(FlaskForm):
-    roles = MultiCheckboxField(_l("Rôles que la structure peut détenir"), coerce=int, validate_choice=False)
+    roles = MultiCheckboxField(_l("Rôles que la structure peut détenir"), coerce=db_int, validate_choice=False)
     confirmed = HiddenField()
 
 
@@ -87,7 +86,7 @@ class ProfileForm(FlaskForm):
     kind = RadioField(_l("Type de structure"), choices=KINDS,
                       validators=[DataRequired(_l("Choisissez un type de structure."))])
     description = TextAreaField(_l("Description"), validators=[Length(max=2000)])
-    roles = MultiCheckboxField(_l("Rôles"), coerce=int, validate_choice=False)
+    roles = MultiCheckboxField(_l("Rôles"), coerce=db_int, validate_choice=False)
 
 
 class ClientForm(FlaskForm):
@@ -115,7 +114,7 @@ class ClientUrisForm(FlaskForm):
 
 
 class AcceptForm(FlaskForm):
-    roles = MultiCheckboxField(_l("Droits applicatifs accordés"), coerce=int, validate_choice=False)
+    roles = MultiCheckboxField(_l("Droits applicatifs accordés"), coerce=db_int, validate_choice=False)
 
 
 class DeclineForm(FlaskForm):

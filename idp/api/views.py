@@ -16,12 +16,13 @@ application/problem+json {"type", "title", "status", "detail"} in French.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from sqlalchemy import or_, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -31,7 +32,7 @@ from idp.core import structures as core
 from idp.core.errors import Conflict, InvalidInput
 from idp.core.paging import paginate
 from idp.core.security import Origin
-from idp.extensions import csrf, db
+from idp.extensions import client_ip, csrf, db, limiter
 from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import issuer
@@ -111,17 +112,39 @@ def http_problem(exc: HTTPException) -> Response:
 
 # ------------------------------------------------------------------ authorisation
 
+def bearer_claims() -> dict[str, Any] | None:
+    """The claims of this request's Bearer token if we signed it and it is unexpired; verified once
+    per request (the rate limit's key and the scope check both need them)."""
+    if "api_claims" not in g:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        g.api_claims = issuer().verify(db.session, token) if token else None
+    return g.api_claims
+
+
+def _api_limit() -> str:
+    return current_app.config["RATELIMIT_API_CLIENT"]
+
+
+def _api_rate_key() -> str:
+    """Per client for a valid token, per address otherwise (issue 15 finding 18)."""
+    claims = bearer_claims()
+    client_id = claims.get("client_id") if claims else None
+    return f"api-client:{client_id}" if isinstance(client_id, str) else f"api-address:{client_ip()}"
+
+
+limiter.limit(_api_limit, key_func=_api_rate_key, scope="api")(bp)
+
+
 def requires_scope(scope: str) -> Callable[[F], F]:
     """A valid, unrevoked client_credentials access token carrying `scope` (RFC 6750 errors)."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            header = request.headers.get("Authorization", "")
-            token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-            claims = issuer().verify(db.session, token) if token else None
+            claims = bearer_claims()
             if (claims is None or claims.get("sid") or claims.get("sub") != claims.get("client_id")
-                    or access_token_revoked(db.session, claims["jti"])):
+                    or access_token_revoked(db.session, claims)):
                 raise Problem(401, "Jeton d'accès invalide",
                               "Un jeton client_credentials valide est requis (en-tête Authorization: Bearer).",
                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -156,12 +179,25 @@ def structure_json(structure: Structure) -> dict[str, Any]:
     }
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a repeated field is refused, not silently the last
+    one (the RFC 6749 §3.1 rule, applied to the API's bodies)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("repeated key")
+    return data
+
+
 def _body(allowed: frozenset[str]) -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise Problem(415, "Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json).")
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(request.get_data(cache=True), object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a key twice, or nested beyond reason
+        data = None
     if not isinstance(data, dict):
-        raise Problem(400, "JSON invalide", "Le corps de la requête doit être un objet JSON.")
+        raise Problem(400, "JSON invalide", "Le corps de la requête doit être un objet JSON (UTF-8, chaque "
+                      "champ une seule fois).")
     unknown = sorted(set(data) - allowed)
     if unknown:
         errors = [{"field": f[:50], "message": "non modifiable" if f == "siret" else "champ inconnu"} for f in unknown]

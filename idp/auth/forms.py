@@ -5,14 +5,36 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, RadioField, StringField
+from wtforms import EmailField, HiddenField, IntegerField, PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from idp.core.passwords import MAX_LENGTH
+from idp.guard import MAX_ID, bounded_int
 
 # Shape only (no email_validator dependency): the verification link proves the address.
 EMAIL_SHAPE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Cette adresse e-mail n'est pas valide."))
+
+
+
+class DbIntegerField(IntegerField):
+    """An integer a database column can hold (a version, an id): a forged larger one is a form error,
+    not an overflow in the database driver."""
+
+    def process_formdata(self, valuelist: list[object]) -> None:
+        super().process_formdata(valuelist)
+        if self.data is not None and not -MAX_ID <= self.data <= MAX_ID:
+            self.data = None
+            raise ValueError(_("Rechargez la page et recommencez."))
+
+
+def db_int(value: object) -> int:
+    """`coerce` for checkbox lists of ids: ValueError (a form error) beyond a column's range."""
+    number = bounded_int(value)
+    if number is None:
+        raise ValueError(value)
+    return number
+
 
 CIVILITIES = [SelectChoice("mme", _l("Madame")), SelectChoice("m", _l("Monsieur"))]
 
@@ -30,6 +52,20 @@ def password_messages(problems: list[str], portal_name: str) -> list[str]:
                       "adresse e-mail."),
         "portal": _("Le mot de passe ne doit pas contenir le nom du portail (%(name)s).",
                     name=portal_name),
+        # zxcvbn's estimate (issue 15 finding 9): what makes it guessable, in French.
+        "weak_common": _("Ce mot de passe est trop facile à deviner : il est fait de mots de passe "
+                         "courants (comme « azerty » ou « 123456 »)."),
+        "weak_words": _("Ce mot de passe est trop facile à deviner : il est fait de mots ou de noms "
+                        "courants. Ajoutez un ou deux mots peu courants."),
+        "weak_repeat": _("Ce mot de passe est trop facile à deviner : il répète les mêmes caractères "
+                         "ou le même motif."),
+        "weak_sequence": _("Ce mot de passe est trop facile à deviner : il contient une suite "
+                           "prévisible (comme « abcd » ou « 6543 »)."),
+        "weak_keyboard": _("Ce mot de passe est trop facile à deviner : il suit des touches voisines "
+                           "du clavier."),
+        "weak_date": _("Ce mot de passe est trop facile à deviner : il contient une date ou une année."),
+        "weak_short": _("Ce mot de passe est trop facile à deviner : allongez-le, par exemple avec "
+                        "quelques mots peu courants."),
     }
     return [messages[p] for p in problems if p in messages]
 

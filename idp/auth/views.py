@@ -1,14 +1,17 @@
 """Sign-up, e-mail verification, login (+TOTP), logout, forgotten password (SPEC §4.1).
 
 No page tells whether an e-mail has an account: sign-up, resend, forgotten password and a
-failed login answer the same whatever the address. The one exception is a login with the
-*right* password on an account that cannot log in (pending, blocked, deactivated): that person
-proved they hold the password, so we say why and how to get out instead of a lie that would
-send them round in circles. A wrong password always gets the generic message.
+failed login answer the same whatever the address. That includes the *right* password on an
+account that cannot log in (pending, blocked, deactivated): saying why would confirm to whoever
+typed it that the password is right and the account exists (issue 15, finding 8). The owner is
+told by e-mail instead, with the way out.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from typing import Any
 
@@ -16,6 +19,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -67,6 +71,43 @@ def _reset_ip_limit() -> str:
     return current_app.config["RATELIMIT_RESET_IP"]
 
 
+def _link_guess_ip_limit() -> str:
+    return current_app.config["RATELIMIT_LINK_GUESS_IP"]
+
+
+def _link_guess_account_limit() -> str:
+    return current_app.config["RATELIMIT_LINK_GUESS_ACCOUNT"]
+
+
+def _claimed_account_key() -> str:
+    """Per-account limit on signed-link guesses: the account the link *claims* (its payload, read
+    unverified: itsdangerous puts it in clear before the signature), else the payload itself."""
+    head = str((request.view_args or {}).get("token", "")).split(".", 1)[0][:512]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, binascii.Error):
+        data = None
+    claimed = data.get("uid") if isinstance(data, dict) else None
+    return "link-account:" + (str(claimed)[:64] if claimed else head[:64])
+
+
+def link_refused(_response: Response) -> bool:
+    """Only refused links count towards the guess limits (a person following a good one never waits)."""
+    return bool(g.get("link_refused"))
+
+
+def limit_link_guesses(view: Any) -> Any:
+    """Signed-link pages (reset, verification, invitation): failed guesses limited per client address
+    (the proxy's, unless IDP_PROXY_FIX) and per claimed account (issue 15 finding 11)."""
+    return _LINK_GUESSES_PER_ADDRESS(_LINK_GUESSES_PER_ACCOUNT(view))
+
+
+# Shared by every signed-link page: guesses spread over several of them count together.
+_LINK_GUESSES_PER_ACCOUNT = limiter.shared_limit(_link_guess_account_limit, scope="link-guess-account",
+                                                 key_func=_claimed_account_key, deduct_when=link_refused)
+_LINK_GUESSES_PER_ADDRESS = limiter.shared_limit(_link_guess_ip_limit, scope="link-guess-ip", deduct_when=link_refused)
+
+
 def _account_key() -> str:
     """Per-account limit: the normalised e-mail typed (whether or not it exists)."""
     return "account:" + accounts.normalize_email(request.form.get("email", ""))[:254]
@@ -98,7 +139,7 @@ def _verify_link(user: User) -> str:
 
 
 def _reset_link(user: User) -> str:
-    return _link("auth.reset", "reset", {"uid": str(user.id), "fp": accounts.reset_fingerprint(user)})
+    return _link("auth.reset", "reset", {"uid": str(user.id), "fp": accounts.new_reset_fingerprint(user)})
 
 
 def _portal() -> str:
@@ -146,7 +187,6 @@ def login() -> Any:
     # OIDC login_hint (forwarded by /authorize) pre-fills the e-mail on the first display.
     form = LoginForm(next=request.args.get("next", ""), force="1" if force else "",
                      email=request.args.get("login_hint", "")[:254])
-    notice = None
     if form.validate_on_submit():
         try:
             user = accounts.authenticate(
@@ -154,21 +194,31 @@ def login() -> Any:
                 password=form.password.data or "", max_failed=current_app.config["MAX_FAILED_LOGINS"],
             )
         except LoginFailed as failure:
-            if failure.just_blocked and failure.user is not None:
-                web.send_mail("account_blocked", failure.user.email, user=failure.user,
-                              reset_link=_reset_link(failure.user))
+            _tell_owner(failure)
             db.session.commit()
-            notice = failure.reason if failure.password_ok else None
-            if notice is None:
-                form.form_errors.append(_("Identifiant ou mot de passe incorrect."))
-            return render_template("auth/login.html", form=form, notice=notice,
-                                   flow=_flow_args()), 200
+            form.form_errors.append(_("Identifiant ou mot de passe incorrect."))
+            return render_template("auth/login.html", form=form, flow=_flow_args()), 200
         if user.totp_enabled:
             session["mfa"] = {"uid": str(user.id), "at": int(time.time())}
             db.session.commit()
             return redirect(url_for("auth.login_totp", **_flow_args()))
         return _finish_login(user, "pwd")
-    return render_template("auth/login.html", form=form, notice=notice, flow=_flow_args())
+    return render_template("auth/login.html", form=form, flow=_flow_args())
+
+
+def _tell_owner(failure: LoginFailed) -> None:
+    """Mail the account's owner what the login page does not say: blocked (with a reset link),
+    e-mail not verified yet (a new link), or deactivated."""
+    user = failure.user
+    if user is None:
+        return
+    if failure.just_blocked or (failure.password_ok and failure.reason == "blocked"):
+        web.send_mail("account_blocked", user.email, user=user, reset_link=_reset_link(user))
+    elif failure.password_ok and failure.reason == "pending":
+        web.send_mail("verify_email", user.email, user=user, link=_verify_link(user),
+                      hours=current_app.config["VERIFY_LINK_MAX_AGE"] // 3600)
+    elif failure.password_ok and failure.reason == "deactivated":
+        web.send_mail("login_deactivated", user.email, user=user)
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
@@ -254,6 +304,7 @@ def signup_sent() -> str:
 
 
 @bp.get("/signup/verify/<token>")
+@limit_link_guesses
 def verify(token: str) -> Any:
     """Follow the e-mail verification link (valid 2 hours): the account becomes active."""
     try:
@@ -261,8 +312,10 @@ def verify(token: str) -> Any:
         user = accounts.verify_email(db.session, web.origin(), str(payload["uid"]), str(payload["email"]))
         claim_designated_structures(db.session, user, web.origin())
     except LinkInvalid as exc:
+        g.link_refused = True
         return render_template("auth/link_invalid.html", expired=exc.expired, kind="verify")
     except (NotFound, KeyError, TypeError):
+        g.link_refused = True
         return render_template("auth/link_invalid.html", expired=False, kind="verify")
     db.session.commit()
     return render_template("auth/verified.html", user=user)
@@ -301,14 +354,17 @@ def forgot() -> Any:
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limit_link_guesses
 def reset(token: str) -> Any:
     """Choose a new password from a single-use link valid one hour; unblocks the account."""
     try:
         payload = web.unsign("reset", token, current_app.config["RESET_LINK_MAX_AGE"])
         user = accounts.user_for_reset(db.session, str(payload["uid"]), str(payload["fp"]))
     except LinkInvalid as exc:
+        g.link_refused = True
         return render_template("auth/link_invalid.html", expired=exc.expired, kind="reset")
     except (NotFound, KeyError, TypeError):
+        g.link_refused = True
         return render_template("auth/link_invalid.html", expired=False, kind="reset")
     form = NewPasswordForm()
     if form.validate_on_submit():

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from idp.core.audit import audit
 from idp.core.errors import Conflict, InvalidInput, NotFound
 from idp.core.passwords import Hasher, password_problems
-from idp.core.security import Origin, constant_time_equal, sha256_hex
+from idp.core.security import Origin, constant_time_equal, random_token, sha256_hex
 from idp.models import (
     AccountState,
     Civility,
@@ -316,9 +316,17 @@ def delete_account(session: Session, user: User, actor: User | None, origin: Ori
 # ------------------------------------------------------------------ forgotten password
 
 def reset_fingerprint(user: User) -> str:
-    """Changes whenever the password does: a reset link signed with it works only once."""
+    """Changes whenever the password does (a reset link signed with it works only once), and with
+    every new link (`new_reset_fingerprint`): only the latest link works."""
     changed = user.password_changed_at.isoformat() if user.password_changed_at else ""
-    return sha256_hex(f"{user.id}|{user.password_hash or ''}|{changed}")[:32]
+    return sha256_hex(f"{user.id}|{user.password_hash or ''}|{changed}|{user.reset_nonce or ''}")[:32]
+
+
+def new_reset_fingerprint(user: User) -> str:
+    """The fingerprint for a new reset link; every link sent before it stops working (issue 15
+    finding 10: an older link found in a mailbox must not outlive a newer one)."""
+    user.reset_nonce = random_token(12)
+    return reset_fingerprint(user)
 
 
 def request_password_reset(session: Session, origin: Origin, email: str) -> User | None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, IntegerField, PasswordField, StringField, TextAreaField
+from wtforms import EmailField, HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
-from idp.auth.forms import EMAIL_SHAPE
+from idp.auth.forms import EMAIL_SHAPE, DbIntegerField
 
 
 class ConfirmForm(FlaskForm):
@@ -18,7 +18,7 @@ class ConfirmForm(FlaskForm):
 class VersionForm(FlaskForm):
     """An action on a member, with the version the page showed (optimistic locking)."""
 
-    version = IntegerField(widget=HiddenInput(), validators=[InputRequired(_l("Rechargez la page et recommencez."))])
+    version = DbIntegerField(widget=HiddenInput(), validators=[InputRequired(_l("Rechargez la page et recommencez."))])
 
 
 class FlagForm(VersionForm):

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from idp import web
 from idp.auth.forms import password_messages
-from idp.auth.views import _reset_link
+from idp.auth.views import _reset_link, limit_link_guesses
 from idp.core import memberships as core
 from idp.core.accounts import find_user
 from idp.core.audit import events_csv, events_query
@@ -39,6 +39,7 @@ from idp.core.memberships import Authority
 from idp.core.paging import page_number, paginate
 from idp.core.security import LinkInvalid
 from idp.extensions import db
+from idp.guard import bounded_int
 from idp.manage.forms import (
     AttachForm,
     ConfirmForm,
@@ -60,8 +61,9 @@ CSV_MAX_ROWS = 50_000
 
 @bp.before_request
 def _structure_admins_only() -> Any:
-    """Anonymous → login page; unknown structure → 404; not an active admin there (nor a platform
-    admin) → 403. Runs for every URL of the blueprint that names a structure."""
+    """Anonymous → login page; unknown structure, or one where the user is not an active admin (nor
+    a platform admin) → 404, the same answer, so that ids cannot be probed (issue 15 finding 12).
+    Runs for every URL of the blueprint that names a structure."""
     args = request.view_args or {}
     if "structure_id" not in args:
         return None
@@ -74,7 +76,7 @@ def _structure_admins_only() -> Any:
     try:
         g.manage_auth = core.authority(db.session, user, structure)
     except NotAllowed:
-        abort(403)
+        abort(404)
     return None
 
 
@@ -137,11 +139,9 @@ def _refused_message(exc: NotAllowed) -> str:
 
 
 def _posted_roles() -> set[int] | None:
-    """The ticked role ids; None when one is not a number (a forged form)."""
-    try:
-        return {int(v) for v in request.form.getlist("roles")}
-    except ValueError:
-        return None
+    """The ticked role ids; None when one is not an id (a forged form)."""
+    ids = {bounded_int(v) for v in request.form.getlist("roles")}
+    return None if None in ids else ids  # type: ignore[return-value]
 
 
 def _last_day(ends_at: datetime | None) -> str:
@@ -581,11 +581,13 @@ def invitation_resend(structure_id: uuid.UUID, membership_id: int) -> Any:
 
 
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
+@limit_link_guesses
 def invitation(token: str) -> Any:
     """The invited person's link: choose a password, and the account is theirs and active."""
     try:
         found = core.find_invitation(db.session, token)
     except NotFound:
+        g.link_refused = True
         return render_template("manage/invitation_invalid.html"), 404
     user = found.user
     form = InvitationPasswordForm()

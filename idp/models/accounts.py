@@ -50,6 +50,8 @@ class User(Base):
     totp_enabled_at: Mapped[datetime | None]
     email_verified_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
+    # Changes with every reset link sent: only the latest link works (issue 15 finding 10).
+    reset_nonce: Mapped[str | None] = mapped_column(String(32))
     last_login_at: Mapped[datetime | None]
     # Remembered across logins: the structure chosen last time (SPEC §4.2). Indexed like every
     # foreign key here: deleting a structure must not scan every account (bench/SCALE.md).

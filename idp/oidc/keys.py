@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from idp.core.security import random_token
@@ -64,6 +64,38 @@ def rotate_keys(session: Session, config: Mapping[str, Any], *, immediate: bool 
     return created
 
 
+@dataclass(frozen=True)
+class KeyRecord:
+    """A signing key's columns, copied out of the database: the key ring outlives every request, so
+    it must never keep ORM instances (a request's rollback expires them, and once their session is
+    gone every attribute read raises DetachedInstanceError: issue 15, finding 13)."""
+
+    kid: str
+    alg: str
+    private_pem: str
+    public_jwk: dict[str, Any]
+    published_at: datetime
+    active_at: datetime
+    retired_at: datetime | None
+
+
+_KEYS = SigningKey.__table__
+SELECT_KEYS = (
+    select(_KEYS.c.kid, _KEYS.c.alg, _KEYS.c.private_pem, _KEYS.c.public_jwk, _KEYS.c.published_at,
+           _KEYS.c.active_at, _KEYS.c.retired_at)
+    .where(or_(_KEYS.c.expires_at.is_(None), _KEYS.c.expires_at > bindparam("now")))
+    .order_by(_KEYS.c.active_at)
+)
+# A kid we don't know makes the ring re-read the table at most this often (anyone can send one).
+UNKNOWN_KID_RELOAD_SECONDS = 5.0
+MAX_KID_LENGTH = 64  # the column's size: a longer kid cannot be ours
+
+
+def plausible_kid(kid: Any) -> bool:
+    """A kid that could be one of ours: a short printable string (no NUL, no control character)."""
+    return isinstance(kid, str) and 0 < len(kid) <= MAX_KID_LENGTH and kid.isprintable()
+
+
 @dataclass
 class KeyRing:
     """The keys of one process: re-read from the table at most every `ttl` seconds."""
@@ -71,7 +103,7 @@ class KeyRing:
     ttl: float
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loaded_at: float = -1e9
-    _records: list[SigningKey] = field(default_factory=list)
+    _records: list[KeyRecord] = field(default_factory=list)
     _parsed: dict[str, Key] = field(default_factory=dict)
     _jwks: dict[str, Any] = field(default_factory=dict)
     _jwks_bytes: bytes = b""
@@ -82,13 +114,8 @@ class KeyRing:
             return
         with self._lock:
             now = utcnow()
-            records = list(
-                session.scalars(
-                    select(SigningKey)
-                    .where(or_(SigningKey.expires_at.is_(None), SigningKey.expires_at > now))
-                    .order_by(SigningKey.active_at)
-                )
-            )
+            # Plain rows (Core), copied: nothing here belongs to the caller's session.
+            records = [KeyRecord(**row._mapping) for row in session.connection().execute(SELECT_KEYS, {"now": now})]
             for record in records:
                 if record.kid not in self._parsed:  # parsing a PEM costs ~60 ms: once per process
                     cls = RSAKey if record.alg == "RS256" else ECKey
@@ -112,11 +139,17 @@ class KeyRing:
             return self.signing_key(session, alg)
         raise LookupError(f"no active {alg} signing key: run `idp keys rotate --now`")
 
-    def public_key(self, session: Session, kid: str) -> Key | None:
+    def public_key(self, session: Session, kid: Any) -> Key | None:
+        """The key named `kid`, if it is ours. An unknown kid re-reads the table (a key rotated by
+        another worker) at most once every UNKNOWN_KID_RELOAD_SECONDS, whatever the traffic."""
+        if not plausible_kid(kid):
+            return None
         self.refresh(session)
-        if kid not in self._parsed:
+        if kid not in self._parsed and time.monotonic() - self._loaded_at >= UNKNOWN_KID_RELOAD_SECONDS:
             self.refresh(session, force=True)
-        return self._parsed.get(kid)
+        key = self._parsed.get(kid)
+        # Only keys still in the table (not expired) verify anything.
+        return key if key is not None and any(r.kid == kid for r in self._records) else None
 
     def jwks(self, session: Session) -> dict[str, Any]:
         self.refresh(session)

@@ -260,7 +260,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             )
             if replayed is not None:
                 # RFC 6749 §4.1.2: a code used twice revokes what it gave.
-                revoke_family(db.session, replayed.family_id)
+                revoke_family(db.session, replayed.family_id, issuer().access_lifetime)
                 record("token.code_replayed", subject=replayed.user_id, client_id=client.client_id)
         return item
 
@@ -294,7 +294,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             reused = db.session.scalar(
                 select(RefreshToken).where(RefreshToken.token_digest == digest, RefreshToken.rotated_at.is_not(None))
             )
-            if reused is not None and revoke_family(db.session, reused.family_id):
+            if reused is not None and revoke_family(db.session, reused.family_id, issuer().access_lifetime):
                 record("token.refresh_reused", subject=reused.user_id, client_id=reused.client_id,
                        family=reused.family_id)
         return item
@@ -383,7 +383,7 @@ class PresentedToken:
             return self.refresh.revoked_at is not None or self.refresh.rotated_at is not None
         from idp.oidc.tokens import access_token_revoked, live_user
 
-        if access_token_revoked(db.session, self.claims["jti"]):  # type: ignore[index]
+        if access_token_revoked(db.session, self.claims):  # type: ignore[arg-type]
             return True
         # A user's token also dies with the account or the session (SPEC §5.3).
         return self.claims.get("sid") is not None and live_user(db.session, self.claims) is None  # type: ignore[union-attr]
@@ -433,7 +433,7 @@ class RevocationEndpoint(_RevocationEndpoint):
     def revoke_token(self, token: PresentedToken, request: Any) -> None:
         if token.refresh:
             # Revoking a refresh token ends its whole family (RFC 7009 §2.1 allows it; it is safer).
-            revoke_family(db.session, token.refresh.family_id)
+            revoke_family(db.session, token.refresh.family_id, issuer().access_lifetime)
             subject = token.refresh.user_id
         else:
             revoke_access_token(db.session, token.claims or {})

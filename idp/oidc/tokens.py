@@ -34,6 +34,10 @@ from idp.models import (
 from idp.oidc.claims import user_claims
 from idp.oidc.keys import KeyRing
 
+SIGNING_ALGORITHMS = ("ES256", "RS256")  # what our keys sign with; nothing else is ever accepted
+MAX_TOKEN_LENGTH = 8192  # far above our largest JWT: a bigger one is not ours, and is not parsed
+# The grant family (code → refresh tokens) an access token comes from: revoking the family revokes it.
+FAMILY_CLAIM = "fid"
 ACCESS_TOKEN_ALG = "ES256"  # cheap to sign and verify (~0.1 ms against ~1 ms for RS256)
 
 USERS = User.__table__
@@ -134,6 +138,8 @@ class TokenIssuer:
             "client_id": auth.client.client_id, "iat": now, "exp": now + self.access_lifetime,
             "jti": random_token(16), "scope": auth.scope,
         }
+        if auth.family_id:
+            access[FAMILY_CLAIM] = auth.family_id
         claims: dict[str, Any] = {}
         if auth.user is not None:
             access.update(self._login_claims(auth))
@@ -183,31 +189,65 @@ class TokenIssuer:
 
     # ------------------------------------------------------------------ checking
 
-    def verify(self, session: Session, token: str, typ: str = "at+jwt") -> dict[str, Any] | None:
-        """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None."""
+    def _decode(self, session: Session, token: Any, typ: str) -> dict[str, Any] | None:
+        """Claims of a JWT signed by one of our keys, with this `typ`; else None. Anything sent from
+        outside goes through here: bounded size, a plausible kid, our algorithms only (no `none`)."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            return None
         try:
             header = jws.extract_compact(token.encode()).headers()
-            kid = header.get("kid")
-            if header.get("typ") != typ or not isinstance(kid, str):
+            if header.get("typ") != typ or header.get("alg") not in SIGNING_ALGORITHMS:
                 return None
-            key = self.keyring.public_key(session, kid)
+            key = self.keyring.public_key(session, header.get("kid"))
             if key is None:
                 return None
-            decoded = jwt.decode(token, key, algorithms=["ES256", "RS256"])
+            decoded = jwt.decode(token, key, algorithms=list(SIGNING_ALGORITHMS))
+        except (JoseError, ValueError, TypeError, UnicodeError):
+            return None
+        return decoded.claims if isinstance(decoded.claims, dict) else None
+
+    def verify(self, session: Session, token: str, typ: str = "at+jwt") -> dict[str, Any] | None:
+        """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None."""
+        claims = self._decode(session, token, typ)
+        if claims is None:
+            return None
+        try:
             jwt.JWTClaimsRegistry(
                 iss={"essential": True, "value": self.issuer}, exp={"essential": True},
                 jti={"essential": True}, sub={"essential": True},
-            ).validate(decoded.claims)
-        except (JoseError, ValueError, TypeError, UnicodeError):
+            ).validate(claims)
+        except (JoseError, ValueError, TypeError):
             return None
-        return decoded.claims
+        return claims
+
+    def verify_id_token_hint(self, session: Session, token: Any) -> dict[str, Any] | None:
+        """Claims of an ID token this OP issued, expired or not (OIDC Core §3.1.2.1: the hint is
+        checked with our own keys, expiry tolerated); else None."""
+        claims = self._decode(session, token, "JWT")
+        if claims is None:
+            return None
+        try:
+            _HintClaims(iss={"essential": True, "value": self.issuer}, sub={"essential": True},
+                        aud={"essential": True}).validate(claims)
+        except (JoseError, ValueError, TypeError):
+            return None
+        if not isinstance(claims["sub"], str) or not isinstance(claims["aud"], (str, list)):
+            return None
+        return claims
+
+
+class _HintClaims(jwt.JWTClaimsRegistry):
+    """An ID token hint may have expired (OIDC Core §3.1.2.1, RP-Initiated Logout §2)."""
+
+    def validate_exp(self, value: int) -> None:
+        pass
 
 
 def _live_user_statement(with_sid: bool) -> Any:
     query = select(*user_columns()).where(
         USERS.c.id == bindparam("user_id"),
         USERS.c.state == AccountState.ACTIVE,
-        ~exists().where(RevokedAccessToken.jti == bindparam("jti")),
+        ~exists().where(RevokedAccessToken.jti.in_([bindparam("jti"), bindparam("family")])),
     )
     if with_sid:
         query = query.where(
@@ -229,7 +269,9 @@ def live_user(session: Session, claims: dict[str, Any]) -> UserView | None:
     except (ValueError, KeyError, TypeError):
         return None
     sid = claims.get("sid")
-    params = {"user_id": user_id, "jti": claims["jti"], "sid": sid} if sid else {"user_id": user_id, "jti": claims["jti"]}
+    params = {"user_id": user_id, "jti": claims["jti"], "family": family_marker(claims)}
+    if sid:
+        params["sid"] = sid
     return UserView.from_row(session.execute(_LIVE_USER[bool(sid)], params).first())
 
 
@@ -270,17 +312,31 @@ def record_issuance(session: Session, refresh_row: dict[str, Any] | None, audit_
         conn.execute(_INSERT_AUDIT, audit_values)
 
 
-def access_token_revoked(session: Session, jti: str) -> bool:
-    return session.scalar(select(exists().where(RevokedAccessToken.jti == jti))) or False
+def family_marker(claims: dict[str, Any]) -> str | None:
+    """The revocation row that kills every access token of a grant family (see revoke_family)."""
+    family = claims.get(FAMILY_CLAIM)
+    return f"family:{family}" if isinstance(family, str) and family else None
+
+
+def access_token_revoked(session: Session, claims: dict[str, Any]) -> bool:
+    """The token itself, or the family it belongs to, was revoked."""
+    ids = [claims["jti"], family_marker(claims)]
+    return session.scalar(select(exists().where(RevokedAccessToken.jti.in_([i for i in ids if i])))) or False
 
 
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
-    if not access_token_revoked(session, claims["jti"]):
+    if not session.scalar(select(exists().where(RevokedAccessToken.jti == claims["jti"]))):
         session.add(RevokedAccessToken(jti=claims["jti"], expires_at=datetime.fromtimestamp(claims["exp"], utcnow().tzinfo)))
 
 
-def revoke_family(session: Session, family_id: str) -> int:
-    """Revoke every refresh token of a family (a replayed token means it leaked)."""
+def revoke_family(session: Session, family_id: str, access_lifetime: int) -> int:
+    """Revoke every token of a family: its refresh tokens, and its access tokens through one
+    revocation row named after the family (RFC 6749 §4.1.2, RFC 9700 §4.5: a replayed code or
+    refresh token means it leaked, and what it gave must stop working)."""
+    marker = f"family:{family_id}"
+    if not session.scalar(select(exists().where(RevokedAccessToken.jti == marker))):
+        # Kept as long as any access token of the family may live; `idp purge` drops it after.
+        session.add(RevokedAccessToken(jti=marker, expires_at=utcnow() + timedelta(seconds=access_lifetime + 60)))
     return session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))

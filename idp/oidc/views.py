@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import (
     Blueprint,
@@ -40,6 +41,8 @@ from shared.web import CSP, SECURITY_HEADERS
 bp = Blueprint("oidc", __name__)
 
 PROMPTS = {"none", "login", "consent", "select_account"}
+# Our own forms posted back to /oauth/authorize (consent): not parameters of the request.
+OWN_FIELDS = frozenset({"decision", "csrf_token"})
 
 
 def server() -> Any:
@@ -98,13 +101,27 @@ class PublishedDocuments:
 
 # ------------------------------------------------------------------ authorize
 
+def _param(name: str) -> str | None:
+    """An authorization request parameter, sent by GET (query) or POST (form): OIDC Core §3.1.2.1."""
+    return request.values.get(name) if name not in OWN_FIELDS else None
+
+
+def _request_items() -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.values.items(multi=True) if k not in OWN_FIELDS]
+
+
 def _error_redirect(redirect_uri: str, error: str, description: str | None = None) -> Response:
     params = {"error": error, "iss": current_app.config["ISSUER"]}
     if description:
         params["error_description"] = description
-    if request.values.get("state"):
-        params["state"] = request.values["state"]
+    if _param("state"):
+        params["state"] = _param("state")
     return redirect(add_params_to_uri(redirect_uri, list(params.items())))
+
+
+def _invalid_request_page(description: str) -> tuple[str, int]:
+    """An error shown, not redirected: the request could not be trusted far enough to redirect."""
+    return render_template("oidc/error.html", error="invalid_request", description=description), 400
 
 
 def _authorization_error(error: OAuth2Error) -> Response | tuple[str, int]:
@@ -115,23 +132,25 @@ def _authorization_error(error: OAuth2Error) -> Response | tuple[str, int]:
     return render_template("oidc/error.html", error=error.error, description=error.description), 400
 
 
-def _login_redirect(force: bool) -> Response:
+def _login_redirect(force: bool, drop: frozenset[str] = frozenset()) -> Response:
     """Off to the login page, coming back here without what the login satisfies."""
-    next_url = _authorize_url_without_prompts({"login"}, drop_max_age=True)
+    next_url = _authorize_url_without_prompts({"login"}, drop_max_age=True, drop=drop)
     args: dict[str, Any] = {"next": next_url}
     if force:
         args["force"] = 1
-    if request.args.get("login_hint"):
-        args["login_hint"] = request.args["login_hint"]
-    if request.args.get("ui_locales"):
-        args["ui_locales"] = request.args["ui_locales"]
+    if _param("login_hint"):
+        args["login_hint"] = _param("login_hint")
+    if _param("ui_locales"):
+        args["ui_locales"] = _param("ui_locales")
     return redirect(url_for("auth.login", **args))
 
 
-def _authorize_url_without_prompts(remove: set[str], drop_max_age: bool = False) -> str:
+def _authorize_url_without_prompts(remove: set[str], drop_max_age: bool = False,
+                                   drop: frozenset[str] = frozenset()) -> str:
+    """This request as a GET URL (also when it came by POST), less the prompts already satisfied."""
     items = []
-    for key, value in request.args.items(multi=True):
-        if key == "max_age" and drop_max_age:
+    for key, value in _request_items():
+        if (key == "max_age" and drop_max_age) or key in drop:
             continue
         if key == "prompt":
             value = " ".join(p for p in value.split() if p not in remove)
@@ -161,7 +180,7 @@ def _save_consent(user: User, client: Client, scope: str) -> None:
 
 def _apply_siret_hint(login: LoginSession) -> None:
     """`siret_hint`: an RP asks for one of the user's structures; ignored when not a member."""
-    hint = request.args.get("siret_hint", "")
+    hint = _param("siret_hint") or ""
     if not (hint.isdigit() and len(hint) == 14):
         return
     structure_id = db.session.scalar(
@@ -172,23 +191,61 @@ def _apply_siret_hint(login: LoginSession) -> None:
         choose_structure(db.session, login, structure_id, web_origin())
 
 
+def _unsupported_parameter(redirect_uri: str) -> Response | None:
+    """OIDC Core §6.1-6.2: request objects are not supported, and say so rather than ignore them."""
+    if "request" in request.values:
+        return _error_redirect(redirect_uri, "request_not_supported", "Request objects are not supported.")
+    if "request_uri" in request.values:
+        return _error_redirect(redirect_uri, "request_uri_not_supported", "'request_uri' is not supported.")
+    return None
+
+
+def _hinted_subject(client: Client) -> str | None:
+    """The `sub` of a valid `id_token_hint` issued to this client; "" when there is no hint.
+
+    :raises ValueError: when the hint is not an ID token this OP issued to this client.
+    """
+    hint = _param("id_token_hint")
+    if hint is None:
+        return ""
+    claims = issuer().verify_id_token_hint(db.session, hint)
+    audience = claims.get("aud") if claims else None
+    if claims is None or client.client_id not in (audience if isinstance(audience, list) else [audience]):
+        raise ValueError("id_token_hint")
+    return str(claims["sub"])
+
+
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
+@csrf.exempt  # an RP may send the request by POST (OIDC Core §3.1.2.1); our consent form is checked below
 def authorize() -> Any:
-    """Authorization endpoint: checks the request, the login, the prompt, the consent; issues a code."""
+    """Authorization endpoint (GET or POST): checks the request, the login, the prompt, the consent;
+    issues a code."""
+    decision = request.form.get("decision") if request.method == "POST" else None
+    if decision is not None:
+        csrf.protect()  # the consent form is ours: its CSRF token is checked
     login = current_login()
     user = login.user if login else None
     try:
         grant = server().get_consent_grant(end_user=user)
     except OAuth2Error as error:
         return _authorization_error(error)
+    except ValueError:  # authlib refuses to quote what we were sent (control, quote, non-ASCII)
+        return _invalid_request_page("Malformed authorization request.")
     client: Client = grant.client
     redirect_uri: str = grant.redirect_uri
-    prompts = set(request.args.get("prompt", "").split())
+    unsupported = _unsupported_parameter(redirect_uri)
+    if unsupported is not None:
+        return unsupported
+    prompts = set((_param("prompt") or "").split())
     if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
         return _error_redirect(redirect_uri, "invalid_request", "Invalid 'prompt' parameter.")
-    max_age = request.args.get("max_age")
+    max_age = _param("max_age")
     if max_age is not None and not (max_age.isdigit() and len(max_age) < 10):
         return _error_redirect(redirect_uri, "invalid_request", "Invalid 'max_age' parameter.")
+    try:
+        hinted = _hinted_subject(client)
+    except ValueError:
+        return _error_redirect(redirect_uri, "invalid_request", "Invalid 'id_token_hint' parameter.")
 
     too_old = login is not None and max_age is not None and time.time() - login.auth_time.timestamp() > int(max_age)
     if user is None or "login" in prompts or too_old:
@@ -196,9 +253,14 @@ def authorize() -> Any:
             return _error_redirect(redirect_uri, "login_required")
         return _login_redirect(force=user is not None)
     assert login is not None
+    if hinted and hinted != str(user.id):
+        # The hint names someone else than the session's user (OIDC Core §3.1.2.1): never a code
+        # for the wrong person silently; without prompt=none, whoever logs in afresh decides.
+        if "none" in prompts:
+            return _error_redirect(redirect_uri, "login_required", "The session is not the hinted user's.")
+        return _login_redirect(force=True, drop=frozenset({"id_token_hint"}))
 
     _apply_siret_hint(login)
-    decision = request.form.get("decision") if request.method == "POST" else None
     if "select_account" in prompts and decision is None:
         # The account and the structure it acts for (SPEC §5.3): the switch page comes back here.
         continue_url = _authorize_url_without_prompts({"select_account"})
@@ -217,24 +279,79 @@ def authorize() -> Any:
             db.session.commit()
             return _error_redirect(redirect_uri, "access_denied", "The user refused.")
         if decision != "accept":
-            return render_template("oidc/consent.html", client=client, user=user, scopes=scope.split())
+            return render_template("oidc/consent.html", client=client, user=user, scopes=scope.split(),
+                                   action=_authorize_url_without_prompts(set()))
         _save_consent(user, client, scope)
 
-    response = server().create_authorization_response(grant=grant, grant_user=user)
+    try:
+        response = server().create_authorization_response(grant=grant, grant_user=user)
+    except ValueError:
+        return _invalid_request_page("Malformed authorization request.")
     db.session.commit()
     return response
 
 
 # ------------------------------------------------------------------ token and friends
 
+def _client_auth_ip_limit() -> str:
+    return current_app.config["RATELIMIT_CLIENT_AUTH_IP"]
+
+
+def _client_auth_client_limit() -> str:
+    return current_app.config["RATELIMIT_CLIENT_AUTH_CLIENT"]
+
+
+def _presented_client_key() -> str:
+    """The client id a request claims (Basic user name, else the form's client_id), for the
+    per-client limit on failed authentications: read before, and whether or not, it is proven."""
+    auth = request.authorization
+    claimed = (auth.username if auth is not None and auth.type == "basic" else None) or request.form.get("client_id")
+    return "client-auth:" + (claimed or "-")[:64]
+
+
+def _client_auth_failed(response: Response) -> bool:
+    """Only failed client authentications count (RFC 6749 §5.2 `invalid_client`)."""
+    if response.status_code not in (400, 401):
+        return False
+    body = response.get_json(silent=True)
+    return isinstance(body, dict) and body.get("error") == "invalid_client"
+
+
+def limit_client_authentication(view: Any) -> Any:
+    """Failed client authentications limited per client address and per client id (issue 15 finding
+    18); past the limit every attempt gets 429 with Retry-After, the right secret included: a
+    guess must not be confirmed by a different answer."""
+    view = _PER_CLIENT(view)
+    return _PER_ADDRESS(view)
+
+
+# Shared by the token, introspection and revocation endpoints: one count across the three.
+_PER_CLIENT = limiter.shared_limit(_client_auth_client_limit, scope="client-auth-client",
+                                   key_func=_presented_client_key, deduct_when=_client_auth_failed)
+_PER_ADDRESS = limiter.shared_limit(_client_auth_ip_limit, scope="client-auth-ip", deduct_when=_client_auth_failed)
+
+
 @bp.post("/oauth/token")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["RATELIMIT_TOKEN_IP"] or "1000000/second",
                exempt_when=lambda: not current_app.config["RATELIMIT_TOKEN_IP"])
+@limit_client_authentication
 def token() -> Response:
     """Token endpoint: code exchange, refresh (rotating), client credentials."""
-    response = server().create_token_response()
+    try:
+        response = server().create_token_response()
+    except ValueError:
+        return _malformed()
     db.session.commit()  # also keeps what an error decided: a burnt code, a revoked family
+    return response
+
+
+def _malformed() -> Response:
+    """authlib refuses to quote a value it was sent in its error (quotes, non-ASCII): still a 400."""
+    db.session.rollback()
+    response = jsonify(error="invalid_request", error_description="Malformed request.")
+    response.status_code = 400
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -281,16 +398,24 @@ def _bearer_error(error: str, description: str, status: int = 401) -> Response:
 
 @bp.post("/oauth/introspect")
 @csrf.exempt
+@limit_client_authentication
 def introspect() -> Response:
     """Token introspection (RFC 7662), for the client the token was issued to."""
-    return server().create_endpoint_response("introspection")
+    try:
+        return server().create_endpoint_response("introspection")
+    except ValueError:
+        return _malformed()
 
 
 @bp.post("/oauth/revoke")
 @csrf.exempt
+@limit_client_authentication
 def revoke() -> Response:
     """Token revocation (RFC 7009)."""
-    response = server().create_endpoint_response("revocation")
+    try:
+        response = server().create_endpoint_response("revocation")
+    except ValueError:
+        return _malformed()
     db.session.commit()
     return response
 
@@ -300,6 +425,13 @@ def revoke() -> Response:
 class EndSessionEndpoint(_EndSessionEndpoint):
     def get_server_jwks(self) -> Any:
         return issuer().keyring.keyset(db.session)
+
+    def _validate_id_token_hint(self, id_token_hint: str) -> dict[str, Any]:
+        """The same check as at /oauth/authorize (one parser for every hint from outside)."""
+        claims = issuer().verify_id_token_hint(db.session, id_token_hint)
+        if claims is None:
+            raise InvalidRequestError("Invalid 'id_token_hint' parameter.")
+        return claims
 
     def end_session(self, end_session_request: Any) -> None:
         claims = end_session_request.id_token_claims or {}
@@ -322,6 +454,8 @@ def end_session() -> Any:
         req = server().validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return render_template("oidc/error.html", error=error.error, description=error.description), 400
+    except ValueError:
+        return _invalid_request_page("Malformed logout request.")
     if req.needs_confirmation and request.form.get("confirm") != "1":
         if current_login() is None:
             return render_template("oidc/logged_out.html", client=req.client, redirect_uri=req.redirect_uri)
@@ -358,7 +492,6 @@ def init_app(app: Flask) -> None:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],

@@ -174,6 +174,7 @@ def upgrade() -> None:
     sa.Column('totp_enabled_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('email_verified_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('password_changed_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reset_nonce', sa.String(length=32), nullable=True),
     sa.Column('last_login_at', idp.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_structure_id', sa.Uuid(), nullable=True),
     sa.Column('created_at', idp.models.base.UTCDateTime(timezone=True), nullable=False),
