@@ -27,7 +27,13 @@ from shared.sso import SSO, current_identity, login_url
 from shared.timefmt import paris
 from shared.views import assets as shell_assets
 from shared.views import bp as shell_bp
-from shared.web import apply_security_headers, csrf, error_page, register_error_pages
+from shared.web import (
+    apply_security_headers,
+    csrf,
+    database_unavailable,
+    error_page,
+    register_error_pages,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SECRET = "dev-only-change-me"  # noqa: S105 - refused at start-up outside the demo and the tests
@@ -70,6 +76,7 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
     register_error_pages(app, rollback=lambda: db.session.rollback())
     app.register_error_handler(RoleMissing, _role_missing)
     app.register_error_handler(StaleVersion, _stale_version)
+    app.before_request(_session_unavailable)
     app.after_request(apply_security_headers)
     app.after_request(_deliver_mail)
     app.jinja_env.globals.update(role_label=role_label, role_title=role_title, app_name=app.config["SSO_APP_NAME"],
@@ -128,6 +135,11 @@ class _Anonymous:
 
     def has_role(self, *_roles: str) -> bool:
         return False
+
+
+def _session_unavailable() -> Response | None:
+    """The session's row could not be read (database down): 503, not an anonymous page."""
+    return database_unavailable() if getattr(session, "unavailable", False) else None
 
 
 def _role_missing(error: RoleMissing) -> Response:

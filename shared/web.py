@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf import CSRFProtect
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
@@ -100,17 +100,28 @@ def register_error_pages(app: Flask, rollback: Callable[[], None]) -> None:
         headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
         return error_page(exc.code or 500, detail, headers)
 
-    @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def database_down(exc: Exception) -> Response:
-        log.warning("database unavailable: %s", exc)
+    def database_error(exc: DBAPIError) -> Response:
         _safe(rollback)
-        return error_page(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        if isinstance(exc, IntegrityError):
+            # Two submissions racing past the checks: the second one meets the first one's row.
+            log.info("integrity error answered 409: %s", exc.orig)
+            return error_page(409, "Cette opération vient déjà d'être enregistrée (envoi en double, ou par "
+                                   "quelqu'un d'autre) : rechargez la page pour voir son résultat.")
+        if isinstance(exc, DataError):
+            return error_page(400, "Une valeur envoyée dépasse ce que cette page accepte.")
+        log.warning("database unavailable: %s", exc)
+        return database_unavailable()
 
     @app.errorhandler(InternalServerError)
     def internal(exc: InternalServerError) -> Response:
         _safe(rollback)
         return error_page(500)
+
+
+def database_unavailable() -> Response:
+    """503 with Retry-After: clients and proxies retry, people read that it is temporary."""
+    return error_page(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _ours(exc: HTTPException) -> bool:

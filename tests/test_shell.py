@@ -197,3 +197,26 @@ def test_mail_survives_an_smtp_outage(app: Any, notes: RP, smtp_server: tuple[st
                                   now=row.next_attempt_at) >= 1
     message = box.wait_for(to, "Bonjour Camille")
     assert "Un message du Catalogue" in message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_a_database_outage_is_a_503_with_retry_after(tmp_path: Any) -> None:
+    from tests import shell_app
+
+    down = shell_app.build({
+        "TESTING": True, "SECRET_KEY": "k", "OIDC_ISSUER": "http://127.0.0.1:9", "OIDC_CLIENT_ID": "notes",
+        "OIDC_CLIENT_SECRET": "s", "DATABASE_URL": f"postgresql+psycopg://nobody@127.0.0.1:{_free_port()}/none",
+    })
+    client = down.test_client()
+    assert client.get("/livez").status_code == 200  # the process is up
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["Retry-After"] and ready.json["checks"]["database"] == "unreachable"
+    page = client.get("/dev/inbox")  # a page that reads the database
+    assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+    assert "momentanément indisponible" in page.get_data(as_text=True)
+    client.set_cookie("catalogue_session", "a-session-key-whose-row-cannot-be-read")
+    signed_in = client.get("/")  # the session itself cannot be read: 503, not an anonymous page
+    assert signed_in.status_code == 503 and signed_in.headers["Retry-After"] == "5"
+    api = client.get("/dev/inbox", headers={"Accept": "application/json"})
+    assert api.status_code == 503 and api.headers["Content-Type"] == "application/problem+json"
+    with down.app_context():
+        shell_app.db.engine.dispose()
