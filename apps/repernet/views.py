@@ -151,7 +151,11 @@ def registered(siret: str) -> Any:
     record = registry.find_record(db.session, siret)
     if record is None or record.created_by != identity.sub:
         abort(404)
-    return render_template("repernet/registered.html", record=record,
+    # The registrant named as admin is one at the portal now: offer to act for the new structure
+    # (their current one is still the previous: its claims know nothing of this one yet).
+    is_admin = bool(record.admin_email) and record.admin_email.lower() == identity.email.lower()
+    switch_link = switch_url(siret=record.siret, next_url=url_for("repernet.record", siret=record.siret))
+    return render_template("repernet/registered.html", record=record, switch_link=switch_link if is_admin else None,
                            documents=required_documents(record.legal_category))
 
 
