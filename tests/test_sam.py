@@ -463,7 +463,7 @@ def test_people_without_a_sam_role_cannot_ask(app: Any, sam_site: RP) -> None:
     anonymous = new_browser()
     page = page_text(rp_get(anonymous, sam_site, f"/consultations/{cid}"))
     assert "pour poser une question" in page
-    token = page_form(rp_get(owner, sam_site, f"/consultations/{cid}").text, "/questions")["fields"]["csrf_token"]
+    token = page_form(rp_get(owner, sam_site, f"/consultations/{cid}").text, "/annuler")["fields"]["csrf_token"]
     response = anonymous.post(f"{sam_site.url}/consultations/{cid}/questions", data={"text": "?", "csrf_token": token},
                               allow_redirects=False)
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
@@ -542,3 +542,43 @@ def test_deadline_instant_closes_for_everyone(app: Any, sam_site: RP) -> None:
         assert consultation.state(now) == "published"
         assert consultation.state(consultation.response_deadline) == "closed"
         assert consultation.state(consultation.response_deadline - timedelta(seconds=1)) == "published"
+
+
+def test_the_owning_buyer_neither_asks_nor_registers(app: Any, sam_site: RP) -> None:
+    browser, _, _ = buyer(app, sam_site)
+    cid = published(browser, sam_site)
+    page = rp_get(browser, sam_site, f"/consultations/{cid}")
+    assert "Envoyer la question" not in page_text(page)
+    assert rp_get(browser, sam_site, f"/consultations/{cid}/dce").status_code == 200
+    assert "Structures inscrites aux alertes (0)" in page_text(rp_get(browser, sam_site, f"/consultations/{cid}"))
+    token = page_form(page.text, f"/consultations/{cid}/annuler")["fields"]["csrf_token"]
+    response = browser.post(f"{sam_site.url}/consultations/{cid}/questions",
+                            data={"text": "Question ?", "csrf_token": token}, allow_redirects=False)
+    assert response.status_code == 403 and "il n'en pose pas" in page_text(response)
+
+
+def test_demo_data(tmp_path: Any) -> None:
+    """`make run`'s demo: one published consultation of three lots with a DCE, one closed, one draft (once)."""
+    from apps.sam import create_app, db
+    from apps.sam.demo import seed_app
+    from shared.migrations import upgrade
+
+    demo = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+                       "FILES_DIR": str(tmp_path / "files"), "SECRET_KEY": "demo-test"})
+    assert seed_app(demo) is False  # nothing before `db upgrade`
+    upgrade(demo, db)
+    assert seed_app(demo) is True and seed_app(demo) is False
+    testclient = demo.test_client()
+    current = testclient.get("/consultations").get_data(as_text=True)
+    closed = testclient.get("/consultations?etat=cloturees").get_data(as_text=True)
+    assert re.findall(r'href="/consultations/(\d+)"', current) == ["1"]
+    assert re.findall(r'href="/consultations/(\d+)"', closed) == ["2"]
+    page = testclient.get("/consultations/1").get_data(as_text=True)
+    assert page.count("Heure stagiaire (HSTA)") + page.count("Heure groupe (HGRO)") == 3
+    with testclient.get("/consultations/1/dce") as dce:
+        assert dce.status_code == 200 and dce.mimetype == "application/zip" and dce.data.startswith(b"PK")
+    assert testclient.get("/consultations/3").status_code == 404  # the draft
+    assert "electricien" not in testclient.get("/consultations?q=plombier").get_data(as_text=True).lower()
+    assert 'href="/consultations/1"' in testclient.get("/consultations?q=electriciens").get_data(as_text=True)
+    with demo.app_context():
+        db.engine.dispose()

@@ -407,7 +407,7 @@ def store_dce(session: Session, files_dir: Path, consultation: Consultation, fil
     if not content:
         raise InvalidInput("Choisissez un fichier à déposer (le fichier reçu est vide).", "file")
     if len(content) > max_bytes:
-        raise InvalidInput(f"Le fichier dépasse la taille maximale de {_size(max_bytes)}.", "file")
+        raise InvalidInput(f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}.", "file")
     sniffed = sniff(content, filename)
     if sniffed is None:
         raise InvalidInput(f"Type de fichier non accepté : déposez un fichier {ACCEPTED_TYPES}.", "file")
@@ -427,12 +427,12 @@ def store_dce(session: Session, files_dir: Path, consultation: Consultation, fil
                            uploaded_by=actor.name)
     consultation.documents.insert(0, document)
     audit(consultation, actor, "Dépôt du DCE" if number == 1 else "Remplacement du DCE",
-          f"Version {number} : {document.filename} ({_size(len(content))}, SHA-256 {digest})", now=now)
+          f"Version {number} : {document.filename} ({size_label(len(content))}, SHA-256 {digest})", now=now)
     session.flush()
     return document, registrations(consultation) if consultation.status == PUBLISHED else []
 
 
-def _size(count: int) -> str:
+def size_label(count: int) -> str:
     if count >= 1024 * 1024:
         return f"{count / (1024 * 1024):.1f} Mo".replace(".0 ", " ").replace(".", ",")
     return f"{max(count // 1024, 1)} Ko"

@@ -65,7 +65,7 @@ MAX_PAGE = 10_000
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"state_labels": STATE_LABELS, "units": UNITS}
+    return {"state_labels": STATE_LABELS, "units": UNITS, "size_label": domain.size_label}
 
 
 @bp.get("/", endpoint="index")
@@ -173,7 +173,8 @@ def _consultation_page(consultation: Consultation, status: int = 200, **forms: A
     buyer = _is_buyer_of(consultation)
     context: dict[str, Any] = {
         "c": consultation, "now": now, "state": consultation.state(now), "buyer": buyer,
-        "can_ask": identity is not None and identity.has_role(*ROLES) and consultation.accepts_questions(now),
+        "can_ask": (identity is not None and identity.has_role(*ROLES) and not buyer
+                    and consultation.accepts_questions(now)),
         "question_form": forms.get("question_form") or QuestionForm(formdata=None),
         "min_days": current_app.config["AMENDMENT_MIN_DAYS"],
     }
@@ -188,7 +189,7 @@ def _consultation_page(consultation: Consultation, status: int = 200, **forms: A
             decision_forms={lot.id: (forms.get("decision_form") if forms.get("decision_for") == lot.id else None)
                             or DecisionForm(formdata=None) for lot in consultation.lots},
             registered=domain.registered_structures(db.session, consultation),
-            max_mb=current_app.config["MAX_DCE_BYTES"] / (1024 * 1024),
+            max_bytes=current_app.config["MAX_DCE_BYTES"],
             accepted=domain.ACCEPTED_TYPES,
             must_move=domain.deadline_must_move(consultation, now, current_app.config["AMENDMENT_MIN_DAYS"]),
         )
@@ -224,7 +225,7 @@ def _send_document(consultation: Consultation, number: int) -> Response:
     path = domain.dce_path(_files_dir(), consultation, document)
     if not path.is_file():
         abort(404)
-    if current_identity() is not None:
+    if current_identity() is not None and not _is_buyer_of(consultation):
         domain.register_download(db.session, consultation, _actor(), now=utcnow())
         try:
             db.session.commit()
@@ -248,6 +249,8 @@ def ask(ident: str) -> Any:
     assert identity is not None
     if not identity.has_role(*ROLES):
         raise RoleMissing(ROLES)
+    if _is_buyer_of(consultation):
+        raise RoleMissing(message="L'acheteur répond aux questions de sa consultation : il n'en pose pas.")
     form = QuestionForm()
     if not form.validate():
         return _consultation_page(consultation, 422, question_form=form)
@@ -570,7 +573,7 @@ def upload(ident: str) -> Any:
     """Upload a new DCE version (type by content, size limit, SHA-256); registered structures alerted."""
     consultation = _owned(ident)
     max_bytes = current_app.config["MAX_DCE_BYTES"]
-    too_big = f"Le fichier dépasse la taille maximale de {domain._size(max_bytes)}."
+    too_big = f"Le fichier dépasse la taille maximale de {domain.size_label(max_bytes)}."
     try:
         request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
     except RequestEntityTooLarge:
