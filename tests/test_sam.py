@@ -12,6 +12,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -582,3 +583,27 @@ def test_demo_data(tmp_path: Any) -> None:
     assert 'href="/consultations/1"' in testclient.get("/consultations?q=electriciens").get_data(as_text=True)
     with demo.app_context():
         db.engine.dispose()
+
+
+def test_a_lot_is_rectified_by_an_amendment_once_published(app: Any, sam_site: RP, mailbox: Mailbox) -> None:
+    browser, _, _ = buyer(app, sam_site)
+    cid = published(browser, sam_site, lots=("Maçonnerie",), question_deadline=local(soon(1)),
+                    response_deadline=local(soon(3)))
+    follower, _, follower_email = organisme_user(app, sam_site)
+    assert rp_get(follower, sam_site, f"/consultations/{cid}/dce").status_code == 200
+    page = rp_get(browser, sam_site, f"/consultations/{cid}").text
+    assert "/supprimer" not in page  # no direct change once published
+    path = re.search(rf"/consultations/{cid}/lots/\d+/modifier", page).group(0)  # type: ignore[union-attr]
+    form_page = page_text(rp_get(browser, sam_site, path))
+    assert "Avis rectificatif" in form_page and "Il reste moins de 6 jours" in form_page
+    refused = post_form(browser, sam_site, path, path, {"volume": "9000", "unit": "HSTA", "reason": "Volume revu"})
+    assert refused.status_code == 422 and "doit laisser au moins 6 jours" in page_text(refused)
+    assert 'value="9000"' in refused.text
+    new_deadline = soon(8)
+    done = post_form(browser, sam_site, path, path, {"volume": "9000", "unit": "HSTA", "reason": "Volume revu",
+                                                     "response_deadline": local(new_deadline)})
+    assert done.status_code == 303
+    public = page_text(rp_get(new_browser(), sam_site, f"/consultations/{cid}"))
+    assert "Avis rectificatif n° 1" in public and "Volume revu" in public and "9 000 HSTA" in public
+    assert new_deadline.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y à %H:%M") in public
+    assert "Volume revu" in mail_text(mailbox.wait_for(follower_email, "Avis rectificatif"))

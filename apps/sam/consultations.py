@@ -302,6 +302,49 @@ def amend(session: Session, consultation: Consultation, data: ConsultationData, 
     return amendment
 
 
+def amend_lot(session: Session, consultation: Consultation, lot: Lot, data: LotData, reason: str,
+              new_deadline: datetime | None, *, actor: Actor, now: datetime, min_days: int) -> Amendment:
+    """An "avis rectificatif" on one lot of a published consultation (same history, same
+    minimum-notice rule as `amend`: when fewer than `min_days` days are left, `new_deadline` must
+    push the response deadline back).
+
+    :raises NotAllowed: the consultation is not published and open.
+    :raises InvalidInput: no reason, nothing changed, deadline too close, lot rules.
+    """
+    if consultation.state(now) != PUBLISHED:
+        raise NotAllowed("Un avis rectificatif ne peut être publié que sur une consultation en cours.")
+    if not reason.strip():
+        raise InvalidInput("Indiquez le motif de l'avis rectificatif.", "reason")
+    _check_lot(consultation, data, lot)
+    deadline = new_deadline or consultation.response_deadline
+    floor = minimum_deadline(now, min_days)
+    if deadline < floor:
+        raise InvalidInput(
+            f"Un avis rectificatif doit laisser au moins {min_days} jours avant la date limite de remise des "
+            f"offres : reportez-la au {paris(floor)} au plus tôt.", "response_deadline")
+    if deadline < consultation.question_deadline:
+        raise InvalidInput("La date limite des questions doit précéder la date limite de remise des offres.",
+                           "response_deadline")
+    changes = []
+    if _lot_line(lot) != _lot_line(data):
+        changes.append(f"{_lot_line(lot)} → {_lot_line(data)}")
+    if deadline != consultation.response_deadline:
+        changes.append(f"{FIELD_LABELS['response_deadline']} : « {paris(consultation.response_deadline)} » → "
+                       f"« {paris(deadline)} »")
+    if not changes:
+        raise InvalidInput("L'avis rectificatif ne modifie rien : changez au moins un champ.")
+    amendment = Amendment(published_at=now, reason=reason.strip(), changes="\n".join(changes),
+                          previous_deadline=consultation.response_deadline, new_deadline=deadline, actor=actor.name)
+    consultation.amendments.append(amendment)
+    lot.number, lot.title, lot.unit, lot.place, lot.volume = data.number, data.title, data.unit, data.place, data.volume
+    consultation.lots.sort(key=lambda x: x.number)
+    consultation.response_deadline = deadline
+    consultation.updated_at = now
+    audit(consultation, actor, "Avis rectificatif", f"Motif : {amendment.reason}\n{amendment.changes}", now=now)
+    search.reindex(session, consultation)
+    return amendment
+
+
 def cancel(session: Session, consultation: Consultation, reason: str, *, actor: Actor, now: datetime) -> Consultation:
     """Cancel a draft or a consultation not yet awarded (a published one stays listed as cancelled).
 

@@ -105,6 +105,23 @@ class LotForm(SamForm):
                        place=(self.place.data or "").strip(), volume=self.volume.data or 0)
 
 
+class LotAmendmentForm(LotForm):
+    """An "avis rectificatif" on one lot of a published consultation."""
+
+    response_deadline = DateTimeLocalField("Nouvelle date limite de remise des offres (heure de Paris), si reportée",
+                                           format=DATETIME, validators=[Optional()])
+    reason = TextAreaField("Motif de l'avis rectificatif", required(2000))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.response_deadline.errors:
+            self.response_deadline.errors = [BAD_DATETIME]
+        return ok
+
+    def new_deadline(self) -> Any:
+        return from_paris(self.response_deadline.data) if self.response_deadline.data else None
+
+
 class ReasonForm(SamForm):
     """A reason (cancellation)."""
 

@@ -35,6 +35,7 @@ from apps.sam.forms import (
     ConsultationForm,
     DceForm,
     DecisionForm,
+    LotAmendmentForm,
     LotForm,
     QuestionForm,
     ReasonForm,
@@ -501,21 +502,42 @@ def add_lot(ident: str) -> Any:
 @bp.route("/consultations/<ident>/lots/<lot_id>/modifier", methods=["GET", "POST"])
 @login_required
 def edit_lot(ident: str, lot_id: str) -> Any:
-    """Change a lot of the draft."""
+    """Change a lot: directly on a draft, by an "avis rectificatif" once published."""
     consultation = _owned(ident)
     lot = _lot(consultation, lot_id)
-    form = LotForm(obj=lot) if request.method == "GET" else LotForm()
+    now = utcnow()
+    amending = consultation.status != DRAFT
+    if amending and consultation.state(now) != PUBLISHED:
+        flash("Un avis rectificatif ne peut être publié que sur une consultation en cours.", "error")
+        return redirect(_page_url(consultation, "lots"), 303)
+    min_days = current_app.config["AMENDMENT_MIN_DAYS"]
+    form_class = LotAmendmentForm if amending else LotForm
+    form = form_class(obj=lot) if request.method == "GET" else form_class()
+    context = {"c": consultation, "lot": lot, "amending": amending, "min_days": min_days,
+               "floor": domain.minimum_deadline(now, min_days),
+               "must_move": domain.deadline_must_move(consultation, now, min_days)}
     if not form.is_submitted():
-        return render_template("sam/lot.html", form=form, c=consultation, lot=lot)
+        return render_template("sam/lot.html", form=form, **context)
     if not form.validate():
-        return render_template("sam/lot.html", form=form, c=consultation, lot=lot), 422
+        return render_template("sam/lot.html", form=form, **context), 422
     try:
-        domain.update_lot(db.session, consultation, lot, form.data_for_domain(), actor=_actor(), now=utcnow())
+        if isinstance(form, LotAmendmentForm):
+            amendment = domain.amend_lot(db.session, consultation, lot, form.data_for_domain(), form.reason.data,
+                                         form.new_deadline(), actor=_actor(), now=now, min_days=min_days)
+            _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
+        else:
+            domain.update_lot(db.session, consultation, lot, form.data_for_domain(), actor=_actor(), now=now)
+        db.session.commit()
     except domain.SamError as exc:
         db.session.rollback()
         error = _field_error(form, exc)
-        return render_template("sam/lot.html", form=form, c=consultation, lot=lot, error=error), 422
-    db.session.commit()
+        return render_template("sam/lot.html", form=form, error=error, **context), 422
+    except StaleDataError:
+        db.session.rollback()
+        return render_template("sam/lot.html", form=form, conflict=CONFLICT_MESSAGE, **context), 409
+    if amending:
+        flash("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail.", "success")
+        return redirect(_page_url(consultation, "historique"), 303)
     flash(f"Le lot n° {lot.number} est modifié.", "success")
     return redirect(_page_url(consultation, "lots"), 303)
 
