@@ -607,3 +607,19 @@ def test_a_lot_is_rectified_by_an_amendment_once_published(app: Any, sam_site: R
     assert "Avis rectificatif n° 1" in public and "Volume revu" in public and "9 000 HSTA" in public
     assert new_deadline.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y à %H:%M") in public
     assert "Volume revu" in mail_text(mailbox.wait_for(follower_email, "Avis rectificatif"))
+
+
+def test_two_buyers_publishing_amendments_at_once_the_second_gets_409(app: Any, sam_site: RP) -> None:
+    first, org, _ = buyer(app, sam_site)
+    second, _, _ = buyer(app, sam_site, org=org)
+    cid = published(first, sam_site, title="Avant rectification")
+    path = f"/consultations/{cid}/rectificatif"
+    form_one = page_form(rp_get(first, sam_site, path).text, path)["fields"]
+    form_two = page_form(rp_get(second, sam_site, path).text, path)["fields"]
+    assert first.post(f"{sam_site.url}{path}", data={**form_one, "title": "Rectifié par la première",
+                                                     "reason": "Première"}, allow_redirects=False).status_code == 303
+    stale = second.post(f"{sam_site.url}{path}", data={**form_two, "title": "Rectifié par la seconde",
+                                                       "reason": "Seconde"}, allow_redirects=False)
+    assert stale.status_code == 409 and "Rectifié par la seconde" in page_text(stale)
+    public = page_text(rp_get(new_browser(), sam_site, f"/consultations/{cid}"))
+    assert "Avis rectificatif n° 1" in public and "Avis rectificatif n° 2" not in public

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from apps.sam import search
 from apps.sam.models import (
@@ -576,7 +576,7 @@ def answer(session: Session, consultation: Consultation, question: Question, tex
 def listing(session: Session, *, now: datetime, closed: bool = False, query: str = "", device: str = "") -> Select[tuple[Consultation]]:
     """Published consultations, current or closed (cancelled and decided ones are closed), by
     keyword and device, newest first."""
-    stmt = select(Consultation).where(Consultation.published_at.is_not(None))
+    stmt = select(Consultation).options(selectinload(Consultation.lots)).where(Consultation.published_at.is_not(None))
     if closed:
         stmt = stmt.where(or_(Consultation.status != PUBLISHED, Consultation.response_deadline <= now))
     else:

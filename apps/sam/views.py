@@ -352,17 +352,11 @@ def _fill(form: ConsultationForm, consultation: Consultation) -> None:
     form.version.data = str(consultation.version)
 
 
-def _save_versioned(form: Any, consultation: Consultation, action: Any, template_context: dict[str, Any]) -> Any:
-    """Run `action` after the optimistic-lock check; a stale save re-renders the form with 409."""
-    try:
-        check_version(consultation, form.version.data)
-        result = action()
-        db.session.commit()
-        return result
-    except (StaleVersion, StaleDataError):
-        db.session.rollback()
-        current = db.session.get(Consultation, consultation.id)
-        return _edit_form_page(form, current, 409, conflict=CONFLICT_MESSAGE, **template_context)
+def _conflict(form: Any, consultation: Consultation, context: dict[str, Any]) -> tuple[str, int]:
+    """A stale save: the form again with what was typed, the current version, and 409."""
+    db.session.rollback()
+    current = db.session.get(Consultation, consultation.id)
+    return _edit_form_page(form, current, 409, conflict=CONFLICT_MESSAGE, **context)
 
 
 @form_view
@@ -380,13 +374,14 @@ def edit(ident: str) -> Any:
     if not form.validate():
         return _edit_form_page(form, consultation, 422)
     try:
-        result = _save_versioned(form, consultation, lambda: domain.update_draft(
-            db.session, consultation, form.data_for_domain(), actor=_actor(), now=utcnow()), {})
+        check_version(consultation, form.version.data)
+        domain.update_draft(db.session, consultation, form.data_for_domain(), actor=_actor(), now=utcnow())
+        db.session.commit()
+    except (StaleVersion, StaleDataError):
+        return _conflict(form, consultation, {})
     except domain.SamError as exc:
         db.session.rollback()
         return _edit_form_page(form, consultation, 422, error=_field_error(form, exc))
-    if not isinstance(result, Consultation):
-        return result
     flash("Le brouillon est enregistré.", "success")
     return redirect(_page_url(consultation), 303)
 
@@ -411,17 +406,17 @@ def amend(ident: str) -> Any:
     if not form.validate():
         return _edit_form_page(form, consultation, 422, **context)
     try:
-        result = _save_versioned(form, consultation, lambda: domain.amend(
-            db.session, consultation, form.data_for_domain(), form.reason.data, actor=_actor(), now=now,
-            min_days=min_days), context)
+        check_version(consultation, form.version.data)
+        amendment = domain.amend(db.session, consultation, form.data_for_domain(), form.reason.data, actor=_actor(),
+                                 now=now, min_days=min_days)
+        # The alerts join the amendment's transaction (durable outbox): both or neither.
+        _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
+        db.session.commit()
+    except (StaleVersion, StaleDataError):
+        return _conflict(form, consultation, context)
     except domain.SamError as exc:
         db.session.rollback()
         return _edit_form_page(form, consultation, 422, error=_field_error(form, exc), **context)
-    if not isinstance(result, domain.Amendment):
-        return result
-    # The commit is done: alert after it (the outbox rows join the next commit).
-    _alert(domain.registrations(consultation), "amendment", consultation, amendment=result)
-    db.session.commit()
     flash("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail.", "success")
     return redirect(_page_url(consultation, "historique"), 303)
 
