@@ -44,6 +44,15 @@ class SamVersionedForm(SamForm, VersionedForm):
 
 DATETIME = "%Y-%m-%dT%H:%M"
 BAD_DATETIME = "Saisissez une date et une heure valides (jj/mm/aaaa hh:mm)."
+YEARS = range(2000, 2101)  # far dates would overflow the conversion to UTC (year 1, year 9999)
+
+
+def _check_deadline(field: Any) -> None:
+    """A French message for a malformed or out-of-range date-time (WTForms' own is English)."""
+    if field.errors and field.raw_data and field.raw_data[0]:
+        field.errors = [BAD_DATETIME]
+    elif field.data is not None and field.data.year not in YEARS:
+        field.errors = [f"Saisissez une date entre {YEARS.start} et {YEARS.stop - 1}."]
 
 
 def _deadline(label: str) -> DateTimeLocalField:
@@ -63,9 +72,8 @@ class ConsultationForm(SamVersionedForm):
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
         for deadline in (self.question_deadline, self.response_deadline):
-            if deadline.errors and deadline.raw_data and deadline.raw_data[0]:
-                deadline.errors = [BAD_DATETIME]
-        return ok
+            _check_deadline(deadline)
+        return ok and not (self.question_deadline.errors or self.response_deadline.errors)
 
     def data_for_domain(self) -> ConsultationData:
         return ConsultationData(
@@ -114,9 +122,8 @@ class LotAmendmentForm(LotForm):
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
-        if self.response_deadline.errors:
-            self.response_deadline.errors = [BAD_DATETIME]
-        return ok
+        _check_deadline(self.response_deadline)
+        return ok and not self.response_deadline.errors
 
     def new_deadline(self) -> Any:
         return from_paris(self.response_deadline.data) if self.response_deadline.data else None

@@ -57,11 +57,6 @@ def reindex(session: Session, consultation: Consultation) -> None:
                         {"id": consultation.id, "body": " ".join(fold(consultation.search_text))})
 
 
-def unindex(session: Session, consultation_id: int) -> None:
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("DELETE FROM consultation_fts WHERE rowid = :id"), {"id": consultation_id})
-
-
 def matches(session: Session, query: str) -> ColumnElement[bool] | TextClause | None:
     """A WHERE clause on `Consultation` for the keywords in `query` (every word must match), or
     None when the query holds no word (then nothing is filtered)."""
