@@ -260,7 +260,7 @@ def test_cancelling_a_published_consultation(app: Any, sam_site: RP) -> None:
                          {"reason": "Besoin redéfini"})
     assert response.status_code == 303
     public = page_text(rp_get(new_browser(), sam_site, f"/consultations/{cid}"))
-    assert "Annulée" in public
+    assert "Annulée" in public and "motif : Besoin redéfini" in public
     page = listed(new_browser(), sam_site, "", etat="cloturees")
     assert "Consultation à annuler" in page
 
@@ -626,3 +626,24 @@ def test_two_buyers_publishing_amendments_at_once_the_second_gets_409(app: Any, 
     assert stale.status_code == 409 and "Rectifié par la seconde" in page_text(stale)
     public = page_text(rp_get(new_browser(), sam_site, f"/consultations/{cid}"))
     assert "Avis rectificatif n° 1" in public and "Avis rectificatif n° 2" not in public
+
+
+def test_the_migration_builds_the_models_schema(tmp_path: Any) -> None:
+    """The unreleased 0001 revision matches the models (regenerate it after a model change)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from apps.sam import create_app, db
+    from shared.migrations import upgrade
+
+    sam_app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'schema.sqlite3'}",
+                          "SECRET_KEY": "schema-test"})
+    upgrade(sam_app, db)
+    with sam_app.app_context(), db.engine.connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), db.metadata)
+        tables = set(db.metadata.tables)
+        ours = [d for d in diffs if not (d[0] in ("remove_table", "remove_index")
+                                         and (d[1].table if d[0] == "remove_index" else d[1]).name not in tables)]
+        assert ours == []
+    with sam_app.app_context():
+        db.engine.dispose()

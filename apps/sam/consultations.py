@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from apps.sam import search
 from apps.sam.models import (
@@ -355,7 +355,7 @@ def cancel(session: Session, consultation: Consultation, reason: str, *, actor: 
     if not reason.strip():
         raise InvalidInput("Indiquez le motif de l'annulation.", "reason")
     consultation.status = CANCELLED
-    consultation.cancelled_at = now
+    consultation.cancelled_at, consultation.cancel_reason = now, reason.strip()
     consultation.updated_at = now
     audit(consultation, actor, "Annulation", f"Motif : {reason.strip()}", now=now)
     session.flush()
@@ -507,8 +507,6 @@ def register_download(session: Session, consultation: Consultation, person: Acto
 
 def registrations(consultation: Consultation) -> list[Withdrawal]:
     """Everyone to alert about this consultation: the downloaders of every registered structure."""
-    from sqlalchemy.orm import object_session
-
     session = object_session(consultation)
     assert session is not None
     rows = session.scalars(select(Withdrawal).where(Withdrawal.consultation_id == consultation.id)

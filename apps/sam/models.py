@@ -60,6 +60,7 @@ class Consultation(OwnedByStructure, Versioned, db.Model):
     response_deadline: Mapped[datetime] = mapped_column()
     published_at: Mapped[datetime | None] = mapped_column(index=True)
     cancelled_at: Mapped[datetime | None] = mapped_column()
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
     # What the keyword search reads (reference, title, description, lot titles): kept by `search.reindex`.
     search_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

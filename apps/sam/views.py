@@ -84,10 +84,11 @@ def _actor() -> domain.Actor:
     identity = current_identity()
     assert identity is not None
     structure = identity.structure
-    return domain.Actor(sub=identity.sub, name=identity.name or identity.email, email=identity.email,
-                        structure_id=structure.id if structure else "",
-                        structure_siret=structure.siret if structure else "",
-                        structure_name=structure.name if structure else "")
+    # Claims are trusted but the columns are bounded: cut rather than fail on a long name.
+    return domain.Actor(sub=identity.sub[:64], name=(identity.name or identity.email)[:200], email=identity.email[:254],
+                        structure_id=structure.id[:64] if structure else "",
+                        structure_siret=structure.siret[:14] if structure else "",
+                        structure_name=structure.name[:200] if structure else "")
 
 
 def _is_buyer_of(consultation: Consultation) -> bool:

@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('response_deadline', shared.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('published_at', shared.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancel_reason', sa.Text(), nullable=False),
     sa.Column('search_text', sa.Text(), nullable=False),
     sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
