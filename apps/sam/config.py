@@ -14,3 +14,9 @@ OIDC_CLIENT_SECRET = "sam-demo-secret"  # noqa: S105 - the demo client seeded by
 SERVICE_SCOPE = "catalogue:write repernet:read"
 CATALOGUE_API_URL = "http://127.0.0.1:8003/api/v1"
 REPERNET_API_URL = "http://127.0.0.1:8002/api/v1"
+
+# Consultations (issue 12)
+AMENDMENT_MIN_DAYS = 6  # an "avis rectificatif" leaves at least this many days before the response deadline
+CONSULTATIONS_PER_PAGE = 10
+MAX_DCE_BYTES = 20 * 1024 * 1024
+MAX_CONTENT_LENGTH = MAX_DCE_BYTES + 256 * 1024  # the form fields around the file
