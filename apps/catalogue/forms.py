@@ -14,6 +14,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -21,6 +22,11 @@ from apps.catalogue import referential
 from apps.catalogue.offers import ENTRY_MODES, LEVELS, PATHS, PUBLICS, RECRUITMENT, TEACHING
 from apps.catalogue.organisations import TOPICS
 from shared import REQUIRED, Form, VersionedForm, choices, optional, required
+
+
+def options(pairs: Any) -> list[SelectChoice]:
+    """Select options (WTForms 3.3 wants `SelectChoice`, not tuples)."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class Checkboxes(SelectMultipleField):
@@ -70,7 +76,7 @@ class ContactForm(Form):
 
 
 class FormationForm(VersionedForm):
-    certifying = RadioField("Formation diplômante, certifiante ou habilitante", choices=[("non", "Non"), ("oui", "Oui")],
+    certifying = RadioField("Formation diplômante, certifiante ou habilitante", choices=options([("non", "Non"), ("oui", "Oui")]),
                             default="non", validators=[InputRequired(message=REQUIRED)])
     certification_key = SelectField("Certification préparée (référentiel)", choices=[], validate_choice=False)
     title = StringField("Intitulé de la formation", validators=required(255))
@@ -81,8 +87,8 @@ class FormationForm(VersionedForm):
     formacodes = StringField("Codes Formacode (séparés par des espaces, 5 au plus)", validators=optional(60))
     romes = StringField("Codes ROME (métiers visés, 5 au plus)", validators=optional(60))
     nsf = StringField("Codes NSF (3 au plus)", validators=optional(20))
-    entry_level = SelectField("Niveau d'entrée", choices=list(LEVELS.items()), default="0")
-    path = SelectField("Type de parcours", choices=list(PATHS.items()), default="1")
+    entry_level = SelectField("Niveau d'entrée", choices=options(LEVELS.items()), default="0")
+    path = SelectField("Type de parcours", choices=options(PATHS.items()), default="1")
     keywords = StringField("Mots-clés", validators=optional(500))
 
 
@@ -91,12 +97,12 @@ class ActionForm(VersionedForm):
     address = StringField("Adresse du lieu de formation", validators=required(200))
     postal_code = StringField("Code postal", validators=required(5))
     city = StringField("Ville", validators=required(100))
-    publics = Checkboxes("Public visé", choices=list(PUBLICS.items()), default=["83056"])
+    publics = Checkboxes("Public visé", choices=options(PUBLICS.items()), default=["83056"])
     public_info = TextAreaField("Précisions sur le public", validators=optional(3000))
-    entry_mode = RadioField("Modalités d'entrée et de sortie", choices=list(ENTRY_MODES.items()), default="fixes",
+    entry_mode = RadioField("Modalités d'entrée et de sortie", choices=options(ENTRY_MODES.items()), default="fixes",
                             validators=[InputRequired(message=REQUIRED)])
     rhythm = StringField("Rythme (temps plein, temps partiel…)", validators=optional(300))
-    teaching_mode = SelectField("Modalité d'enseignement", choices=list(TEACHING.items()), default="0")
+    teaching_mode = SelectField("Modalité d'enseignement", choices=options(TEACHING.items()), default="0")
     hours = IntegerField("Durée (heures)", validators=[Optional(), NumberRange(1, 10000, "Entre 1 et 10 000 heures.")])
     entry_level_required = BooleanField("Le niveau d'entrée est obligatoire")
     accessibility = StringField("Accessibilité aux personnes handicapées", validators=optional(250))
@@ -113,7 +119,7 @@ class SessionForm(VersionedForm):
     registration_address = StringField("Adresse d'inscription", validators=required(200))
     registration_postal_code = StringField("Code postal", validators=required(5))
     registration_city = StringField("Ville", validators=required(100))
-    recruitment = SelectField("État du recrutement", choices=list(RECRUITMENT.items()), default="1")
+    recruitment = SelectField("État du recrutement", choices=options(RECRUITMENT.items()), default="1")
     new_contact_name = StringField("Nom", validators=optional(100))
     new_contact_function = StringField("Fonction", validators=optional(100))
     new_contact_phone = StringField("Téléphone", validators=optional(25))
@@ -130,7 +136,7 @@ class ReturnForm(VersionedForm):
 
 
 class RequestDecisionForm(Form):
-    decision = RadioField("Décision", choices=[("accept", "Traitée"), ("refuse", "Refusée")],
+    decision = RadioField("Décision", choices=options([("accept", "Traitée"), ("refuse", "Refusée")]),
                           validators=[InputRequired(message=REQUIRED)])
     answer = TextAreaField("Réponse à l'organisme", validators=optional(4000))
     nda = StringField("Nouveau numéro de déclaration d'activité (11 chiffres)", validators=optional(11))
