@@ -140,12 +140,13 @@ def exportable(item: Published) -> bool:
     return any(a["sessions"] for a in item.document["actions"])
 
 
-def stream(fetch: Callable[[int], list[Published]]) -> Iterator[str]:
-    """The document, piece by piece; `fetch(after_id)` returns the next page of published offers."""
+def stream(fetch: Callable[[int], list[Published]], first: list[Published] | None = None) -> Iterator[str]:
+    """The document, piece by piece; `fetch(after_id)` returns the next page of published offers
+    (`first`: the first page, read before the response starts so a database outage is still a 503)."""
     yield f'<?xml version="1.0" encoding="UTF-8"?>\n<lheo xmlns="{NAMESPACE}">\n<offres>\n'
     last = 0
     while True:
-        batch = fetch(last)
+        batch, first = (first, None) if first is not None else (fetch(last), None)
         if not batch:
             break
         for item in batch:

@@ -236,7 +236,8 @@ def _published_batch(after: int) -> list[lheo.Published]:
 @bp.get("/lheo.xml", endpoint="lheo")
 def lheo_export() -> Response:
     """Every published offer as LHEO 2.3 XML (no login), streamed."""
-    response = Response(stream_with_context(lheo.stream(_published_batch)), mimetype="application/xml")
+    first = _published_batch(0)
+    response = Response(stream_with_context(lheo.stream(_published_batch, first)), mimetype="application/xml")
     response.headers["Content-Disposition"] = 'inline; filename="lheo.xml"'
     return response
 
