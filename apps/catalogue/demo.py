@@ -54,7 +54,7 @@ def _action(address: str, postal_code: str, city: str, sessions: list[dict[str, 
 
 def _publish(offer: offers.Offer) -> None:
     offers.publish(db.session, offer, actor=MODERATOR, expected_version=offer.version)
-    search.reindex_offer(db.session, offer)
+    search.reindex_offer(db.session, offer, date.today())
 
 
 def seed(today: date) -> None:

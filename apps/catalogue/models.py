@@ -195,6 +195,9 @@ class PublicAction(db.Model):
     postal_code: Mapped[str] = mapped_column(String(5), default="", index=True)
     department: Mapped[str] = mapped_column(String(3), default="", index=True)
     search_text: Mapped[str] = mapped_column(Text, default="")  # folded words (text.index_text)
+    # The start of its next session (one ending today or later) as of `SearchDay.day`; None: not
+    # current. Kept here so the search sorts and counts on one indexed column (issue 14 §5).
+    next_start: Mapped[date | None] = mapped_column(Date, index=True)
 
     sessions: Mapped[list[PublicSession]] = relationship(back_populates="action", cascade="all, delete-orphan",
                                                          order_by="PublicSession.start")
@@ -214,3 +217,11 @@ class PublicSession(db.Model):
 
     action: Mapped[PublicAction] = relationship(back_populates="sessions")
 
+
+class SearchDay(db.Model):
+    """The day `PublicAction.next_start` was computed for (recomputed on the first search of a day)."""
+
+    __tablename__ = "search_day"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, select, text
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from apps.catalogue.models import Offer, OfferVersion, PublicAction, PublicSession
+from apps.catalogue.models import Offer, OfferVersion, PublicAction, PublicSession, SearchDay
 from apps.catalogue.text import fold, fts_query, index_text
 
 FTS_TABLE = "public_action_fts"
@@ -41,7 +41,29 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def reindex_offer(session: Session, offer: Offer) -> None:
+def next_start(sessions: list[dict[str, Any]], today: date) -> date | None:
+    """The start of the next session still running or to come (None: the action is not current)."""
+    starts = [date.fromisoformat(s["start"]) for s in sessions if date.fromisoformat(s["end"]) >= today]
+    return min(starts) if starts else None
+
+
+def refresh_current(session: Session, today: date) -> None:
+    """Recompute every action's next session when the day changed since the last computation (one
+    UPDATE a day, on the first search of the day; the same result if two searches race)."""
+    state = session.get(SearchDay, 1)
+    if state is not None and state.day == today:
+        return
+    upcoming = (select(func.min(PublicSession.start)).where(PublicSession.action_id == PublicAction.id,
+                                                            PublicSession.end >= today).scalar_subquery())
+    session.execute(update(PublicAction).values(next_start=upcoming))
+    if state is None:
+        session.add(SearchDay(id=1, day=today))
+    else:
+        state.day = today
+    session.flush()
+
+
+def reindex_offer(session: Session, offer: Offer, today: date) -> None:
     """Rebuild the public rows of an offer from its published version (none: it leaves the search)."""
     old_ids = list(session.scalars(select(PublicAction.id).where(PublicAction.offer_id == offer.id)))
     if old_ids:
@@ -63,6 +85,7 @@ def reindex_offer(session: Session, offer: Offer) -> None:
             department=department(action["postal_code"]),
             search_text=index_text(f["title"], f["objectives"], f["content"], f.get("keywords"),
                                    (f.get("certification") or {}).get("label"), organisation.name, organisation.sigle),
+            next_start=next_start(action["sessions"], today),
         )
         row.sessions = [PublicSession(start=date.fromisoformat(s["start"]), end=date.fromisoformat(s["end"]))
                         for s in action["sessions"]]
@@ -73,11 +96,11 @@ def reindex_offer(session: Session, offer: Offer) -> None:
     session.flush()
 
 
-def reindex_organisation(session: Session, organisation_id: int) -> None:
+def reindex_organisation(session: Session, organisation_id: int, today: date) -> None:
     """An organisation's name is searched too: its published offers follow a rename."""
     for offer in session.scalars(select(Offer).where(Offer.organisation_id == organisation_id,
                                                      Offer.published_version_id.is_not(None))):
-        reindex_offer(session, offer)
+        reindex_offer(session, offer, today)
 
 
 def keyword_filter(session: Session, query: str) -> ColumnElement[bool] | None:
@@ -147,18 +170,18 @@ class Hit:
 
 
 def _base(session: Session, criteria: Criteria, today: date) -> Select[Any]:
-    conditions = [PublicSession.action_id == PublicAction.id]
+    query = select(PublicAction)
     if not criteria.include_past:
-        conditions.append(PublicSession.end >= today)
-    if criteria.date_from:
-        conditions.append(PublicSession.end >= criteria.date_from)
-    if criteria.date_to:
-        conditions.append(PublicSession.start <= criteria.date_to)
-    # The next session of each action among those the criteria keep (current ones first).
-    upcoming = (select(func.min(PublicSession.start)).where(and_(*conditions), PublicSession.end >= today)
-                .correlate(PublicAction).scalar_subquery())
-    query = select(PublicAction, upcoming.label("next_start")).where(
-        select(PublicSession.id).where(and_(*conditions)).exists())
+        query = query.where(PublicAction.next_start.is_not(None))
+    if criteria.date_from or criteria.date_to:
+        window = [PublicSession.action_id == PublicAction.id]
+        if criteria.date_from:
+            window.append(PublicSession.end >= criteria.date_from)
+        if criteria.date_to:
+            window.append(PublicSession.start <= criteria.date_to)
+        if not criteria.include_past:
+            window.append(PublicSession.end >= today)
+        query = query.where(select(PublicSession.id).where(*window).exists())
     filters = [keyword_filter(session, criteria.keywords) if criteria.keywords else None, place_filter(criteria.place)]
     if criteria.certifying is not None:
         filters.append(PublicAction.certifying.is_(criteria.certifying))
@@ -174,10 +197,10 @@ def search_actions(session: Session, criteria: Criteria, today: date, page: int 
     """Published actions matching `criteria`, current ones by next session start, then the others."""
     if criteria.keywords and keyword_filter(session, criteria.keywords) is None:
         return Page([], 1, per_page, 0)
+    refresh_current(session, today)
     query = _base(session, criteria, today)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = session.scalar(query.with_only_columns(func.count(PublicAction.id)).order_by(None)) or 0
     page = max(1, min(page, max(1, -(-total // per_page))))
-    next_start = query.selected_columns.next_start
-    rows = session.execute(query.order_by(next_start.is_(None), next_start, PublicAction.title, PublicAction.id)
+    rows = session.scalars(query.order_by(PublicAction.next_start.is_(None), PublicAction.next_start, PublicAction.id)
                            .limit(per_page).offset((page - 1) * per_page)).all()
-    return Page([Hit(action, start, start is not None) for action, start in rows], page, per_page, total)
+    return Page([Hit(a, a.next_start, a.next_start is not None) for a in rows], page, per_page, total)

@@ -341,7 +341,7 @@ def organisation_tab(siret: str, tab: str) -> Any:
             message = _field_error(form, exc)
             return _render_record(organisation, rights, tab, 422, identification=form, conflict=message)
         if name_changed := any(c[0] == organisations.LABELS["name"] for c in changes):
-            search.reindex_organisation(db.session, organisation.id)
+            search.reindex_organisation(db.session, organisation.id, _today())
     elif tab == "infos-of":
         form = PotentialForm()
         form.certifications.choices = certification_choices()[1:]
@@ -813,7 +813,7 @@ def publish(offer_id: str) -> Any:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("catalogue.offer", offer_id=offer.id))
-    search.reindex_offer(db.session, offer)
+    search.reindex_offer(db.session, offer, _today())
     _decision_mail(offer, version)
     db.session.commit()
     flash(f"Version {version.number} publiée : elle est visible dans la recherche publique et l'export LHEO.", "success")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-07 05:25:20.399314
+Create Date: 2026-12-07 05:32:25.141126
 """
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ def upgrade() -> None:
     with op.batch_alter_table('organisations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_organisations_parent_siret'), ['parent_siret'], unique=False)
 
+    op.create_table('search_day',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_search_day'))
+    )
     op.create_table('change_requests',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('organisation_id', sa.Integer(), nullable=False),
@@ -151,6 +156,7 @@ def upgrade() -> None:
     sa.Column('postal_code', sa.String(length=5), nullable=False),
     sa.Column('department', sa.String(length=3), nullable=False),
     sa.Column('search_text', sa.Text(), nullable=False),
+    sa.Column('next_start', sa.Date(), nullable=True),
     sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_public_actions_offer_id_offers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_public_actions'))
     )
@@ -159,6 +165,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_public_actions_city_folded'), ['city_folded'], unique=False)
         batch_op.create_index(batch_op.f('ix_public_actions_department'), ['department'], unique=False)
         batch_op.create_index(batch_op.f('ix_public_actions_entry_mode'), ['entry_mode'], unique=False)
+        batch_op.create_index(batch_op.f('ix_public_actions_next_start'), ['next_start'], unique=False)
         batch_op.create_index(batch_op.f('ix_public_actions_offer_id'), ['offer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_public_actions_postal_code'), ['postal_code'], unique=False)
 
@@ -196,6 +203,7 @@ def downgrade() -> None:
     with op.batch_alter_table('public_actions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_public_actions_postal_code'))
         batch_op.drop_index(batch_op.f('ix_public_actions_offer_id'))
+        batch_op.drop_index(batch_op.f('ix_public_actions_next_start'))
         batch_op.drop_index(batch_op.f('ix_public_actions_entry_mode'))
         batch_op.drop_index(batch_op.f('ix_public_actions_department'))
         batch_op.drop_index(batch_op.f('ix_public_actions_city_folded'))
@@ -224,6 +232,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_change_requests_organisation_id'))
 
     op.drop_table('change_requests')
+    op.drop_table('search_day')
     with op.batch_alter_table('organisations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_organisations_parent_siret'))
 
