@@ -4,7 +4,7 @@ by next session start.
 
 Keywords: the indexed text and the query are folded by `text.index_text` (accents, case,
 plurals) for both engines — SQLite's FTS5 table `public_action_fts` in the embedded mode,
-PostgreSQL's `french` text search (GIN index on `to_tsvector('french', search_text)`) in
+PostgreSQL's `french` text search (a stored `to_tsvector('french', search_text)`, GIN-indexed) in
 production — behind one function, `keyword_filter`.
 """
 
@@ -14,13 +14,25 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from apps.catalogue.models import Offer, OfferVersion, PublicAction, PublicSession, SearchDay
 from apps.catalogue.text import fold, fts_query, index_text
 
 FTS_TABLE = "public_action_fts"
+# PostgreSQL only: the stored to_tsvector('french', search_text) the migration adds, GIN-indexed.
+SEARCH_VECTOR = literal_column("public_actions.search_vector")
 FTS_DELETE = text("DELETE FROM public_action_fts WHERE rowid = :id")
 FTS_INSERT = text("INSERT INTO public_action_fts (rowid, body) VALUES (:id, :body)")
 
@@ -109,8 +121,10 @@ def keyword_filter(session: Session, query: str) -> ColumnElement[bool] | None:
     if not folded:
         return None
     if _dialect(session) == "postgresql":
-        vector = func.to_tsvector(text("'french'::regconfig"), PublicAction.search_text)
-        return vector.op("@@")(func.plainto_tsquery(text("'french'::regconfig"), folded))
+        # Every word as a prefix of a French stem, all required (as FTS5's "word"* below); the
+        # words are folded [a-z0-9]+ only, so nothing in them is tsquery syntax.
+        terms = " & ".join(f"{w}:*" for w in list(dict.fromkeys(folded.split()))[:8])
+        return SEARCH_VECTOR.op("@@")(func.to_tsquery(text("'french'::regconfig"), terms))
     match = fts_query(query)
     ids = select(text("rowid")).select_from(text(FTS_TABLE)).where(
         text(f"{FTS_TABLE} MATCH :fts").bindparams(bindparam("fts", match)))
@@ -201,6 +215,8 @@ def search_actions(session: Session, criteria: Criteria, today: date, page: int 
     query = _base(session, criteria, today)
     total = session.scalar(query.with_only_columns(func.count(PublicAction.id)).order_by(None)) or 0
     page = max(1, min(page, max(1, -(-total // per_page))))
-    rows = session.scalars(query.order_by(PublicAction.next_start.is_(None), PublicAction.next_start, PublicAction.id)
-                           .limit(per_page).offset((page - 1) * per_page)).all()
+    # Current actions only (the default): the next_start index gives the order, nothing to sort.
+    order = ([PublicAction.next_start.is_(None)] if criteria.include_past else []) + [PublicAction.next_start,
+                                                                                     PublicAction.id]
+    rows = session.scalars(query.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
     return Page([Hit(a, a.next_start, a.next_start is not None) for a in rows], page, per_page, total)

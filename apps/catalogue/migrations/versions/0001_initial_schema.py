@@ -183,12 +183,14 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
     # The public search's keyword index (apps/catalogue/search.py): FTS5 in the embedded SQLite,
-    # a GIN index on the French text vector in PostgreSQL.
+    # in PostgreSQL a stored French text vector (prefix matches recheck it, never recompute it) with
+    # its GIN index; neither is in the models (engine-specific), autogenerate must leave them alone.
     if op.get_bind().dialect.name == "sqlite":
         op.execute("CREATE VIRTUAL TABLE public_action_fts USING fts5(body, tokenize='unicode61')")
     elif op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE INDEX ix_public_actions_fts ON public_actions "
-                   "USING gin (to_tsvector('french'::regconfig, search_text))")
+        op.execute("ALTER TABLE public_actions ADD COLUMN search_vector tsvector "
+                   "GENERATED ALWAYS AS (to_tsvector('french'::regconfig, search_text)) STORED")
+        op.execute("CREATE INDEX ix_public_actions_fts ON public_actions USING gin (search_vector)")
 
 
 def downgrade() -> None:
