@@ -466,6 +466,27 @@ def test_public_search_folds_accents_and_plurals_and_filters(app: Any, cat: RP) 
     assert requests.get(f"{cat.url}/formations/99999999", timeout=10).status_code == 404
 
 
+def test_an_action_stops_being_current_the_day_after_its_last_session(app: Any, cat: RP) -> None:
+    from apps.catalogue import search as engine
+
+    tag = uuid.uuid4().hex[:6]
+    browser, org, _ = logged(app, cat, ["catalogue:editeur"])
+    offer_id, action = full_offer(browser, cat, org.siret, title=f"Sessions courtes {tag}",
+                                  sessions=[(TODAY + timedelta(days=1), TODAY + timedelta(days=3))])
+    add_session(browser, cat, offer_id, action, TODAY + timedelta(days=10), TODAY + timedelta(days=12))
+    assert publish(moderator(app, cat), cat, offer_id).status_code == 302
+    with cat.app.app_context():
+        db = cat.app.extensions["shell.db"]
+        seen = []
+        for day in (TODAY, TODAY + timedelta(days=4), TODAY + timedelta(days=13)):
+            found = engine.search_actions(db.session, engine.Criteria(keywords=tag), day)
+            db.session.commit()
+            seen.append([hit.next_start for hit in found.items])
+        db.session.remove()
+    assert seen == [[TODAY + timedelta(days=1)], [TODAY + timedelta(days=10)], []]
+    assert f"Sessions courtes {tag}" in search(cat, q=tag)  # back to today: current again
+
+
 # ---------------------------------------------------------------- LHEO 2.3
 
 LHEO_XSD = """<?xml version="1.0" encoding="UTF-8"?>

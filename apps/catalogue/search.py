@@ -60,14 +60,21 @@ def next_start(sessions: list[dict[str, Any]], today: date) -> date | None:
 
 
 def refresh_current(session: Session, today: date) -> None:
-    """Recompute every action's next session when the day changed since the last computation (one
-    UPDATE a day, on the first search of the day; the same result if two searches race)."""
+    """Recompute the actions' next session when the day changed since the last computation (one
+    UPDATE a day, on the first search of the day; the same result if two searches race).
+
+    Only actions whose next session had already started can change: for the others every session
+    still counted starts after today, so none of them has ended since.
+    """
     state = session.get(SearchDay, 1)
     if state is not None and state.day == today:
         return
     upcoming = (select(func.min(PublicSession.start)).where(PublicSession.action_id == PublicAction.id,
                                                             PublicSession.end >= today).scalar_subquery())
-    session.execute(update(PublicAction).values(next_start=upcoming))
+    statement = update(PublicAction).values(next_start=upcoming)
+    if state is not None and state.day < today:  # (a clock set back recomputes everything)
+        statement = statement.where(PublicAction.next_start < today)
+    session.execute(statement)
     if state is None:
         session.add(SearchDay(id=1, day=today))
     else:
