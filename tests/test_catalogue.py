@@ -193,6 +193,11 @@ def test_the_record_has_the_seed_tabs_and_siret_nda_are_read_only(app: Any, cat:
     assert any("fiche organisme enregistrée" in s for s, _ in mails(cat, email))
     history = page(rp_get(browser, cat, f"/organismes/{org.siret}/historique"))
     assert "Raison sociale" in history and "Organisme Renommé" in history
+    # An expired form (its CSRF token no longer valid) comes back with what was typed.
+    expired = browser.post(f"{cat.url}/organismes/{org.siret}/identification",
+                           data={"csrf_token": "expired", "version": version_of(markup), "name": "Tapé avant expiration"},
+                           allow_redirects=False)
+    assert expired.status_code == 422 and "expiré" in page(expired) and "Tapé avant expiration" in page(expired)
     # The same form again (its version is now stale): 409, what was typed is kept.
     stale = post(browser, cat, f"/organismes/{org.siret}/identification",
                  {"version": version_of(markup), "name": "Autre nom tapé", "city": "Lyon"}, markup)
@@ -361,6 +366,12 @@ def test_a_stale_offer_save_is_a_conflict_with_the_input_kept(app: Any, cat: RP)
 def test_certification_from_the_referential_fills_title_and_codes(app: Any, cat: RP) -> None:
     found = page(requests.get(f"{cat.url}/referentiel", params={"type": "certification", "q": "maçon"}, timeout=10))
     assert "Titre professionnel maçon" in found and "CAP maçon" in found
+    picker = page(requests.get(f"{cat.url}/referentiel", params={"type": "certification", "q": "maçon",
+                                                                 "retour": "/offres/1/formation"}, timeout=10))
+    assert "/offres/1/formation?certification=titre-professionnel-macon" in picker
+    elsewhere = page(requests.get(f"{cat.url}/referentiel", params={"type": "certification", "q": "maçon",
+                                                                    "retour": "//evil.example/"}, timeout=10))
+    assert "href=\"//evil.example" not in elsewhere and "Choisir" not in elsewhere
     by_code = page(requests.get(f"{cat.url}/referentiel", params={"type": "rome", "q": "F1703"}, timeout=10))
     assert "Maçonnerie" in by_code
     by_label = page(requests.get(f"{cat.url}/referentiel", params={"type": "nsf", "q": "batiment"}, timeout=10))
