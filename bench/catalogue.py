@@ -1,9 +1,9 @@
 """Timing of the public search and the LHEO export at 1k and 100k sessions (issue 14, "bench"):
 p50 / p95 of the search, the export's duration and peak memory, on SQLite or PostgreSQL.
 
-    .venv/bin/python -m apps.catalogue.bench                      # SQLite files under /tmp
-    .venv/bin/python -m apps.catalogue.bench --postgres URL       # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
-    .venv/bin/python -m apps.catalogue.bench --sizes 1000         # only 1k sessions
+    .venv/bin/python bench/catalogue.py                      # SQLite files under /tmp
+    .venv/bin/python bench/catalogue.py --postgres URL       # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/catalogue.py --sizes 1000         # only 1k sessions
 
 A script, not a test: it builds a fresh database per size (published offers of 2 actions with 2
 sessions each, spread over 100 cities and a few dozen titles), then calls the same functions as
@@ -148,7 +148,7 @@ def measure(app: Any, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m apps.catalogue.bench")
+    parser = argparse.ArgumentParser(prog="python bench/catalogue.py")
     parser.add_argument("--postgres", help="a PostgreSQL server URL (a database is created and dropped per size)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--runs", type=int, default=20)
