@@ -56,12 +56,12 @@ from shared.sso import (
     safe_next,
     switch_url,
 )
-from shared.timefmt import from_paris, paris
+from shared.timefmt import PARIS, from_paris, paris
 from shared.types import BigId, UTCDateTime, utcnow
 from shared.web import error_page, problem
 
 __all__ = [
-    "APPLICATIONS", "BigId", "DomainError", "JPEG", "OFFICE", "PDF", "PNG", "Page", "Upload", "UploadRefused", "ZIP",
+    "APPLICATIONS", "PARIS", "BigId", "DomainError", "JPEG", "OFFICE", "PDF", "PNG", "Page", "Upload", "UploadRefused", "ZIP",
     "accepted_label", "read_upload", "size_label", "store", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
