@@ -47,12 +47,25 @@ translations: $(STAMP)
 var:
 	mkdir -p var
 
-## make run: build .venv, migrate, seed the demo, serve the IdP on 127.0.0.1:8000 and REPERNET on :8002
+## make run: build .venv, migrate, seed the demo, serve the IdP on 127.0.0.1:8000, SAM on :8001,
+## REPERNET on :8002 and the Catalogue on :8003 (each app migrates its own database first)
+APPS := sam repernet catalogue
+run: export SAM_DEMO = true
+run: export REPERNET_DEMO = true
+run: export CATALOGUE_DEMO = true
 run: $(STAMP) translations var
 	$(BIN)/idp db upgrade
 	$(BIN)/idp demo seed
+	@for app in $(APPS); do $(BIN)/python -m apps.$$app db upgrade || exit 1; done
+	@echo "Portail (IdP)  : http://127.0.0.1:8000/"
+	@echo "SAM            : http://127.0.0.1:8001/   (consultations : http://127.0.0.1:8001/consultations)"
+	@echo "REPERNET       : http://127.0.0.1:8002/"
+	@echo "Catalogue      : http://127.0.0.1:8003/"
+	@echo "Comptes de démonstration : voir README.md (ex. claire.bernard@region.test / Region-Bernard-2026!)"
 	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python -m apps.repernet --host 127.0.0.1 --port 8002 & \
+	$(BIN)/python -m apps.sam serve --port 8001 & \
+	$(BIN)/python -m apps.repernet serve --port 8002 & \
+	$(BIN)/python -m apps.catalogue serve --port 8003 & \
 	$(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 lint: $(TEST_STAMP)

@@ -57,7 +57,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from idp.manage.views import bp as manage_bp
     from idp.oidc.views import bp as oidc_bp
     from idp.oidc.views import init_app as init_oidc
+    from shared.views import assets as shell_assets
 
+    app.register_blueprint(shell_assets)  # the stylesheet the four services share
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)

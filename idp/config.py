@@ -61,6 +61,9 @@ PROXY_FIX = False
 
 # OpenID Connect (SPEC §4.7).
 ACCESS_TOKEN_LIFETIME = 300
+# The apps' own APIs: a client_credentials token carrying one of these scopes names that app in its
+# `aud`, and the app refuses tokens that don't (SAM → Catalogue, SAM → REPERNET; SPEC §7).
+API_AUDIENCES = {"catalogue": ["catalogue:write"], "repernet": ["repernet:read"]}
 ID_TOKEN_LIFETIME = 3600
 REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
 AUTHORIZATION_CODE_LIFETIME = 60

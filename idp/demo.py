@@ -72,6 +72,9 @@ DEMO_REQUESTS = [
 
 RP_URLS = {"sam": "http://127.0.0.1:8001", "repernet": "http://127.0.0.1:8002", "catalogue": "http://127.0.0.1:8003"}
 
+# SAM calls the Catalogue (awarded offers) and REPERNET (a candidate's record): SPEC §7.
+APP_API_SCOPES = {"sam": " catalogue:write repernet:read"}
+
 DEMO_CLIENTS = [
     ClientSpec(name="Application de démonstration", client_id="demo-client", client_secret="demo-secret-change-me",
                redirect_uris=["http://127.0.0.1:9999/callback"],
@@ -82,7 +85,8 @@ DEMO_CLIENTS = [
             redirect_uris=[f"{RP_URLS[app]}/auth/callback"], post_logout_redirect_uris=[f"{RP_URLS[app]}/"],
             backchannel_logout_uri=f"{RP_URLS[app]}/auth/backchannel-logout", trusted=True,
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
-            scope="openid profile email structures structures:read structures:write members:read",
+            scope="openid profile email structures structures:read structures:write members:read"
+                  + APP_API_SCOPES.get(app, ""),
         )
         for app, name in (("sam", "SAM"), ("repernet", "REPERNET"), ("catalogue", "Catalogue de l'offre de formation"))
     ],

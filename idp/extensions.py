@@ -15,6 +15,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from shared.db import SQLITE_CONNECT_ARGS, configure_sqlite
+
 # A pooled PostgreSQL connection idle for longer than this is pinged before use (see make_engine).
 IDLE_PING_SECONDS = 10.0
 
@@ -78,25 +80,8 @@ class _State:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL and serialised writers so concurrent requests wait, not fail."""
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"timeout": 30, "isolation_level": None, "check_same_thread": False},
-            **kwargs,
-        )
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        # pysqlite's deferred BEGIN lets two readers both try to upgrade and one fails at once
-        # with "database is locked"; BEGIN IMMEDIATE makes the second one wait its turn.
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        engine = create_engine(url, connect_args=SQLITE_CONNECT_ARGS, **kwargs)
+        configure_sqlite(engine)  # the shell's: WAL, foreign keys, serialised writers
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

@@ -14,7 +14,6 @@ from flask import (
     current_app,
     g,
     redirect,
-    render_template,
     request,
     session,
     url_for,
@@ -37,6 +36,8 @@ from idp.models import (
     User,
     utcnow,
 )
+from shared.mail import render_mail
+from shared.web import apply_security_headers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -197,10 +198,8 @@ def unsign(purpose: str, token: str, max_age: int) -> Any:
 def send_mail(template: str, recipient: str, locale: str | None = None, **context: Any) -> None:
     """Render mails/<template>.{txt,html} (the subject is the first line of the .txt) and enqueue."""
     with force_locale(locale or "fr"):
-        text = render_template(f"mails/{template}.txt", **context)
-        html = render_template(f"mails/{template}.html", **context)
-    subject, _, body = text.partition("\n")
-    mail_core.enqueue(db.session, recipient, subject.strip(), body.lstrip("\n"), html)
+        subject, text, html = render_mail(template, **context)
+    mail_core.enqueue(db.session, recipient, subject, text, html)
     g.mail_enqueued = True
 
 
@@ -228,23 +227,8 @@ def deliver_mail(app: Flask) -> int:
     return mail_core.deliver_due(db.session, sender, max_attempts=app.config["MAIL_MAX_ATTEMPTS"])
 
 
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-
-
 def init_app(app: Flask) -> None:
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.after_request(apply_security_headers)  # the shell's list: the same for the four services
 
     @app.after_request
     def deliver_enqueued_mail(response: Response) -> Response:

@@ -1,85 +1,100 @@
-"""A small database helper the relying parties share: one engine and one scoped session per app."""
+"""The apps' database layer: Flask-SQLAlchemy with typed SQLAlchemy 2.0 models (STYLE §11).
+
+Each app declares `db = make_db()` in its `models.py`; the factory binds it with
+the engine options below. SQLite (the embedded default) gets WAL, foreign keys, a busy timeout and
+serialised writers; PostgreSQL gets `pool_pre_ping` so a restarted server costs no request.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app
-from sqlalchemy import Engine, create_engine, event
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import Engine, MetaData, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import registry as orm_registry
+
+from shared.types import UTCDateTime
+
+# Constraint names Alembic can refer to (and SQLite batch migrations can rebuild).
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s", "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+          "pk": "pk_%(table_name)s"}
 
 
-class Database:
-    """Binds an engine and a scoped session to each app (state in `app.extensions[name]`).
+def make_db() -> SQLAlchemy:
+    """An app's Flask-SQLAlchemy object, with a metadata of its own (apps never share tables, even
+    in one process) where `Mapped[datetime]` is an aware UTC datetime."""
 
-    :param name: the key in `app.extensions`, so two apps in one process never share state.
-    """
+    class Model(DeclarativeBase):
+        registry = orm_registry(metadata=MetaData(naming_convention=NAMING),
+                                type_annotation_map={datetime: UTCDateTime()})
 
-    def __init__(self, name: str = "rp_db") -> None:
-        self.name = name
-
-    def init_app(self, app: Flask, url: str, base: type[DeclarativeBase] | None = None) -> Engine:
-        """Create the engine for `url`, the tables of `base` when given, and end sessions per request."""
-        engine = make_engine(url)
-        app.extensions[self.name] = _State(engine)
-        if base is not None:
-            base.metadata.create_all(engine)
-
-        @app.after_request
-        def end_transaction(response: Response) -> Response:
-            # Before the session interface saves the server-side session: an open SQLite
-            # transaction (BEGIN IMMEDIATE) would make that write wait for ever on the same request.
-            app.extensions[self.name].session.remove()
-            return response
-
-        @app.teardown_appcontext
-        def remove_session(_exc: BaseException | None) -> None:
-            app.extensions[self.name].session.remove()
-
-        return engine
-
-    @property
-    def session(self) -> Session:
-        return current_app.extensions[self.name].session()
-
-    @property
-    def engine(self) -> Engine:
-        return current_app.extensions[self.name].engine
-
-    def dispose(self, app: Flask) -> None:
-        """Close the app's connections (tests, shutdown)."""
-        state = app.extensions[self.name]
-        state.session.remove()
-        state.engine.dispose()
+    return SQLAlchemy(model_class=Model)
 
 
-class _State:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.session = scoped_session(sessionmaker(engine, expire_on_commit=False))
-
-
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite files get their folder, WAL, and writers that wait for each other."""
+def database_settings(url: str) -> dict[str, Any]:
+    """Flask-SQLAlchemy settings for `url`; a relative SQLite path stays relative to the working
+    directory (`var/…`, as `make run` creates it), not to Flask's instance folder."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    database = make_url(url).database
+        return {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}}
+    parsed = make_url(url)
+    database = parsed.database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None, "check_same_thread": False})
+        path = Path(database).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
+    return {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": SQLITE_CONNECT_ARGS}}
 
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        # Without it two deferred transactions may both try to write and one fails at once.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+def init_database(app: Flask, db: SQLAlchemy) -> Engine:
+    """Bind `db` to `app` with the settings of its DATABASE_URL; returns the engine."""
+    app.config.update(database_settings(app.config["DATABASE_URL"]))
+    db.init_app(app)
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        configure_sqlite(engine)
+
+    @app.after_request
+    def end_transaction(response: Any) -> Any:
+        # Before the session interface saves the server-side session: an open SQLite transaction
+        # (BEGIN IMMEDIATE) would make that write wait on the same request.
+        db.session.remove()
+        return response
 
     return engine
+
+
+# A 30 s busy timeout; transactions begun by SQLAlchemy (see configure_sqlite), not by pysqlite.
+SQLITE_CONNECT_ARGS = {"timeout": 30, "isolation_level": None, "check_same_thread": False}
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, and writers that wait for each other (the IdP's engine and the apps')."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+    # pysqlite's deferred BEGIN lets two readers both try to upgrade and one fails at once with
+    # "database is locked"; BEGIN IMMEDIATE makes the second one wait its turn (busy timeout).
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def database_reachable(engine: Engine) -> bool:
+    """One round trip (`/readyz`)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means: not ready
+        return False
+    return True

@@ -56,6 +56,14 @@ class Identity:
             structures=structures, legacy_ids=tuple(str(i) for i in claims.get("legacy_ids") or ()),
         )
 
+    # Flask-Login's user interface: `current_user` in the apps is this identity.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return self.sub
+
     def has_role(self, *roles: str) -> bool:
         """True when one of `roles` is held in the current structure."""
         return any(role in self.roles for role in roles)

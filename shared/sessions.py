@@ -22,7 +22,6 @@ from sqlalchemy import (
     Column,
     Engine,
     Float,
-    MetaData,
     String,
     Table,
     Text,
@@ -32,13 +31,15 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import CallbackDict
 
-metadata = MetaData()
+from shared.tables import shell_metadata
 
+# Created with the app's schema by `shared.migrations.upgrade()`.
 sso_sessions = Table(
     "sso_sessions",
-    metadata,
+    shell_metadata,
     Column("key_digest", String(64), primary_key=True),
     Column("data", Text, nullable=False, default="{}"),
     Column("sub", String(255), index=True),
@@ -76,7 +77,6 @@ class SessionStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def load(self, key: str) -> tuple[dict[str, Any], Login | None] | None:
         """The data and login of a live session, or None."""
@@ -173,6 +173,7 @@ class ServerSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
         self.modified = False
         self.pending_login: Login | None = None  # set by the callback: a new row, a new key
         self.ended = False  # set by logout or a failed refresh: forget the row and the cookie
+        self.unavailable = False  # the database could not be read: the request answers 503
 
 
 class ServerSessionInterface(SessionInterface):
@@ -185,7 +186,13 @@ class ServerSessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         key = request.cookies.get(self.get_cookie_name(app))
         if key and len(key) < 100:
-            found = self.store.load(key)
+            try:
+                found = self.store.load(key)
+            except SQLAlchemyError:
+                # Outside the request's error handling: flag it, the shell answers 503 at once.
+                unavailable = ServerSession(key=key)
+                unavailable.unavailable = True
+                return unavailable
             if found is not None:
                 data, login = found
                 return ServerSession(data, key=key, login=login)
@@ -193,6 +200,8 @@ class ServerSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
+        if session.unavailable:
+            return
         name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
         if session.pending_login is not None:
             # Login: a fresh key (no session fixation), the old row goes.

@@ -37,8 +37,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine
 from werkzeug.wrappers import Response
 
+from shared.guard import RoleMissing
 from shared.identity import Identity
-from shared.locking import StaleVersion
 from shared.sessions import Login, ServerSession, ServerSessionInterface, SessionStore
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,10 @@ class SSO:
         app.before_request(_refresh_if_due)
         app.jinja_env.globals.update(current_identity=current_identity, sso_csrf_token=generate_csrf,
                                      sso_app_title=app.config["SSO_APP_TITLE"])
-        app.register_error_handler(StaleVersion, _stale_version)
         csrf = app.extensions.get("csrf")
         if csrf is not None:
             csrf.exempt(backchannel_logout)  # a server-to-server POST: the logout token is the proof
+            csrf.exempt(logout)  # checks its token itself, to answer with the kit's own page
 
 
 class _State:
@@ -166,7 +166,7 @@ def requires_role(*roles: str) -> Callable[[F], F]:
             if identity is None:
                 return redirect(login_url())
             if not identity.has_role(*roles):
-                return forbidden(roles)
+                raise RoleMissing(roles)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -174,9 +174,11 @@ def requires_role(*roles: str) -> Callable[[F], F]:
     return decorator
 
 
-def forbidden(roles: tuple[str, ...] | list[str] = (), message: str | None = None) -> tuple[str, int]:
-    """The kit's 403 page."""
-    return render_template("sso/forbidden.html", roles=list(roles), message=message), 403
+def forbidden(roles: tuple[str, ...] | list[str] = (), message: str | None = None) -> Response:
+    """The shell's 403 page (which role is missing, or why), as a response."""
+    from shared.web import error_page
+
+    return error_page(403, message, template="shell/forbidden.html", roles=tuple(roles))
 
 
 def switch_url(siret: str | None = None, next_url: str | None = None) -> str:
@@ -185,10 +187,6 @@ def switch_url(siret: str | None = None, next_url: str | None = None) -> str:
     if siret:
         params["siret"] = siret
     return url_for("sso.switch", **params)
-
-
-def _stale_version(error: StaleVersion) -> tuple[str, int]:
-    return render_template("sso/error.html", title="Modification concurrente", message=error.message), 409
 
 
 # ---------------------------------------------------------------- freshness (SPEC §5.3)
@@ -274,8 +272,8 @@ def _authorize(**params: str) -> Response:
 
 
 def _error(message: str, status: int, title: str = "La connexion n'a pas abouti") -> Response:
-    response = current_app.make_response((render_template("sso/error.html", title=title, message=message), status))
-    return response
+    html = render_template("shell/error.html", title=title, message=message, status=status)
+    return current_app.make_response((html, status))
 
 
 @bp.get("/login")

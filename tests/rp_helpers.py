@@ -4,6 +4,7 @@ to REPERNET through the IdP's real login form (no test shortcut in the protocol)
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -14,6 +15,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, _free_port, forms, new_siret, unique_email
@@ -33,45 +35,95 @@ class RP:
     client_id: str
 
 
-@pytest.fixture(scope="session")
-def repernet(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RP]:
-    """REPERNET on a free loopback port, registered at the IdP as a trusted client of `repernet`."""
-    from apps.repernet import create_app as create_repernet
-    from apps.repernet import db as repernet_db
+# What each app needs at the IdP: its application, the scopes of its client, its own settings.
+RP_SCOPES = {
+    "repernet": "structures:read structures:write members:read",
+    "sam": "catalogue:write repernet:read",
+    "catalogue": "structures:read",
+}
+
+
+def app_database(folder: Any, name: str) -> Iterator[str]:
+    """An app's own database on the suite's kind: a SQLite file, or in the PostgreSQL variant a
+    database of its own on that server (dropped at the end)."""
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{folder / f'{name}.sqlite3'}"
+        return
+    database = f"portail_{name}_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    yield base.rsplit("/", 1)[0] + "/" + database
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def serve_rp(app: Any, live_server: str, folder: Any, name: str, **settings: Any) -> Iterator[RP]:
+    """App `name` on a free loopback port, on the suite's kind of database, migrated, registered at
+    the IdP as a trusted client."""
+    import importlib
+
     from idp.core.security import SYSTEM
     from idp.extensions import db
     from idp.oidc.clients import ClientSpec, create_client
+    from shared.migrations import upgrade
 
+    module = importlib.import_module(f"apps.{name}")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    client_id = f"repernet-test-{uuid.uuid4().hex[:6]}"
+    client_id = f"{name}-test-{uuid.uuid4().hex[:6]}"
     with app.app_context():
         create_client(db.session, ClientSpec(
-            name="REPERNET (tests)", client_id=client_id, client_secret=RP_SECRET, app="repernet",
+            name=f"{name} (tests)", client_id=client_id, client_secret=RP_SECRET, app=name,
             redirect_uris=[f"{url}/auth/callback"], post_logout_redirect_uris=[f"{url}/"],
             backchannel_logout_uri=f"{url}/auth/backchannel-logout", trusted=True,
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
-            scope="openid profile email structures structures:read structures:write members:read"), SYSTEM)
+            scope=f"openid profile email structures {RP_SCOPES[name]}"), SYSTEM)
         db.session.commit()
-    folder = tmp_path_factory.mktemp("repernet")
-    rp_app = create_repernet({
+    databases = iter(()) if "DATABASE_URL" in settings else app_database(folder, name)
+    rp_app = module.create_app({
         "TESTING": True,
-        "SECRET_KEY": "repernet-test-secret-key",
-        "DATABASE_URL": f"sqlite:///{folder / 'repernet.sqlite3'}",
-        "FILES_DIR": str(folder / "files"),
+        "SECRET_KEY": f"{name}-test-secret-key",
+        "DATABASE_URL": settings.pop("DATABASE_URL", None) or next(databases),
         "OIDC_ISSUER": live_server,
         "OIDC_CLIENT_ID": client_id,
         "OIDC_CLIENT_SECRET": RP_SECRET,
-        "CHALLENGE_MIN_SECONDS": 0,
-        "MAX_DOCUMENT_BYTES": 64 * 1024,
-        "MAX_CONTENT_LENGTH": 256 * 1024,
+        **settings,
     })
+    upgrade(rp_app, module.db)
     server = make_server("127.0.0.1", port, rp_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield RP(url, rp_app, client_id)
     server.shutdown()
-    repernet_db.dispose(rp_app)
+    with rp_app.app_context():
+        module.db.engine.dispose()
+    next(databases, None)
+
+
+@pytest.fixture(scope="session")
+def repernet(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RP]:
+    """REPERNET on a free loopback port beside the live IdP."""
+    folder = tmp_path_factory.mktemp("repernet")
+    yield from serve_rp(app, live_server, folder, "repernet", FILES_DIR=str(folder / "files"),
+                        CHALLENGE_MIN_SECONDS=0, MAX_DOCUMENT_BYTES=64 * 1024, MAX_CONTENT_LENGTH=256 * 1024)
+
+
+@pytest.fixture(scope="session")
+def catalogue(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RP]:
+    """The Catalogue on a free loopback port beside the live IdP."""
+    yield from serve_rp(app, live_server, tmp_path_factory.mktemp("catalogue"), "catalogue")
+
+
+@pytest.fixture(scope="session")
+def sam(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactory, catalogue: RP,
+        repernet: RP) -> Iterator[RP]:
+    """SAM on a free loopback port beside the live IdP, calling the Catalogue's and REPERNET's APIs."""
+    folder = tmp_path_factory.mktemp("sam")
+    yield from serve_rp(app, live_server, folder, "sam", FILES_DIR=str(folder / "files"),
+                        CATALOGUE_API_URL=f"{catalogue.url}/api/v1", REPERNET_API_URL=f"{repernet.url}/api/v1")
 
 
 # ---------------------------------------------------------------- people and structures at the IdP

@@ -185,11 +185,14 @@ def _check_command(argv: list[str]) -> None:
         assert importlib.util.find_spec("gunicorn") is not None
         target = next(a for a in argv[1:] if ":" in a and not a.startswith("-") and "." in a.split(":")[0])
         module, _, attr = target.partition(":")
-        if module.split(".")[1] in ("sam", "catalogue"):
-            return  # placeholders until apps/ holds them
         spec = importlib.util.find_spec(module)
         assert spec is not None and spec.origin, target
         assert re.search(rf"^{attr}\s*=", Path(spec.origin).read_text(), re.M), target
+    elif program == "python" and argv[1] == "-m":  # an app's own command line (shared.cli)
+        app_name = argv[2].removeprefix("apps.")
+        assert argv[2].startswith("apps.") and importlib.util.find_spec(f"{argv[2]}.__main__"), argv
+        assert argv[3:5] in (["db", "upgrade"], ["mail", "worker"], ["serve"], ["serve", "--demo"]), argv
+        assert (ROOT / "apps" / app_name / "migrations" / "env.py").exists()
     elif program in ("sh", "bash"):
         for part in re.split(r"&&|;|\|\|", argv[argv.index("-c") + 1]):
             _check_command(shlex.split(part))
@@ -208,7 +211,7 @@ def test_procfile_runs_existing_commands() -> None:
             continue
         name, _, command = line.partition(":")
         processes[name.strip()] = shlex.split(command)
-    assert set(processes) == {"idp", "mail", "repernet"}
+    assert set(processes) == {"idp", "mail", "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail"}
     for argv in processes.values():
         _check_command(argv)
     assert "--workers" in processes["idp"] and int(processes["idp"][processes["idp"].index("--workers") + 1]) > 1

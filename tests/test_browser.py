@@ -30,10 +30,12 @@ from tests.conftest import PASSWORD, mail_text
 from tests.rp_helpers import (
     RP,
     add_member,
+    catalogue,  # noqa: F401 - the live-server fixture
     make_person,
     make_structure,
     member_of,
     repernet,  # noqa: F401 - the live-server fixture
+    sam,  # noqa: F401 - the live-server fixture
 )
 
 # Where the Makefile installs them (it passes its CHROMIUM / CHROMEDRIVER settings on).
@@ -200,3 +202,19 @@ def grants_of(app: Any, org: Any, person: Any) -> set[str]:
     with app.app_context():
         membership = memberships.membership_of(db.session, person.user_id, org.id)
         return {grant.role.key for grant in membership.grants}
+
+
+def test_single_sign_on_from_sam_to_the_catalogue(app: Any, live_server: str, sam: RP, catalogue: RP,
+                                                  chrome: webdriver.Chrome) -> None:
+    person, org = member_of(app, ["sam:redacteur", "catalogue:editeur"])
+    # SAM sends the browser to the IdP's login form; after it, SAM's home shows the roles in words.
+    chrome.get(f"{sam.url}/auth/login?next=/")
+    assert chrome.current_url.startswith(f"{live_server}/login")
+    log_in(chrome, person.email)
+    wait(chrome, seen.text_to_be_present_in_element((By.TAG_NAME, "main"), "SAM — Rédacteur"))
+    assert org.name in header(chrome).text
+    # The Catalogue: the IdP knows this browser, so no second password, straight to the app.
+    chrome.get(f"{catalogue.url}/auth/login?next=/")
+    wait(chrome, seen.text_to_be_present_in_element((By.TAG_NAME, "main"), "Catalogue — Éditeur"))
+    assert chrome.current_url == f"{catalogue.url}/"
+    assert org.name in header(chrome).text and not chrome.find_elements(By.NAME, "password")

@@ -37,7 +37,7 @@ def _session_row(rp: RP, browser: requests.Session) -> Any:
     from shared.sessions import _digest, sso_sessions
 
     key = browser.cookies.get("repernet_session")
-    with rp.app.extensions["repernet_db"].engine.connect() as conn:
+    with rp.app.app_context(), rp.app.extensions["shell.db"].engine.connect() as conn:
         return conn.execute(select(sso_sessions).where(sso_sessions.c.key_digest == _digest(key))).first()
 
 
@@ -110,9 +110,9 @@ def test_missing_role_gets_the_french_403(app: Any, repernet: RP) -> None:
     rp_login(browser, repernet, person.email)
     response = rp_get(browser, repernet, f"/structures/{org.siret}/modifier")
     assert response.status_code == 403
-    assert "Accès refusé" in response.text and "« gestionnaire »" in response.text
+    assert "Accès refusé" in response.text and "« REPERNET — Gestionnaire »" in response.text
     response = rp_get(browser, repernet, "/instruction")
-    assert response.status_code == 403 and "« instructeur »" in response.text
+    assert response.status_code == 403 and "« REPERNET — Instructeur (Région) »" in response.text
 
 
 def test_switch_to_another_structure_brings_fresh_claims(app: Any, repernet: RP) -> None:

@@ -16,11 +16,13 @@ import pytest
 import requests
 
 from tests.conftest import forms
+from tests.oidc_helpers import browse
 from tests.rp_helpers import (
     RP,
     Org,
     add_member,
     detach,
+    follow,
     logged_out,
     make_person,
     make_structure,
@@ -207,6 +209,24 @@ def test_return_to_elsewhere_is_ignored(app: Any, live_server: str, repernet: RP
     assert response.headers["Location"] == f"/structures/{siret}/enregistree"
     done = rp_get(browser, repernet, response.headers["Location"])
     assert "Statuts à jour" in text(done) and "Récépissé de déclaration en préfecture" in text(done)
+
+
+def test_the_registrant_named_admin_switches_to_the_new_structure(app: Any, live_server: str, repernet: RP) -> None:
+    person, _org = member_of(app, ["repernet:gestionnaire"])  # acts for another structure today
+    browser = new_browser()
+    rp_login(browser, repernet, person.email)
+    siret = new_siret()
+    fields, page = registration(browser, repernet, f"?siret={siret}")
+    response = browser.post(f"{repernet.url}/structures/nouvelle", allow_redirects=False,
+                            data=filled(fields, page, admin_email=person.email))
+    done = rp_get(browser, repernet, response.headers["Location"])
+    link = re.search(r'href="(/auth/switch[^"]+)"', done.text)
+    assert link, "no link to act for the new structure"
+    start = rp_get(browser, repernet, html.unescape(link.group(1)))
+    callback = browse(browser, start.headers["Location"], stop=f"{repernet.url}/auth/callback")
+    record = follow(browser, browser.get(callback, allow_redirects=False))
+    assert record.url == f"{repernet.url}/structures/{siret}" and record.status_code == 200
+    assert "Accès refusé" not in record.text and RECORD["raison_sociale"] in text(record)
 
 
 # ---------------------------------------------------------------- the record

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.locking import Versioned
+from shared import BigId, Versioned, make_db, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+db = make_db()
 
 
-class Base(DeclarativeBase):
-    pass
-
-
-class StructureRecord(Versioned, Base):
+class StructureRecord(Versioned, db.Model):
     """A structure's registration: legal identity, address, legal representative, account admin."""
 
     __tablename__ = "structure_records"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     siret: Mapped[str] = mapped_column(String(14), unique=True)
     siren: Mapped[str] = mapped_column(String(9), index=True)
     is_siege: Mapped[bool] = mapped_column(default=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("structure_records.id"))
+    parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("structure_records.id"))
     domain: Mapped[str] = mapped_column(String(120), default="")
     subdomain: Mapped[str] = mapped_column(String(120), default="")
     action: Mapped[str] = mapped_column(String(200), default="")
@@ -63,14 +57,14 @@ class StructureRecord(Versioned, Base):
         return self.raison_sociale
 
 
-class LegalDocument(Base):
+class LegalDocument(db.Model):
     """The current file of one required document of a structure (a replacement overwrites it)."""
 
     __tablename__ = "legal_documents"
     __table_args__ = (UniqueConstraint("record_id", "kind"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    record_id: Mapped[int] = mapped_column(ForeignKey("structure_records.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_id: Mapped[int] = mapped_column(BigId, ForeignKey("structure_records.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     filename: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(60))

@@ -23,19 +23,25 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from apps.repernet import db, registry
+from apps.repernet import registry
 from apps.repernet.challenge import check_challenge, new_challenge
 from apps.repernet.forms import DocumentForm, RecordForm, RegistrationForm, ReviewForm
-from apps.repernet.idp_api import ApiUnavailable, IdpApi
-from apps.repernet.models import StructureRecord
+from apps.repernet.models import StructureRecord, db
 from apps.repernet.reference import ACTIONS, DOCUMENT_KINDS, required_documents
 from shared import (
     CONFLICT_MESSAGE,
+    ApiUnavailable,
+    RoleMissing,
+    ServiceClient,
     StaleVersion,
+    UploadRefused,
+    check_access,
     check_version,
     current_identity,
     forbidden,
+    form_view,
     login_required,
+    requires_role,
     switch_url,
 )
 
@@ -83,6 +89,7 @@ def _render_registration(form: RegistrationForm, status: int, error: str | None 
                            actions=ACTIONS), status
 
 
+@form_view
 @bp.route("/structures/nouvelle", methods=["GET", "POST"])
 @login_required
 def register_structure() -> Any:
@@ -115,7 +122,7 @@ def register_structure() -> Any:
     )
     identity = current_identity()
     assert identity is not None
-    api: IdpApi = current_app.extensions["repernet.api"]
+    api: ServiceClient = current_app.extensions["shell.service"]
     try:
         record = registry.register(db.session, api, data, actor=identity.sub)
     except registry.RegistryError as exc:
@@ -145,7 +152,11 @@ def registered(siret: str) -> Any:
     record = registry.find_record(db.session, siret)
     if record is None or record.created_by != identity.sub:
         abort(404)
-    return render_template("repernet/registered.html", record=record,
+    # The registrant named as admin is one at the portal now: offer to act for the new structure
+    # (their current one is still the previous: its claims know nothing of this one yet).
+    is_admin = bool(record.admin_email) and record.admin_email.lower() == identity.email.lower()
+    switch_link = switch_url(siret=record.siret, next_url=url_for("repernet.record", siret=record.siret))
+    return render_template("repernet/registered.html", record=record, switch_link=switch_link if is_admin else None,
                            documents=required_documents(record.legal_category))
 
 
@@ -158,29 +169,27 @@ class Rights:
     review: bool = False
 
 
-def _rights(siret: str) -> Rights:
+READ = ("gestionnaire", "lecteur")
+EDIT = ("gestionnaire",)
+REVIEW = ("instructeur",)  # the Région's reviewers read every structure (SPEC §8)
+
+
+def _rights(siret: str, edit: bool = False) -> Rights:
+    """Check access with the shell's guard (a record the person may not see: 404; a role missing
+    in their structure: 403), then what the page may offer.
+
+    :param edit: the view changes the record (gestionnaire of that structure only).
+    """
     identity = current_identity()
+    check_access(identity, siret, READ, all_structures=REVIEW)
     assert identity is not None
     own = identity.structure is not None and identity.structure.siret == siret
-    rights = Rights(review=identity.has_role("instructeur"))
-    rights.edit = own and identity.has_role("gestionnaire")
-    rights.read = rights.edit or rights.review or (own and identity.has_role("lecteur"))
+    rights = Rights(review=identity.has_role(*REVIEW))
+    rights.edit = own and identity.has_role(*EDIT)
+    rights.read = rights.edit or rights.review or (own and identity.has_role(*READ))
+    if edit and not rights.edit:
+        raise RoleMissing(EDIT)
     return rights
-
-
-def _denied(siret: str, need: str) -> Any:
-    """403 when the user may see the structure or belongs to it (and may switch to it), else 404."""
-    identity = current_identity()
-    assert identity is not None
-    if _rights(siret).read:
-        return forbidden(roles=["gestionnaire"])
-    other = identity.structure_for(siret)
-    if other is not None and (identity.structure is None or identity.structure.siret != siret):
-        return forbidden(message=f"Cette fiche appartient à {other.name}, qui n'est pas votre structure courante : "
-                                 "changez de structure pour la consulter.")
-    if identity.structure is not None and identity.structure.siret == siret:
-        return forbidden(roles=["gestionnaire"] if need == "edit" else ["gestionnaire", "lecteur"])
-    abort(404)
 
 
 def _switch_link(siret: str) -> str:
@@ -203,21 +212,18 @@ def my_structure() -> Any:
 def record(siret: str) -> Any:
     """A structure's record: legal identity, address, representative, admin, documents."""
     rights = _rights(siret)
-    if not rights.read:
-        return _denied(siret, "read")
     found = registry.find_record(db.session, siret)
     statuses = registry.document_statuses(found, _today()) if found else []
     return render_template("repernet/record.html", record=found, siret=siret, rights=rights, statuses=statuses,
                            review_form=ReviewForm(), switch_link=_switch_link(siret))
 
 
+@form_view
 @bp.route("/structures/<siret>/modifier", methods=["GET", "POST"])
 @login_required
 def edit_record(siret: str) -> Any:
     """Edit (or complete) the record: gestionnaire of that structure only; stale saves get 409."""
-    rights = _rights(siret)
-    if not rights.edit:
-        return _denied(siret, "edit")
+    _rights(siret, edit=True)
     found = registry.find_record(db.session, siret)
     form = RecordForm(obj=found) if found else RecordForm()
     if not form.is_submitted():
@@ -273,18 +279,15 @@ def _record_or_404(siret: str) -> StructureRecord:
 def documents(siret: str) -> Any:
     """Required legal documents for the record's legal category: missing, expired, provided."""
     rights = _rights(siret)
-    if not rights.read:
-        return _denied(siret, "read")
     return _documents_page(_record_or_404(siret), rights)
 
 
+@form_view
 @bp.post("/structures/<siret>/pieces/<kind>")
 @login_required
 def upload_document(siret: str, kind: str) -> Any:
     """Upload or replace one document (size, type by content, SHA-256)."""
-    rights = _rights(siret)
-    if not rights.edit:
-        return _denied(siret, "edit")
+    rights = _rights(siret, edit=True)
     found = _record_or_404(siret)
     if kind not in DOCUMENT_KINDS:
         abort(404)
@@ -304,10 +307,10 @@ def upload_document(siret: str, kind: str) -> Any:
         registry.store_document(db.session, _files_dir(), found, kind, upload.filename, upload.stream,
                                 issued_on=form.issued_on.data, today=_today(),
                                 max_bytes=current_app.config["MAX_DOCUMENT_BYTES"], actor=_actor())
-    except registry.InvalidInput as exc:
+    except (registry.InvalidInput, UploadRefused) as exc:
         db.session.rollback()
-        return _documents_page(found, rights, 413 if "taille maximale" in exc.message else 422, kind,
-                               exc.message, form)
+        too_large = isinstance(exc, UploadRefused) and exc.too_large
+        return _documents_page(found, rights, 413 if too_large else 422, kind, exc.message, form)
     db.session.commit()
     flash(f"Pièce « {DOCUMENT_KINDS[kind].label} » enregistrée.", "success")
     return redirect(url_for("repernet.documents", siret=siret), 303)
@@ -317,9 +320,7 @@ def upload_document(siret: str, kind: str) -> Any:
 @login_required
 def download_document(siret: str, kind: str) -> Any:
     """The stored file, as an attachment, with the type found at upload."""
-    rights = _rights(siret)
-    if not rights.read:
-        return _denied(siret, "read")
+    _rights(siret)
     found = _record_or_404(siret)
     document = next((d for d in found.documents if d.kind == kind), None)
     if document is None:
@@ -337,27 +338,20 @@ def download_document(siret: str, kind: str) -> Any:
 # ---------------------------------------------------------------- review by the Région
 
 @bp.get("/instruction")
-@login_required
+@requires_role(*REVIEW)
 def instruction() -> Any:
     """Every registered structure with its missing and expired documents (instructeur)."""
-    identity = current_identity()
-    assert identity is not None
-    if not identity.has_role("instructeur"):
-        return forbidden(["instructeur"])
     records = db.session.scalars(select(StructureRecord).order_by(StructureRecord.raison_sociale)).all()
     pending_only = request.args.get("a_examiner") == "1"
     rows = [registry.record_summary(r, _today()) for r in records if not (pending_only and r.reviewed_at)]
     return render_template("repernet/instruction.html", rows=rows, pending_only=pending_only)
 
 
+@form_view
 @bp.post("/structures/<siret>/examen")
-@login_required
+@requires_role(*REVIEW)
 def review(siret: str) -> Any:
     """Mark the record and its current documents reviewed (instructeur)."""
-    identity = current_identity()
-    assert identity is not None
-    if not identity.has_role("instructeur"):
-        return forbidden(["instructeur"])
     found = _record_or_404(siret)
     form = ReviewForm()
     if not form.validate():

@@ -6,24 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.models import Application, AppRole, Entitlement, Profile, Structure, StructureKind
+from shared.applications import APPLICATIONS as SHELL_APPLICATIONS
 
+# name: (label, url, [(role, label, region_only)]), from the shell's table of applications.
 APPLICATIONS: dict[str, tuple[str, str, list[tuple[str, str, bool]]]] = {
-    # name: (label, url, [(role, label, region_only)])
-    "sam": ("SAM — marchés de formation", "http://127.0.0.1:8001", [
-        ("redacteur", "Rédacteur : prépare candidatures et offres", False),
-        ("signataire", "Signataire : valide, signe et dépose la réponse", False),
-        ("acheteur", "Acheteur (Région) : publie les consultations", True),
-    ]),
-    "repernet": ("REPERNET — référentiel des structures", "http://127.0.0.1:8002", [
-        ("gestionnaire", "Gestionnaire : modifie la fiche et les pièces juridiques", False),
-        ("lecteur", "Lecteur : consulte la fiche de la structure", False),
-        ("instructeur", "Instructeur (Région) : examine toutes les structures", True),
-    ]),
-    "catalogue": ("Catalogue de l'offre de formation", "http://127.0.0.1:8003", [
-        ("editeur", "Éditeur : accès en modification", False),
-        ("lecteur", "Lecteur : accès en visualisation", False),
-        ("moderateur", "Modérateur (Carif-Oref) : valide avant publication", True),
-    ]),
+    name: (app.label, app.url, [(r.name, f"{r.title} : {r.description}", r.region_only) for r in app.roles])
+    for name, app in SHELL_APPLICATIONS.items()
 }
 
 # Entitlements by kind (SPEC §3): a région holds every role.

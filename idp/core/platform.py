@@ -45,7 +45,8 @@ from idp.models import (
 )
 
 # Scopes a client may be given: the OIDC ones (claims.SCOPES_SUPPORTED) and the service API's (§4.8).
-KNOWN_SCOPES = ["openid", "profile", "email", "structures", "structures:read", "structures:write", "members:read"]
+KNOWN_SCOPES = ["openid", "profile", "email", "structures", "structures:read", "structures:write", "members:read",
+                "catalogue:write", "repernet:read"]
 GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
 

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, MetaData
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase
 
+from shared.types import UTCDateTime, utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Base", "JSONType", "UTCDateTime", "new_uuid", "utcnow"]
 
 
 def new_uuid() -> uuid.UUID:
     return uuid.uuid4()
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in Python whatever the backend (SQLite keeps no time zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTCDateTime column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # JSONB on PostgreSQL, JSON text elsewhere.

@@ -17,7 +17,8 @@ from typing import Any
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import Row, bindparam, exists, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from idp.core.security import Origin, random_token, sha256_hex
@@ -115,6 +116,14 @@ class TokenIssuer:
         self.access_lifetime = int(config["ACCESS_TOKEN_LIFETIME"])
         self.id_lifetime = int(config["ID_TOKEN_LIFETIME"])
         self.refresh_lifetime = int(config["REFRESH_TOKEN_LIFETIME"])
+        self.api_audiences: dict[str, frozenset[str]] = {
+            audience: frozenset(scopes) for audience, scopes in config.get("API_AUDIENCES", {}).items()}
+
+    def audience(self, client_id: str, scopes: set[str]) -> str | list[str]:
+        """The client itself, plus every app API whose scopes the token carries (RFC 9068 §3: the
+        receiving app checks its own name in `aud`, so a token for one API is refused by another)."""
+        apis = sorted(api for api, api_scopes in self.api_audiences.items() if api_scopes & scopes)
+        return [client_id, *apis] if apis else client_id
 
     def sign(self, session: Session, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
         kid, key = self.keyring.signing_key(session, alg)
@@ -128,7 +137,7 @@ class TokenIssuer:
         scopes = set(auth.scope.split())
         subject = str(auth.user.id) if auth.user else auth.client.client_id
         access: dict[str, Any] = {
-            "iss": self.issuer, "sub": subject, "aud": auth.client.client_id,
+            "iss": self.issuer, "sub": subject, "aud": self.audience(auth.client.client_id, scopes),
             "client_id": auth.client.client_id, "iat": now, "exp": now + self.access_lifetime,
             "jti": random_token(16), "scope": auth.scope,
         }
@@ -319,11 +328,12 @@ def access_token_revoked(session: Session, claims: dict[str, Any]) -> bool:
 
 
 def _revocation_row(session: Session, jti: str, expires_at: datetime) -> None:
-    """Insert a revocation row unless it exists: ON CONFLICT DO NOTHING, so that concurrent
-    revocations of the same token or family (ten replays of one code at once) never collide."""
+    """Insert a revocation row unless it is there: two requests revoking the same token at once
+    (a code replayed in parallel) must both succeed, not one meet a unique-key error."""
     dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(REVOKED_ACCESS_TOKENS)
-    session.execute(statement.values(jti=jti, expires_at=expires_at).on_conflict_do_nothing())
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert_(RevokedAccessToken).values(jti=jti, expires_at=expires_at)
+                    .on_conflict_do_nothing(index_elements=["jti"]))
 
 
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from idp.oidc.provider import client_cache, create_server, issuer
 from idp.oidc.tokens import TokenIssuer, live_user
 from idp.web import current_login, end_login_session, record
 from idp.web import origin as web_origin
+from shared.web import CSP, SECURITY_HEADERS
 
 bp = Blueprint("oidc", __name__)
 
@@ -80,12 +81,8 @@ class PublishedDocuments:
         self.jwks_path = "/oauth/jwks"
 
     def _headers(self, body: bytes, cache_control: str) -> list[tuple[str, str]]:
-        from idp.web import CSP
-
         return [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                ("Cache-Control", cache_control), ("Content-Security-Policy", CSP),
-                ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
-                ("Referrer-Policy", "no-referrer")]
+                ("Cache-Control", cache_control), ("Content-Security-Policy", CSP), *SECURITY_HEADERS.items()]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("REQUEST_METHOD") == "GET" and not environ.get("QUERY_STRING"):

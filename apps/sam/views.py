@@ -1,0 +1,621 @@
+"""SAM's pages: thin views (parse the form, call one domain function, map errors, commit).
+
+Public: the list of consultations (current / closed, keywords, device), a consultation's page and
+its DCE downloads. Logged in with a SAM role: questions. Buyers (`acheteur`) of the owning
+structure: create, edit the draft and its lots, publish, amend, cancel, upload the DCE, answer
+questions, decide lots, and read the audit trail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+from apps.sam import consultations as domain
+from apps.sam.forms import (
+    ActionForm,
+    AmendmentForm,
+    AnswerForm,
+    ConsultationForm,
+    DceForm,
+    DecisionForm,
+    LotAmendmentForm,
+    LotForm,
+    QuestionForm,
+    ReasonForm,
+)
+from apps.sam.models import DRAFT, PUBLISHED, STATE_LABELS, UNITS, Consultation, Lot, db
+from shared import (
+    CONFLICT_MESSAGE,
+    RoleMissing,
+    StaleVersion,
+    check_access,
+    check_version,
+    current_identity,
+    form_view,
+    login_required,
+    parse_id,
+    requires_role,
+    send_mail,
+    utcnow,
+)
+
+bp = Blueprint("sam", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/sam-static")
+
+ROLES = ("redacteur", "signataire", "acheteur")
+BUYER = ("acheteur",)
+MAX_PAGE = 10_000
+
+
+@bp.app_context_processor
+def helpers() -> dict[str, Any]:
+    return {"state_labels": STATE_LABELS, "units": UNITS, "size_label": domain.size_label}
+
+
+@bp.get("/", endpoint="index")
+def index() -> str:
+    """Home: what SAM is for; signed in, the person's roles in SAM for the current structure."""
+    identity = current_identity()
+    if identity is not None and not identity.has_role(*ROLES):
+        raise RoleMissing(ROLES)
+    return render_template("sam/index.html")
+
+
+# ---------------------------------------------------------------- helpers
+
+def _actor() -> domain.Actor:
+    identity = current_identity()
+    assert identity is not None
+    structure = identity.structure
+    # Claims are trusted but the columns are bounded: cut rather than fail on a long name.
+    return domain.Actor(sub=identity.sub[:64], name=(identity.name or identity.email)[:200], email=identity.email[:254],
+                        structure_id=structure.id[:64] if structure else "",
+                        structure_siret=structure.siret[:14] if structure else "",
+                        structure_name=structure.name[:200] if structure else "")
+
+
+def _is_buyer_of(consultation: Consultation) -> bool:
+    """The person is a buyer of the structure that owns the consultation (acting for it now)."""
+    identity = current_identity()
+    return (identity is not None and identity.structure is not None and identity.has_role(*BUYER)
+            and identity.structure.siret == consultation.structure_siret)
+
+
+def _visible(ident: str) -> Consultation:
+    """A consultation anyone may read (published once), or a draft its buyers read; else 404."""
+    consultation = db.session.get(Consultation, parse_id(ident))
+    if consultation is None or not (consultation.is_public or _is_buyer_of(consultation)):
+        abort(404)
+    return consultation
+
+
+def _owned(ident: str) -> Consultation:
+    """A consultation of the buyer's own structure: another structure's looks missing (404)."""
+    consultation = db.session.get(Consultation, parse_id(ident))
+    if consultation is None:
+        abort(404)
+    check_access(current_identity(), consultation.structure_siret, BUYER)
+    return consultation
+
+
+def _lot(consultation: Consultation, ident: str) -> Lot:
+    lot_id = parse_id(ident)
+    lot = next((lot for lot in consultation.lots if lot.id == lot_id), None)
+    if lot is None:
+        abort(404)
+    return lot
+
+
+def _files_dir() -> Path:
+    return Path(current_app.config["FILES_DIR"]).resolve()
+
+
+def _page_url(consultation: Consultation, anchor: str | None = None) -> str:
+    return url_for("sam.consultation", ident=consultation.id, _anchor=anchor)
+
+
+def _alert(rows: list[Any], template: str, consultation: Consultation, **context: Any) -> int:
+    """Mail every registered downloader once (durable outbox, sent after the commit)."""
+    link = url_for("sam.consultation", ident=consultation.id, _external=True)
+    sent = set()
+    for row in rows:
+        if row.person_email.lower() in sent:
+            continue
+        sent.add(row.person_email.lower())
+        send_mail(template, row.person_email, consultation=consultation, link=link, name=row.person_name, **context)
+    return len(sent)
+
+
+def _expired(form: Any) -> bool:
+    return bool(form.csrf_token.errors)
+
+
+# ---------------------------------------------------------------- the public list
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return min(int(raw), MAX_PAGE) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+
+
+@bp.get("/consultations")
+def consultations() -> str:
+    """Consultations en cours (or clôturées), by keyword and device, newest first, without login."""
+    closed = request.args.get("etat") == "cloturees"
+    query = request.args.get("q", "")[:200].replace("\x00", "")
+    device = request.args.get("dispositif", "")[:120].replace("\x00", "")
+    now = utcnow()
+    stmt = domain.listing(db.session, now=now, closed=closed, query=query, device=device)
+    page = db.paginate(stmt, page=_page_number(), per_page=current_app.config["CONSULTATIONS_PER_PAGE"],
+                       error_out=False)
+    return render_template("sam/consultations.html", page=page, closed=closed, query=query, device=device,
+                           devices=domain.devices(db.session), now=now)
+
+
+def _consultation_page(consultation: Consultation, status: int = 200, **forms: Any) -> tuple[str, int]:
+    """A consultation's page: public part for everyone, the buyer's desk for its buyers."""
+    now = utcnow()
+    identity = current_identity()
+    buyer = _is_buyer_of(consultation)
+    context: dict[str, Any] = {
+        "c": consultation, "now": now, "state": consultation.state(now), "buyer": buyer,
+        "can_ask": (identity is not None and identity.has_role(*ROLES) and not buyer
+                    and consultation.accepts_questions(now)),
+        "question_form": forms.get("question_form") or QuestionForm(formdata=None),
+        "min_days": current_app.config["AMENDMENT_MIN_DAYS"],
+    }
+    if buyer:
+        context.update(
+            lot_form=forms.get("lot_form") or LotForm(formdata=None),
+            dce_form=forms.get("dce_form") or DceForm(formdata=None),
+            cancel_form=forms.get("cancel_form") or ReasonForm(formdata=None),
+            action_form=ActionForm(formdata=None),
+            answer_forms={q.id: (forms.get("answer_form") if forms.get("answer_for") == q.id else None)
+                          or AnswerForm(formdata=None, answer=q.answer) for q in consultation.questions},
+            decision_forms={lot.id: (forms.get("decision_form") if forms.get("decision_for") == lot.id else None)
+                            or DecisionForm(formdata=None) for lot in consultation.lots},
+            registered=domain.registered_structures(db.session, consultation),
+            max_bytes=current_app.config["MAX_DCE_BYTES"],
+            accepted=domain.ACCEPTED_TYPES,
+            must_move=domain.deadline_must_move(consultation, now, current_app.config["AMENDMENT_MIN_DAYS"]),
+        )
+    context["error"] = forms.get("error")
+    return render_template("sam/consultation.html", **context), status
+
+
+@bp.get("/consultations/<ident>")
+def consultation(ident: str) -> Any:
+    """A consultation: description, lots, DCE versions, amendments, published answers."""
+    return _consultation_page(_visible(ident))
+
+
+@bp.get("/consultations/<ident>/dce")
+def download_current(ident: str) -> Response:
+    """The current DCE version (see `download`)."""
+    consultation = _visible(ident)
+    if consultation.current_document is None:
+        abort(404)
+    return _send_document(consultation, consultation.current_document.number)
+
+
+@bp.get("/consultations/<ident>/dce/<number>")
+def download(ident: str, number: str) -> Response:
+    """One DCE version, without login; logged in, the download registers the structure for alerts."""
+    return _send_document(_visible(ident), parse_id(number))
+
+
+def _send_document(consultation: Consultation, number: int) -> Response:
+    document = next((d for d in consultation.documents if d.number == number), None)
+    if document is None:
+        abort(404)
+    path = domain.dce_path(_files_dir(), consultation, document)
+    if not path.is_file():
+        abort(404)
+    if current_identity() is not None and not _is_buyer_of(consultation):
+        domain.register_download(db.session, consultation, _actor(), now=utcnow())
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same person's parallel download registered first
+            db.session.rollback()
+    response = send_file(path, mimetype=document.content_type, as_attachment=True, download_name=document.filename)
+    response.headers["X-Content-SHA256"] = document.sha256
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+# ---------------------------------------------------------------- questions
+
+@form_view
+@bp.post("/consultations/<ident>/questions")
+@login_required
+def ask(ident: str) -> Any:
+    """Ask a question (SAM role required) until the question deadline."""
+    consultation = _visible(ident)
+    identity = current_identity()
+    assert identity is not None
+    if not identity.has_role(*ROLES):
+        raise RoleMissing(ROLES)
+    if _is_buyer_of(consultation):
+        raise RoleMissing(message="L'acheteur répond aux questions de sa consultation : il n'en pose pas.")
+    form = QuestionForm()
+    if not form.validate():
+        return _consultation_page(consultation, 422, question_form=form)
+    try:
+        domain.ask(db.session, consultation, form.text.data, asker=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        form.text.errors = [exc.message]
+        return _consultation_page(consultation, 409 if isinstance(exc, domain.NotAllowed) else 422,
+                                  question_form=form)
+    db.session.commit()
+    flash("Votre question est transmise à l'acheteur. Sa réponse sera publiée sur cette page et vous serez "
+          "prévenu par e-mail.", "success")
+    return redirect(_page_url(consultation, "questions"), 303)
+
+
+@form_view
+@bp.post("/consultations/<ident>/questions/<qid>/reponse")
+@login_required
+def answer(ident: str, qid: str) -> Any:
+    """Publish (or correct) the answer to a question; registered structures are alerted."""
+    consultation = _owned(ident)
+    question_id = parse_id(qid)
+    question = next((q for q in consultation.questions if q.id == question_id), None)
+    if question is None:
+        abort(404)
+    form = AnswerForm()
+    if not form.validate():
+        return _consultation_page(consultation, 422, answer_form=form, answer_for=question.id)
+    try:
+        rows = domain.answer(db.session, consultation, question, form.answer.data, actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        form.answer.errors = [exc.message]
+        return _consultation_page(consultation, 409, answer_form=form, answer_for=question.id)
+    _alert(rows, "answer", consultation, question=question)
+    db.session.commit()
+    flash("La réponse est publiée ; les structures inscrites sont prévenues par e-mail.", "success")
+    return redirect(_page_url(consultation, "questions"), 303)
+
+
+# ---------------------------------------------------------------- the buyer's desk
+
+@bp.get("/acheteur")
+@requires_role(*BUYER)
+def desk() -> str:
+    """The buyer structure's consultations: drafts, published, closed."""
+    identity = current_identity()
+    assert identity is not None and identity.structure is not None
+    rows = domain.drafts_and_own(db.session, identity.structure.siret)
+    return render_template("sam/desk.html", rows=rows, now=utcnow())
+
+
+def _edit_form_page(form: Any, consultation: Consultation | None, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template("sam/edit.html", form=form, c=consultation, **context), status
+
+
+def _field_error(form: Any, exc: domain.SamError) -> str | None:
+    """Put the domain's message beside its field; return it when no field holds it."""
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message]
+        return None
+    return exc.message
+
+
+@form_view
+@bp.route("/consultations/nouvelle", methods=["GET", "POST"])
+@requires_role(*BUYER)
+def create() -> Any:
+    """Create a consultation (draft) for the buyer's structure."""
+    form = ConsultationForm()
+    if not form.is_submitted():
+        return _edit_form_page(form, None)
+    if not form.validate():
+        return _edit_form_page(form, None, 422)
+    try:
+        consultation = domain.create_consultation(db.session, form.data_for_domain(), actor=_actor(), now=utcnow())
+        db.session.commit()
+    except domain.SamError as exc:
+        db.session.rollback()
+        return _edit_form_page(form, None, 422, error=_field_error(form, exc))
+    except IntegrityError:
+        db.session.rollback()
+        form.reference.errors = ["Cette référence est déjà celle d'une autre consultation."]
+        return _edit_form_page(form, None, 409)
+    flash("Le brouillon est enregistré : ajoutez les lots et le DCE, puis publiez.", "success")
+    return redirect(_page_url(consultation), 303)
+
+
+def _fill(form: ConsultationForm, consultation: Consultation) -> None:
+    from shared import PARIS
+
+    for name in ("reference", "title", "device", "description"):
+        getattr(form, name).data = getattr(consultation, name)
+    for name in ("question_deadline", "response_deadline"):
+        getattr(form, name).data = getattr(consultation, name).astimezone(PARIS).replace(tzinfo=None)
+    form.version.data = str(consultation.version)
+
+
+def _conflict(form: Any, consultation: Consultation, context: dict[str, Any]) -> tuple[str, int]:
+    """A stale save: the form again with what was typed, the current version, and 409."""
+    db.session.rollback()
+    current = db.session.get(Consultation, consultation.id)
+    return _edit_form_page(form, current, 409, conflict=CONFLICT_MESSAGE, **context)
+
+
+@form_view
+@bp.route("/consultations/<ident>/modifier", methods=["GET", "POST"])
+@login_required
+def edit(ident: str) -> Any:
+    """Edit the draft (a published consultation changes by an "avis rectificatif")."""
+    consultation = _owned(ident)
+    if consultation.status != DRAFT:
+        return redirect(url_for("sam.amend", ident=consultation.id), 303)
+    form = ConsultationForm()
+    if not form.is_submitted():
+        _fill(form, consultation)
+        return _edit_form_page(form, consultation)
+    if not form.validate():
+        return _edit_form_page(form, consultation, 422)
+    try:
+        check_version(consultation, form.version.data)
+        domain.update_draft(db.session, consultation, form.data_for_domain(), actor=_actor(), now=utcnow())
+        db.session.commit()
+    except (StaleVersion, StaleDataError):
+        return _conflict(form, consultation, {})
+    except domain.SamError as exc:
+        db.session.rollback()
+        return _edit_form_page(form, consultation, 422, error=_field_error(form, exc))
+    flash("Le brouillon est enregistré.", "success")
+    return redirect(_page_url(consultation), 303)
+
+
+@form_view
+@bp.route("/consultations/<ident>/rectificatif", methods=["GET", "POST"])
+@login_required
+def amend(ident: str) -> Any:
+    """Publish an "avis rectificatif" (kept in the visible history; registered structures alerted)."""
+    consultation = _owned(ident)
+    now = utcnow()
+    if consultation.state(now) != PUBLISHED:
+        flash("Un avis rectificatif ne peut être publié que sur une consultation en cours.", "error")
+        return redirect(_page_url(consultation), 303)
+    min_days = current_app.config["AMENDMENT_MIN_DAYS"]
+    context = {"amending": True, "min_days": min_days, "floor": domain.minimum_deadline(now, min_days),
+               "must_move": domain.deadline_must_move(consultation, now, min_days)}
+    form = AmendmentForm()
+    if not form.is_submitted():
+        _fill(form, consultation)
+        return _edit_form_page(form, consultation, **context)
+    if not form.validate():
+        return _edit_form_page(form, consultation, 422, **context)
+    try:
+        check_version(consultation, form.version.data)
+        amendment = domain.amend(db.session, consultation, form.data_for_domain(), form.reason.data, actor=_actor(),
+                                 now=now, min_days=min_days)
+        # The alerts join the amendment's transaction (durable outbox): both or neither.
+        _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
+        db.session.commit()
+    except (StaleVersion, StaleDataError):
+        return _conflict(form, consultation, context)
+    except domain.SamError as exc:
+        db.session.rollback()
+        return _edit_form_page(form, consultation, 422, error=_field_error(form, exc), **context)
+    flash("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail.", "success")
+    return redirect(_page_url(consultation, "historique"), 303)
+
+
+def _action_form_ok(consultation: Consultation) -> Response | None:
+    form = ActionForm()
+    if not form.validate():
+        flash("Le formulaire a expiré : recommencez.", "error")
+        return redirect(_page_url(consultation), 303)
+    return None
+
+
+@form_view
+@bp.post("/consultations/<ident>/publier")
+@login_required
+def publish(ident: str) -> Any:
+    """Publish the draft: it appears in the public list at once."""
+    consultation = _owned(ident)
+    refused = _action_form_ok(consultation)
+    if refused:
+        return refused
+    try:
+        domain.publish(db.session, consultation, actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(_page_url(consultation), 303)
+    db.session.commit()
+    flash("La consultation est publiée.", "success")
+    return redirect(_page_url(consultation), 303)
+
+
+@form_view
+@bp.post("/consultations/<ident>/annuler")
+@login_required
+def cancel(ident: str) -> Any:
+    """Cancel the consultation, with a reason (registered structures alerted)."""
+    consultation = _owned(ident)
+    form = ReasonForm()
+    if not form.validate():
+        return _consultation_page(consultation, 422, cancel_form=form)
+    try:
+        domain.cancel(db.session, consultation, form.reason.data, actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        form.reason.errors = [exc.message]
+        return _consultation_page(consultation, 409, cancel_form=form)
+    if consultation.is_public:
+        _alert(domain.registrations(consultation), "cancelled", consultation, reason=form.reason.data.strip())
+    db.session.commit()
+    flash("La consultation est annulée.", "success")
+    return redirect(_page_url(consultation), 303)
+
+
+# ---------------------------------------------------------------- lots
+
+@form_view
+@bp.post("/consultations/<ident>/lots")
+@login_required
+def add_lot(ident: str) -> Any:
+    """Add a lot to the draft."""
+    consultation = _owned(ident)
+    form = LotForm()
+    if not form.validate():
+        return _consultation_page(consultation, 422, lot_form=form)
+    try:
+        domain.add_lot(db.session, consultation, form.data_for_domain(), actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        error = _field_error(form, exc)
+        return _consultation_page(consultation, 422, lot_form=form, error=error)
+    db.session.commit()
+    flash(f"Le lot n° {form.number.data} est ajouté.", "success")
+    return redirect(_page_url(consultation, "lots"), 303)
+
+
+@form_view
+@bp.route("/consultations/<ident>/lots/<lot_id>/modifier", methods=["GET", "POST"])
+@login_required
+def edit_lot(ident: str, lot_id: str) -> Any:
+    """Change a lot: directly on a draft, by an "avis rectificatif" once published."""
+    consultation = _owned(ident)
+    lot = _lot(consultation, lot_id)
+    now = utcnow()
+    amending = consultation.status != DRAFT
+    if amending and consultation.state(now) != PUBLISHED:
+        flash("Un avis rectificatif ne peut être publié que sur une consultation en cours.", "error")
+        return redirect(_page_url(consultation, "lots"), 303)
+    min_days = current_app.config["AMENDMENT_MIN_DAYS"]
+    form_class = LotAmendmentForm if amending else LotForm
+    form = form_class(obj=lot) if request.method == "GET" else form_class()
+    context = {"c": consultation, "lot": lot, "amending": amending, "min_days": min_days,
+               "floor": domain.minimum_deadline(now, min_days),
+               "must_move": domain.deadline_must_move(consultation, now, min_days)}
+    if not form.is_submitted():
+        return render_template("sam/lot.html", form=form, **context)
+    if not form.validate():
+        return render_template("sam/lot.html", form=form, **context), 422
+    try:
+        if isinstance(form, LotAmendmentForm):
+            amendment = domain.amend_lot(db.session, consultation, lot, form.data_for_domain(), form.reason.data,
+                                         form.new_deadline(), actor=_actor(), now=now, min_days=min_days)
+            _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
+        else:
+            domain.update_lot(db.session, consultation, lot, form.data_for_domain(), actor=_actor(), now=now)
+        db.session.commit()
+    except domain.SamError as exc:
+        db.session.rollback()
+        error = _field_error(form, exc)
+        return render_template("sam/lot.html", form=form, error=error, **context), 422
+    except StaleDataError:
+        db.session.rollback()
+        return render_template("sam/lot.html", form=form, conflict=CONFLICT_MESSAGE, **context), 409
+    if amending:
+        flash("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail.", "success")
+        return redirect(_page_url(consultation, "historique"), 303)
+    flash(f"Le lot n° {lot.number} est modifié.", "success")
+    return redirect(_page_url(consultation, "lots"), 303)
+
+
+@form_view
+@bp.post("/consultations/<ident>/lots/<lot_id>/supprimer")
+@login_required
+def remove_lot(ident: str, lot_id: str) -> Any:
+    """Remove a lot from the draft."""
+    consultation = _owned(ident)
+    lot = _lot(consultation, lot_id)
+    refused = _action_form_ok(consultation)
+    if refused:
+        return refused
+    try:
+        domain.remove_lot(db.session, consultation, lot, actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(_page_url(consultation, "lots"), 303)
+    db.session.commit()
+    flash("Le lot est supprimé.", "success")
+    return redirect(_page_url(consultation, "lots"), 303)
+
+
+@form_view
+@bp.post("/consultations/<ident>/lots/<lot_id>/decision")
+@login_required
+def decide(ident: str, lot_id: str) -> Any:
+    """Award a lot or declare it unsuccessful (closed consultation)."""
+    consultation = _owned(ident)
+    lot = _lot(consultation, lot_id)
+    form = DecisionForm()
+    if not form.validate():
+        return _consultation_page(consultation, 422, decision_form=form, decision_for=lot.id)
+    try:
+        domain.decide_lot(db.session, consultation, lot, form.outcome.data, form.awardee.data or "",
+                          actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        error = _field_error(form, exc)
+        return _consultation_page(consultation, 409 if isinstance(exc, domain.NotAllowed) else 422,
+                                  decision_form=form, decision_for=lot.id, error=error)
+    db.session.commit()
+    flash(f"Décision enregistrée pour le lot n° {lot.number}.", "success")
+    return redirect(_page_url(consultation, "lots"), 303)
+
+
+# ---------------------------------------------------------------- the DCE
+
+@form_view
+@bp.post("/consultations/<ident>/dce")
+@login_required
+def upload(ident: str) -> Any:
+    """Upload a new DCE version (type by content, size limit, SHA-256); registered structures alerted."""
+    consultation = _owned(ident)
+    max_bytes = current_app.config["MAX_DCE_BYTES"]
+    too_big = f"Le fichier dépasse la taille maximale de {domain.size_label(max_bytes)}."
+    try:
+        request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
+    except RequestEntityTooLarge:
+        form = DceForm(formdata=None)
+        form.file.errors = [too_big]
+        return _consultation_page(consultation, 413, dce_form=form)
+    form = DceForm()
+    if not form.validate():
+        return _consultation_page(consultation, 422, dce_form=form)
+    upload_file = request.files.get("file")
+    if upload_file is None or not upload_file.filename:
+        form.file.errors = ["Choisissez un fichier à déposer."]
+        return _consultation_page(consultation, 422, dce_form=form)
+    try:
+        document, rows = domain.store_dce(db.session, _files_dir(), consultation, upload_file.filename,
+                                          upload_file.stream, max_bytes=max_bytes, actor=_actor(), now=utcnow())
+    except domain.SamError as exc:
+        db.session.rollback()
+        form.file.errors = [exc.message]
+        status = 413 if exc.message == too_big else 409 if isinstance(exc, domain.NotAllowed) else 422
+        return _consultation_page(consultation, status, dce_form=form)
+    if rows:
+        _alert(rows, "dce_changed", consultation, document=document)
+    db.session.commit()
+    flash(f"Le DCE (version {document.number}) est déposé.", "success")
+    return redirect(_page_url(consultation, "dce"), 303)
+

@@ -1,0 +1,160 @@
+"""One factory for the apps (STYLE §1): a flat list of setup steps, nothing at import time.
+
+    app = create_app(__name__, prefix="SAM", defaults=config, db=db, blueprints=[bp], overrides=config)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, request, session
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_sqlalchemy import SQLAlchemy
+from werkzeug.wrappers import Response
+
+from shared import config as shell_config
+from shared import mail
+from shared.applications import role_label, role_title
+from shared.db import init_database
+from shared.guard import RoleMissing
+from shared.identity import Identity
+from shared.locking import StaleVersion
+from shared.service import BearerVerifier, ServiceClient
+from shared.sso import SSO, current_identity, login_url
+from shared.timefmt import paris
+from shared.views import assets as shell_assets
+from shared.views import bp as shell_bp
+from shared.web import (
+    apply_security_headers,
+    csrf,
+    database_unavailable,
+    error_page,
+    register_error_pages,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_SECRET = "dev-only-change-me"  # noqa: S105 - refused at start-up outside the demo and the tests
+
+
+def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAlchemy,
+               blueprints: Iterable[Blueprint], overrides: dict[str, Any] | None = None) -> Flask:
+    """Build an app on the shell: shell defaults, the app's, its `<PREFIX>_` environment, overrides.
+
+    :param db: the app's Flask-SQLAlchemy object (its models' `db`).
+    :raises RuntimeError: a required setting is missing (the secret key outside the demo and tests).
+    """
+    app = Flask(import_name)
+    app.config.from_object(shell_config)
+    app.config.from_object(defaults)
+    app.config.from_prefixed_env(prefix)
+    app.config.update(overrides or {})
+    _check_settings(app, prefix)
+
+    engine = init_database(app, db)
+    app.extensions["shell.db"] = db
+    csrf.init_app(app)
+    Babel(app, locale_selector=_locale, timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"])
+    SSO(app, engine=engine)
+    _init_login(app)
+    if app.config["SERVICE_SCOPE"]:
+        app.extensions["shell.service"] = ServiceClient(
+            app.config["OIDC_ISSUER"], app.config["OIDC_CLIENT_ID"], app.config["OIDC_CLIENT_SECRET"],
+            app.config["SERVICE_SCOPE"], timeout=app.config["SSO_HTTP_TIMEOUT"])
+    if app.config["API_AUDIENCE"]:
+        app.extensions["shell.bearer"] = BearerVerifier(app.config["OIDC_ISSUER"], app.config["API_AUDIENCE"],
+                                                        timeout=app.config["SSO_HTTP_TIMEOUT"])
+    if app.config["DEV_INBOX"] is None:
+        app.config["DEV_INBOX"] = not app.config["SMTP_URL"] and bool(app.testing or app.config["DEMO"])
+
+    app.register_blueprint(shell_bp)
+    app.register_blueprint(shell_assets)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    register_error_pages(app, rollback=lambda: db.session.rollback())
+    app.register_error_handler(RoleMissing, _role_missing)
+    app.register_error_handler(StaleVersion, _stale_version)
+    app.before_request(_session_unavailable)
+    app.after_request(apply_security_headers)
+    app.after_request(_deliver_mail)
+    app.jinja_env.globals.update(role_label=role_label, role_title=role_title, app_name=app.config["SSO_APP_NAME"],
+                                 home_path=app.config["HOME_PATH"], dev_inbox=app.config["DEV_INBOX"])
+    app.jinja_env.filters["paris"] = paris
+    return app
+
+
+def form_view(view: F) -> F:
+    """Mark a view that validates a Flask-WTF form itself: its CSRF check is the form's, so an
+    expired token re-renders the form with what the person typed (not a bare 400 page)."""
+    return csrf.exempt(view)  # type: ignore[return-value]
+
+
+def _check_settings(app: Flask, prefix: str) -> None:
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = DEFAULT_SECRET
+    if app.config["SECRET_KEY"] == DEFAULT_SECRET and not (app.debug or app.testing or app.config["DEMO"]):
+        raise RuntimeError(f"{prefix}_SECRET_KEY must be set outside the demo and the tests")
+
+
+def _locale() -> str:
+    """The language chosen on this session, else the browser's, else French."""
+    from flask import current_app
+
+    languages = current_app.config["LANGUAGES"]
+    chosen = session.get("lang") if session else None
+    if chosen in languages:
+        return str(chosen)
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _init_login(app: Flask) -> None:
+    """Flask-Login's `current_user` is the identity the IdP's claims describe (no user table)."""
+    manager = LoginManager(app)
+    manager.request_loader(lambda _request: current_identity())
+    manager.anonymous_user = _Anonymous
+
+    @manager.unauthorized_handler
+    def _to_login() -> Response:
+        from flask import redirect
+
+        return redirect(login_url())
+
+
+class _Anonymous:
+    is_authenticated = False
+    is_active = False
+    is_anonymous = True
+    roles: tuple[str, ...] = ()
+    structure = None
+    structures: tuple[Any, ...] = ()
+
+    def get_id(self) -> None:
+        return None
+
+    def has_role(self, *_roles: str) -> bool:
+        return False
+
+
+def _session_unavailable() -> Response | None:
+    """The session's row could not be read (database down): 503, not an anonymous page."""
+    return database_unavailable() if getattr(session, "unavailable", False) else None
+
+
+def _role_missing(error: RoleMissing) -> Response:
+    return error_page(403, error.message, template="shell/forbidden.html", roles=error.roles)
+
+
+def _stale_version(error: StaleVersion) -> Response:
+    return error_page(409, error.message)
+
+
+def _deliver_mail(response: Response) -> Response:
+    from flask import current_app
+
+    mail.deliver_enqueued(current_app._get_current_object())  # type: ignore[attr-defined]
+    return response
+
+
+__all__ = ["Identity", "create_app"]

@@ -1,0 +1,76 @@
+"""The base form of the apps: WTForms' French messages, a French message for an expired CSRF
+token, and the hidden `version` field of optimistic locking (SPEC §6)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+from wtforms.fields.choices import SelectChoice
+from wtforms.utils import unset_value
+from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+REQUIRED = "Ce champ est obligatoire."
+EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Saisissez une adresse e-mail valide.")
+CSRF_EXPIRED = "Le formulaire a expiré : vérifiez vos saisies puis validez à nouveau."
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_control(value: Any) -> Any:
+    """No NUL or other control characters in stored text (PostgreSQL refuses NUL bytes, and they
+    have no business in a name or an address); tabs and line breaks stay."""
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
+
+
+class Form(FlaskForm):
+    """A French form (STYLE §6: forms check shape, the domain enforces rules) whose text is cleaned
+    of control characters before it is validated."""
+
+    class Meta:
+        locales = ["fr_FR", "fr"]
+
+        def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
+            filters = [strip_control, *unbound_field.kwargs.get("filters", ())]
+            return unbound_field.bind(form=form, filters=filters, **options)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        csrf = getattr(self, "csrf_token", None)
+        if csrf is not None and csrf.errors:
+            csrf.errors = [CSRF_EXPIRED]
+        return ok
+
+
+class VersionField(HiddenField):
+    """The version the form was shown: on a submission, only what the browser sent back, never the
+    stored object's (a save without it is stale, not a silent overwrite)."""
+
+    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
+        super().process(formdata, data, extra_filters)
+        if formdata is not None and not self.raw_data:
+            self.data = None
+
+
+class VersionedForm(Form):
+    """An edit form of a `Versioned` object: it sends back the version it was shown."""
+
+    version = VersionField()
+
+
+def required(length: int) -> list[Any]:
+    """Validators of a mandatory text field of at most `length` characters."""
+    return [InputRequired(message=REQUIRED), Length(max=length, message=f"{length} caractères au maximum.")]
+
+
+def optional(length: int) -> list[Any]:
+    """Validators of an optional text field of at most `length` characters."""
+    return [Optional(), Length(max=length, message=f"{length} caractères au maximum.")]
+
+
+def choices(pairs: Any) -> list[SelectChoice]:
+    """Select options with a first empty "— Choisissez —"."""
+    return [SelectChoice("", "— Choisissez —"), *(SelectChoice(value, label) for value, label in pairs)]

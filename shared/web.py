@@ -1,0 +1,136 @@
+"""What every service answers the same way: security headers, French error pages or RFC 9457
+problems, the health pair. The IdP uses the header list too (one list for the four services)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf import CSRFProtect
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
+
+log = logging.getLogger(__name__)
+csrf = CSRFProtect()  # every unsafe request of every app is checked, but for form views and APIs
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+PROBLEM = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+
+# (title, detail) in French for each status a service answers itself.
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("Demande incorrecte", "La demande est incorrecte ou incomplète."),
+    401: ("Authentification requise", "Un jeton d'accès valide est requis."),
+    403: ("Accès refusé", "Vous n'avez pas accès à cette page."),
+    404: ("Page introuvable", "Cette page n'existe pas, ou vous n'y avez pas accès."),
+    405: ("Méthode non permise", "Cette action n'est pas possible sur cette page."),
+    409: ("Conflit", "Cette fiche a été modifiée entre-temps : rechargez-la puis recommencez."),
+    413: ("Envoi trop volumineux", "Le fichier ou le formulaire envoyé dépasse la taille permise."),
+    415: ("Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json)."),
+    422: ("Données invalides", "Certaines données envoyées sont invalides."),
+    429: ("Trop de requêtes", "Trop de requêtes : réessayez dans un instant."),
+    500: ("Erreur interne", "Une erreur inattendue s'est produite ; réessayez plus tard."),
+    503: ("Service indisponible", "Le service est momentanément indisponible ; réessayez dans quelques instants."),
+}
+
+
+def apply_security_headers(response: Response) -> Response:
+    """The headers of every response (CSP with `frame-ancestors 'none'`, nosniff, referrer, COOP);
+    HTML is never cached (it holds personal data and CSRF tokens)."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def problem(status: int, detail: str | None = None, title: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    """An RFC 9457 problem document in French."""
+    default_title, default_detail = ERRORS.get(status, (f"Erreur {status}", f"Erreur HTTP {status}."))
+    body = {"type": "about:blank", "title": title or default_title, "status": status,
+            "detail": detail or default_detail, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM
+    response.headers.update(headers or {})
+    return response
+
+
+def wants_problem() -> bool:
+    """API routes (and clients asking for JSON) get problems, people get pages."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def error_page(status: int, detail: str | None = None, headers: dict[str, str] | None = None,
+               template: str = "shell/error.html", **context: Any) -> Response:
+    """The French page (or problem) for `status`."""
+    if wants_problem():
+        return problem(status, detail, headers=headers)
+    title, default_detail = ERRORS.get(status, (f"Erreur {status}", ""))
+    html = render_template(template, status=status, title=title, message=detail or default_detail, **context)
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers.update(headers or {})
+    return response
+
+
+def register_error_pages(app: Flask, rollback: Callable[[], None]) -> None:
+    """French pages for every HTTP error; a database outage is a 503 with Retry-After, never a 500.
+
+    :param rollback: ends the request's transaction (a failed one must not leak into the page).
+    """
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        rollback()
+        detail = exc.description if isinstance(exc.description, str) and _ours(exc) else None
+        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+        return error_page(exc.code or 500, detail, headers)
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError) -> Response:
+        _safe(rollback)
+        if isinstance(exc, IntegrityError):
+            # Two submissions racing past the checks: the second one meets the first one's row.
+            log.info("integrity error answered 409: %s", exc.orig)
+            return error_page(409, "Cette opération vient déjà d'être enregistrée (envoi en double, ou par "
+                                   "quelqu'un d'autre) : rechargez la page pour voir son résultat.")
+        if isinstance(exc, DataError):
+            return error_page(400, "Une valeur envoyée dépasse ce que cette page accepte.")
+        log.warning("database unavailable: %s", exc)
+        return database_unavailable()
+
+    @app.errorhandler(InternalServerError)
+    def internal(exc: InternalServerError) -> Response:
+        _safe(rollback)
+        return error_page(500)
+
+
+def database_unavailable() -> Response:
+    """503 with Retry-After: clients and proxies retry, people read that it is temporary."""
+    return error_page(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _ours(exc: HTTPException) -> bool:
+    # A description given by our own code (abort(404, "…")) is French; werkzeug's defaults are not.
+    return type(exc).description != exc.description
+
+
+def _safe(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - the database is what failed: don't fail the error page too
+        log.debug("rollback failed", exc_info=True)
