@@ -55,7 +55,7 @@ MAX_PAGES = 60
 
 def _same_site_links(page: str) -> list[str]:
     links = []
-    for href in re.findall(r'href="([^"#]+)"', page):
+    for href in re.findall(r'<a\b[^>]*\bhref="([^"#]+)"', page):  # links, not stylesheets
         href = html_lib.unescape(href)
         if href.startswith("/") and not href.startswith("//") and not any(s in href for s in SKIP_LINKS):
             links.append(href)
@@ -82,6 +82,7 @@ def crawl(client: Any, start: list[str]) -> dict[str, str]:
         response = client.get(path)
         assert response.status_code != 500, path
         if response.status_code != 200 or response.mimetype != "text/html":
+            response.close()  # a file sent as is (an export) must not stay open
             seen[path] = ""
             continue
         text = response.get_data(as_text=True)
