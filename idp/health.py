@@ -102,9 +102,9 @@ def answer(status: int, *, error: str, french: str) -> Any:
         response.status_code = status
         response.headers.update({"Cache-Control": "no-store", **headers})
         return response
-    # The page must not read the database again: no login, no structure, no badge.
-    g.login_session = None
-    g.current_membership = None
+    if status == 503:  # the page must not read the database again: no login, no structure, no badge
+        g.login_session = None
+        g.current_membership = None
     exception = {503: ServiceUnavailable, 409: Conflict}.get(status, BadRequest)(french)
     return render_template("error.html", code=status, error=exception), status, headers
 

@@ -136,9 +136,10 @@ def signup(
                 session, hasher, origin, email=email, password=password, given_name=given_name,
                 family_name=family_name, civility=civility,
             )
-    except IntegrityError:
-        # A double submission: the twin's INSERT won the unique e-mail (PostgreSQL made ours wait
-        # for its commit). Same outcome as the twin's, and the savepoint keeps our transaction usable.
+    except (IntegrityError, InvalidInput):
+        # A double submission: the twin request created the account after our look-up (create_user
+        # sees it, or the unique e-mail refuses our INSERT once PostgreSQL made it wait for the twin's
+        # commit). Same outcome as the twin's; the savepoint keeps our transaction usable.
         twin = find_user(session, email)
         if twin is None:
             raise
