@@ -4,8 +4,13 @@ proxy, a restored dump) are in tests/test_topology.py."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
 import re
+import socket
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -172,6 +177,88 @@ def test_an_outage_gives_a_problem_to_the_service_api(down: Any) -> None:
     _assert_unavailable(response)
     assert response.mimetype == "application/problem+json"
     assert response.json["status"] == 503 and "momentanément indisponible" in response.json["detail"]
+
+
+class TcpForwarder:
+    """A TCP relay to the database server that the test can cut and restore: a real outage of the
+    connection (the machine's PostgreSQL is shared: it is never stopped)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port = target, _free_port()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(32)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a server that goes away."""
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close() alone does not)
+            self._listener.close()
+            self._listener = None
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.skipif(not os.environ.get("IDP_TEST_DATABASE_URL"), reason="a PostgreSQL outage: `make test-postgres`")
+def test_an_outage_in_the_middle_of_a_session_and_the_recovery(app: Any, create_account: Any) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(app.config["DATABASE_URL"])
+    relay = TcpForwarder((url.host or "127.0.0.1", url.port or 5432))
+    relay.start()
+    user = create_account()
+    cut = create_app({"TESTING": True, "SECRET_KEY": "k" * 20, "ISSUER": app.config["ISSUER"],
+                      "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8, "TOTP_REQUIRED_FOR_ADMINS": False,
+                      "DATABASE_URL": url.set(port=relay.port).render_as_string(hide_password=False)})
+    try:
+        client = cut.test_client()
+        assert login(client, user.email).status_code == 302
+        assert client.get("/account/").status_code == 200
+        relay.stop()  # the database goes away under a signed-in person
+        for path in ("/account/", "/account/profile"):
+            _assert_unavailable(client.get(path))
+        _assert_unavailable(client.get("/readyz"))
+        relay.start()  # back: the next requests succeed without a restart
+        statuses = []
+        deadline = time.monotonic() + 10
+        while not statuses or statuses[-1] != 200:
+            assert time.monotonic() < deadline, statuses
+            statuses.append(client.get("/account/").status_code)
+        assert set(statuses) <= {200, 503}, statuses  # a broken pooled connection: 503 once, never 500
+        assert client.get("/readyz").status_code == 200
+    finally:
+        relay.stop()
+        _close(cut)
 
 
 # ---------------------------------------------------------------- finding 3: double submissions
