@@ -8,6 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SLAPD ?= /usr/sbin/slapd
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
+NGINX ?= /usr/sbin/nginx
 POLICY_RC ?= /usr/sbin/policy-rc.d
 APT_GET ?= apt-get
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
@@ -25,11 +26,13 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
-	@# Debian packages for the tests: OpenLDAP's slapd (legacy directory, SPEC §4.6) and Chromium with
-	@# its driver (SSO journeys in a real browser, SPEC §11). slapd's own service is kept from starting
-	@# (policy-rc.d while installing) and stopped: the tests run their own slapd.
+	@# Debian packages for the tests: OpenLDAP's slapd (legacy directory, SPEC §4.6), Chromium with
+	@# its driver (SSO journeys in a real browser, SPEC §11) and nginx (the reverse proxy in front of two
+	@# IdP instances, tests/test_topology.py). Their own services are kept from starting (policy-rc.d
+	@# while installing) and stopped: the tests run their own slapd and nginx.
 	@MISSING="$$(command -v slapd >/dev/null || test -x $(SLAPD) || echo slapd ldap-utils) \
-	  $$(test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || echo chromium chromium-driver)"; \
+	  $$(test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || echo chromium chromium-driver) \
+	  $$(test -x $(NGINX) || echo nginx)"; \
 	test -z "$$(echo $$MISSING)" || { \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); POLICY=$(POLICY_RC); OWN=; \
 	  if ! test -e $$POLICY; then \
@@ -38,6 +41,7 @@ $(TEST_STAMP): $(STAMP)
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends $$MISSING; STATUS=$$?; \
 	  test -z "$$OWN" || $$SUDO rm -f $$POLICY; \
 	  $$SUDO service slapd stop >/dev/null 2>&1 || true; \
+	  $$SUDO service nginx stop >/dev/null 2>&1 || true; \
 	  exit $$STATUS; }
 	touch $@
 
@@ -73,10 +77,10 @@ lint: $(TEST_STAMP)
 
 ## make test: the whole suite on SQLite (set IDP_TEST_DATABASE_URL / IDP_TEST_REDIS_URL for the variants)
 test: $(TEST_STAMP) translations lint
-	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) NGINX=$(NGINX) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-postgres: $(TEST_STAMP) translations
-	IDP_TEST_DATABASE_URL=$(PG_URL) IDP_TEST_REDIS_URL=$(REDIS_URL) CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) \
+	IDP_TEST_DATABASE_URL=$(PG_URL) IDP_TEST_REDIS_URL=$(REDIS_URL) CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) NGINX=$(NGINX) \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## regenerate the schema migration after a model change (unreleased schema: one initial revision)

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import config as default_config
+from shared.keys import init_rotation
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -27,7 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("PROXY_FIX"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
-    from idp import web
+    from idp import health, web
     from idp.core.passwords import make_hasher
     from idp.extensions import babel, csrf, db, limiter, locale_selector
 
@@ -45,6 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     web.init_app(app)
     guard.init_app(app)
+    health.init_app(app)  # /livez, /readyz; a database outage is a 503 (SPEC §10.4)
 
     from idp.account.views import bp as account_bp
     from idp.admin.views import bp as admin_bp
@@ -88,6 +90,7 @@ def _check_settings(app: Flask) -> None:
     if app.config["SECRET_KEY"] == default_config.SECRET_KEY and not (app.debug or app.testing or app.config.get("DEMO")):
         raise RuntimeError("IDP_SECRET_KEY must be set outside the demo and the tests")
     app.config["ISSUER"] = app.config["ISSUER"].rstrip("/")
+    init_rotation(app)  # IDP_SECRET_KEY_FALLBACKS: sessions, CSRF and signed links still verify
 
 
 def _wants_json() -> bool:

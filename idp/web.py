@@ -36,6 +36,7 @@ from idp.models import (
     User,
     utcnow,
 )
+from shared.keys import signing_keys
 from shared.mail import render_mail
 from shared.web import apply_security_headers
 
@@ -188,11 +189,12 @@ def safe_next(default: str = "account.index") -> str:
 
 
 def sign(purpose: str, payload: Any) -> str:
-    return sign_link(current_app.config["SECRET_KEY"], purpose, payload)
+    return sign_link(signing_keys(current_app), purpose, payload)
 
 
 def unsign(purpose: str, token: str, max_age: int) -> Any:
-    return read_link(current_app.config["SECRET_KEY"], purpose, token, max_age)
+    # The fallback keys too: a link mailed before a key rotation still works until it expires.
+    return read_link(signing_keys(current_app), purpose, token, max_age)
 
 
 def send_mail(template: str, recipient: str, locale: str | None = None, **context: Any) -> None:

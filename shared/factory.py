@@ -21,6 +21,7 @@ from shared.applications import role_label, role_title
 from shared.db import init_database
 from shared.guard import RoleMissing
 from shared.identity import Identity
+from shared.keys import init_rotation
 from shared.locking import StaleVersion
 from shared.service import BearerVerifier, ServiceClient
 from shared.sso import SSO, current_identity, login_url
@@ -96,6 +97,7 @@ def _check_settings(app: Flask, prefix: str) -> None:
         app.config["SECRET_KEY"] = DEFAULT_SECRET
     if app.config["SECRET_KEY"] == DEFAULT_SECRET and not (app.debug or app.testing or app.config["DEMO"]):
         raise RuntimeError(f"{prefix}_SECRET_KEY must be set outside the demo and the tests")
+    init_rotation(app)  # <PREFIX>_SECRET_KEY_FALLBACKS: forms opened before a key rotation still post
 
 
 def _locale() -> str:

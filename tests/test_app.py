@@ -218,11 +218,33 @@ def test_procfile_runs_existing_commands() -> None:
     assert processes["mail"][:3] == ["idp", "mail", "worker"]
 
 
-def test_docker_compose_file_is_valid() -> None:
+def _compose() -> dict[str, Any]:
     yaml = pytest.importorskip("yaml", reason="PyYAML belongs in the test extras (setup.cfg)")
-    spec = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    return yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+
+
+def test_docker_compose_file_passes_the_compose_schema() -> None:
+    """No Docker engine in CI: the file is checked against the Compose format (tests/compose_schema.py)."""
+    import jsonschema
+    from compose_schema import COMPOSE as SCHEMA
+
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.validate(_compose(), SCHEMA, cls=jsonschema.Draft202012Validator)
+    broken = _compose()
+    broken["services"]["idp"]["depends_on"]["migrate"]["condition"] = "service_done"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def _probe(service: dict[str, Any]) -> str:
+    return " ".join(service["healthcheck"]["test"])
+
+
+def test_docker_compose_runs_every_service_with_probes() -> None:
+    spec = _compose()
     services = spec["services"]
-    assert {"postgres", "redis", "openldap", "mailpit", "migrate", "idp", "mail-worker"} <= set(services)
+    assert {"postgres", "redis", "openldap", "mailpit", "migrate", "idp", "proxy", "mail-worker",
+            "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail"} <= set(services)
     assert "openldap" in services["openldap"]["image"] and "mailpit" in services["mailpit"]["image"]
 
     for name in ("migrate", "idp", "mail-worker"):
@@ -235,27 +257,60 @@ def test_docker_compose_file_is_valid() -> None:
         assert "@redis:" in env["IDP_REDIS_URL"] or "//redis:" in env["IDP_REDIS_URL"]
         assert "mailpit" in env["IDP_SMTP_URL"]
         assert ":?" in env["IDP_SECRET_KEY"], "the secret must be required, never defaulted"
-        _check_command(service["command"])
+        assert env["IDP_PROXY_FIX"] == "true"  # behind the proxy
+    for name, service in services.items():
+        if "command" in service and service.get("build"):
+            _check_command(service["command"])
         for dependency in service.get("depends_on", {}):
-            assert dependency in services
+            assert dependency in services, (name, dependency)
 
-    assert services["migrate"]["command"][-1] == "idp db upgrade && idp keys ensure"
+    migrate = services["migrate"]["command"][-1]
+    assert migrate.startswith("idp db upgrade && idp keys ensure")
+    for app_name in ("sam", "repernet", "catalogue"):
+        assert f"python -m apps.{app_name} db upgrade" in migrate
     idp = services["idp"]
     assert idp["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "0.0.0.0:8000" in idp["command"] and any(p.endswith(":8000") for p in idp["ports"])
+    assert "0.0.0.0:8000" in idp["command"] and "ports" not in idp  # replicas: only the proxy is published
+    assert "/readyz" in _probe(idp) and "/readyz" in _probe(services["proxy"])
     assert services["mail-worker"]["command"][:3] == ["idp", "mail", "worker"]
-    for volume in [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]:
-        assert volume in spec["volumes"]
-    # The three relying parties wait, commented, for apps/.
-    text = (COMPOSE / "docker-compose.yml").read_text()
+
+    # One issuer URL that the browser (published port) and the apps' containers (alias) both reach.
+    proxy = services["proxy"]
+    assert any(p.endswith(":8000:8000") for p in proxy["ports"]) and "portail.localhost" in \
+        proxy["networks"]["default"]["aliases"]
+    assert proxy["depends_on"]["idp"]["condition"] == "service_healthy"
+    issuer = services["idp"]["environment"]["IDP_ISSUER"]
+    assert issuer.endswith("portail.localhost}:8000")
+    for mount in proxy["volumes"]:
+        assert (COMPOSE / mount.split(":")[0]).exists(), mount
+    nginx = (COMPOSE / "nginx" / "nginx.conf").read_text()
+    assert "include /etc/nginx/idp-proxy.conf;" in nginx and "server idp:8000" in nginx
+
     for app_name, port in (("sam", 8001), ("repernet", 8002), ("catalogue", 8003)):
-        assert re.search(rf"^  # {app_name}:$", text, re.M) and f":{port}" in text
+        service = services[app_name]
+        prefix = app_name.upper()
+        env = service["environment"]
+        assert env[f"{prefix}_OIDC_ISSUER"] == issuer, app_name
+        assert ":?" in env[f"{prefix}_SECRET_KEY"] and ":?" in env[f"{prefix}_OIDC_CLIENT_SECRET"]
+        assert env[f"{prefix}_DATABASE_URL"].endswith(f"@postgres:5432/{app_name}")
+        assert service["command"][:2] == ["gunicorn", f"apps.{app_name}.wsgi:app"]
+        assert f"0.0.0.0:{port}" in service["command"] and f"127.0.0.1:{port}:{port}" in service["ports"]
+        assert f"127.0.0.1:{port}/readyz" in _probe(service)
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert service["depends_on"]["proxy"]["condition"] == "service_healthy"
+        assert f"CREATE DATABASE {app_name}" in (COMPOSE / "postgres-init.sql").read_text()
+    for app_name in ("sam", "repernet"):  # their upload folders are volumes (backups: README)
+        files = services[app_name]["environment"][f"{app_name.upper()}_FILES_DIR"]
+        assert any(v.endswith(f":{files}") for v in services[app_name]["volumes"])
+    for volume in [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]:
+        assert volume in spec["volumes"] or (COMPOSE / volume).exists(), volume
 
 
 def test_dockerfile_installs_the_project() -> None:
     text = (COMPOSE / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.1[1-9]", text, re.M)
-    assert "pip install ." in text and "USER portail" in text
+    assert "pip install ." in text and "USER portail" in text and "COPY apps ./apps" in text
+    assert "/readyz" in text
     for source in re.findall(r"^COPY (\S+) \./\S*$", text, re.M):
         assert (ROOT / source).exists(), source
     assert "idp.wsgi:app" in text
@@ -271,3 +326,6 @@ def test_idp_console_script_is_installed() -> None:
 def test_compose_readme_explains_both() -> None:
     text = (COMPOSE / "README.md").read_text()
     assert "docker compose" in text and "honcho" in text and "Procfile" in text
+    # The operations an operator needs: probes, key rotation, backup and restore (issue 17).
+    assert "/readyz" in text and "SECRET_KEY_FALLBACKS" in text
+    assert "pg_dump" in text and "pg_restore" in text and "FILES_DIR" in text and "signing keys" in text

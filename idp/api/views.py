@@ -29,7 +29,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from idp import web
 from idp.core import structures as core
-from idp.core.errors import Conflict, InvalidInput
+from idp.core.errors import AlreadyExists, Conflict, InvalidInput
 from idp.core.security import Origin
 from idp.extensions import client_ip, csrf, db, limiter
 from idp.guard import MAX_ID
@@ -332,6 +332,9 @@ def create_structure() -> Response:
             city=data.get("city", ""), postal_code=data.get("postal_code", ""), code=data.get("code") or None,
             admin_email=data.get("admin_email") or None, searchable=data.get("searchable", True),
         ), _origin(), siege_siret=data.get("parent_siret") or None, client_id=g.api_client_id)
+    except AlreadyExists as exc:  # created meanwhile, e.g. by the same request sent twice
+        raise Problem(409, "Structure déjà enregistrée",
+                      f"Une structure existe déjà avec le SIRET {data['siret']}.") from exc
     except InvalidInput as exc:
         raise _invalid(exc, "parent_siret" if data.get("parent_siret") else "siret") from exc
     designate_admin(db.session, structure, _origin())

@@ -288,7 +288,7 @@ def signup() -> Any:
         if result.created:
             web.send_mail("verify_email", user.email, user=user, link=_verify_link(user),
                           hours=current_app.config["VERIFY_LINK_MAX_AGE"] // 3600)
-        else:
+        elif not result.duplicate:  # a double submission: the first one's mail is on its way
             reset = _reset_link(user) if user.state in ("active", "blocked", "pending") else None
             web.send_mail("account_exists", user.email, user=user, reset_link=reset,
                           login_link=url_for("auth.login", _external=True))

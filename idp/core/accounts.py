@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.core.audit import audit
@@ -101,6 +102,8 @@ class SignupResult:
 
     user: User
     created: bool
+    # The same sign-up sent twice at once: the twin request created the account a moment ago.
+    duplicate: bool = False
 
 
 def signup(
@@ -127,10 +130,20 @@ def signup(
         hasher.hash(password)  # same work as a real sign-up
         audit(session, "account.signup_existing", origin, subject=existing.id)
         return SignupResult(existing, created=False)
-    user = create_user(
-        session, hasher, origin, email=email, password=password, given_name=given_name,
-        family_name=family_name, civility=civility,
-    )
+    try:
+        with session.begin_nested():
+            user = create_user(
+                session, hasher, origin, email=email, password=password, given_name=given_name,
+                family_name=family_name, civility=civility,
+            )
+    except (IntegrityError, InvalidInput):
+        # A double submission: the twin request created the account after our look-up (create_user
+        # sees it, or the unique e-mail refuses our INSERT once PostgreSQL made it wait for the twin's
+        # commit). Same outcome as the twin's; the savepoint keeps our transaction usable.
+        twin = find_user(session, email)
+        if twin is None:
+            raise
+        return SignupResult(twin, created=False, duplicate=True)
     return SignupResult(user, created=True)
 
 

@@ -26,3 +26,8 @@ class Conflict(DomainError):
 
 class InvalidInput(DomainError):
     """The values break a rule (password policy, SIRET checksum, ...)."""
+
+
+class AlreadyExists(InvalidInput):
+    """The object is there already (a unique key: a SIRET, an e-mail), maybe created a moment ago by
+    the same request sent twice; the caller answers 409."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.core.accounts import check_password_policy, find_user, normalize_email, unblock
@@ -183,8 +184,12 @@ def add_member(session: Session, auth: Authority, user: User, origin: Origin, *,
     membership = Membership(user=user, structure=auth.structure,
                             role=MembershipRole.ADMIN if admin else MembershipRole.MEMBER)
     membership.grants = [AccessGrant(role_id=r, ends_at=ends_at, granted_by=auth.actor_id) for r in role_ids]
-    session.add(membership)
-    session.flush()
+    try:
+        with session.begin_nested():  # added inside: begin_nested() flushes what is pending first
+            session.add(membership)
+    except IntegrityError as exc:
+        # The same attachment sent twice at once: the twin's row won the (user, structure) key.
+        raise InvalidInput("already_member") from exc
     audit(session, "membership.added", origin, actor=auth.actor_id, subject=user.id, structure=auth.structure.id,
           roles=sorted(role_ids), admin=admin)
     return membership
@@ -445,8 +450,12 @@ def invite(session: Session, auth: Authority, email: str, origin: Origin, *, giv
             raise InvalidInput("name_required")
         user = User(email=email, given_name=given_name.strip()[:100], family_name=family_name.strip()[:100],
                     state=AccountState.PENDING, managed=True)
-        session.add(user)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(user)
+        except IntegrityError as exc:
+            # The same invitation sent twice at once: the twin created the account and attached it.
+            raise InvalidInput("already_member") from exc
         audit(session, "account.invited", origin, actor=auth.actor_id, subject=user.id, structure=auth.structure.id)
     membership = add_member(session, auth, user, origin, role_ids=role_ids)
     if user.managed and user.state == AccountState.PENDING:
@@ -525,6 +534,11 @@ def find_invitation(session: Session, token: str) -> Invitation:
     if invitation is None or invitation.used_at is not None or invitation.expires_at <= utcnow():
         raise NotFound("invitation")
     return invitation
+
+
+def invitation_holder(session: Session, token: str) -> uuid.UUID | None:
+    """Whose account a link was for, used or not (a second click by its owner, already signed in)."""
+    return session.scalar(select(Invitation.user_id).where(Invitation.token_digest == sha256_hex(token or "")))
 
 
 def accept_invitation(session: Session, hasher: Hasher, invitation: Invitation, password: str, origin: Origin, *,

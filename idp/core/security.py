@@ -23,8 +23,11 @@ class Origin:
 SYSTEM = Origin(ip=None, user_agent="idp-cli")
 
 
-def serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
-    """A serializer for one purpose: a link signed for 'verify' never passes as 'reset'."""
+def serializer(secret_key: str | list[str], purpose: str) -> URLSafeTimedSerializer:
+    """A serializer for one purpose: a link signed for 'verify' never passes as 'reset'.
+
+    :param secret_key: the key, or the keys of a rotation (oldest first: the last one signs).
+    """
     return URLSafeTimedSerializer(secret_key, salt=f"portail.{purpose}")
 
 
@@ -36,11 +39,11 @@ class LinkInvalid(Exception):
         self.expired = expired
 
 
-def sign_link(secret_key: str, purpose: str, payload: Any) -> str:
+def sign_link(secret_key: str | list[str], purpose: str, payload: Any) -> str:
     return serializer(secret_key, purpose).dumps(payload)
 
 
-def read_link(secret_key: str, purpose: str, token: str, max_age: int) -> Any:
+def read_link(secret_key: str | list[str], purpose: str, token: str, max_age: int) -> Any:
     """Return the payload of a signed link; max_age is mandatory (STYLE §5)."""
     try:
         return serializer(secret_key, purpose).loads(token, max_age=max_age)

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from stdnum.exceptions import ValidationError
 from stdnum.fr import siret as siret_number
@@ -13,7 +14,7 @@ from stdnum.fr import siret as siret_number
 from idp.core.accounts import normalize_email
 from idp.core.audit import audit
 from idp.core.catalogue import entitle_defaults
-from idp.core.errors import Conflict, InvalidInput, NotFound
+from idp.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from idp.core.security import Origin
 from idp.models import Membership, Structure, StructureKind, User, utcnow
 
@@ -78,7 +79,7 @@ def create_structure(session: Session, data: StructureData, origin: Origin, *,
     """
     siret = clean_siret(data.siret)
     if find_by_siret(session, siret) is not None:
-        raise InvalidInput("Une structure existe déjà avec ce SIRET.")
+        raise AlreadyExists("Une structure existe déjà avec ce SIRET.")
     siren = siret[:9]
     if siege_siret:
         siege: Structure | None = find_siege(session, siret, siege_siret)
@@ -92,8 +93,12 @@ def create_structure(session: Session, data: StructureData, origin: Origin, *,
         parent=siege,
     )
     structure.search_text = _search_text(structure.name, structure.city, structure.code, siret)
-    session.add(structure)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(structure)
+    except IntegrityError as exc:
+        # The same creation sent twice at once: the twin's row won the unique SIRET.
+        raise AlreadyExists("Une structure existe déjà avec ce SIRET.") from exc
     entitle_defaults(session, structure)
     audit(session, "structure.created", origin, actor=actor, structure=structure.id, client_id=client_id, siret=siret)
     return structure

@@ -48,7 +48,7 @@ from idp.manage.forms import (
     InvitationPasswordForm,
     VersionForm,
 )
-from idp.models import AppRole, JoinRequest, Membership, Structure, User
+from idp.models import AccountState, AppRole, JoinRequest, Membership, Structure, User
 from shared.paging import page_number, paginate
 
 bp = Blueprint("manage", __name__, url_prefix="/gestion")
@@ -587,6 +587,10 @@ def invitation(token: str) -> Any:
     try:
         found = core.find_invitation(db.session, token)
     except NotFound:
+        current = web.current_user()
+        if current is not None and core.invitation_holder(db.session, token) == current.id:
+            # The same browser following its link again (a double click, the mail opened twice).
+            return redirect(url_for("account.index"))
         g.link_refused = True
         return render_template("manage/invitation_invalid.html"), 404
     user = found.user
@@ -602,6 +606,9 @@ def invitation(token: str) -> Any:
             return render_template("manage/invitation.html", form=form, user=user, invitation=found), 422
         except NotFound:
             db.session.rollback()
+            if user.state == AccountState.ACTIVE:
+                # The same form sent twice: the first one set the password and signed this browser in.
+                return redirect(url_for("account.index"))
             return render_template("manage/invitation_invalid.html"), 404
         current = web.current_user()
         if current is None or current.id == user.id:

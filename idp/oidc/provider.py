@@ -34,6 +34,7 @@ from idp.models import (
     UsedAssertion,
     utcnow,
 )
+from idp.oidc.client_events import ClientChanges, notify
 from idp.oidc.tokens import (
     REVOKED_ACCESS_TOKENS,
     USERS,
@@ -61,19 +62,22 @@ class ClientCache:
     on every token, userinfo and introspection request).
 
     A change made through the ORM in this process (secret regenerated, URIs edited, client created,
-    deactivated or deleted) empties the cache when its transaction commits; other workers and
-    processes see it within `ttl` seconds. Entries are detached, read-only Client instances."""
+    deactivated or deleted) empties the cache when its transaction commits; on PostgreSQL, other
+    workers and processes hear of it at the same commit (client_events: LISTEN/NOTIFY, issue 17).
+    Entries are detached, read-only Client instances."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Client]] = {}
         self._generation = 0
         self._lock = threading.Lock()
+        self.changes: ClientChanges | None = None  # PostgreSQL: every worker hears of a change
 
     def get(self, session: Session, client_id: str) -> Client | None:
         entry = self._entries.get(client_id)
         now = time.monotonic()
-        if entry is not None and now - entry[0] < self.ttl:
+        trusted = self.changes is None or self.changes.listening
+        if entry is not None and now - entry[0] < self.ttl and trusted:
             return entry[1]
         generation = self._generation
         table = Client.__table__
@@ -102,11 +106,16 @@ class ClientCache:
                 session.info["portail.clients_changed"] = True
                 self.clear()  # also now: a reader between flush and commit must not keep the old row
 
+        def committing(session: Session) -> None:
+            if self.changes is not None and session.info.get("portail.clients_changed"):
+                notify(session.connection())  # the other workers and instances, at commit
+
         def committed(session: Session) -> None:
             if session.info.pop("portail.clients_changed", False):
                 self.clear()
 
         event.listen(factory, "after_flush", noted)
+        event.listen(factory, "before_commit", committing)
         event.listen(factory, "after_commit", committed)
 
 
@@ -458,6 +467,9 @@ def remember_client_session(sid: str, client_id: str, user_id: uuid.UUID) -> Non
 def create_server(app: Flask) -> AuthorizationServer:
     cache = ClientCache(float(app.config["CLIENT_CACHE_SECONDS"]))
     cache.watch(app.extensions["db"].session.session_factory)
+    if app.config["DATABASE_URL"].startswith("postgresql"):
+        cache.changes = changes = ClientChanges(app.config["DATABASE_URL"], cache)
+        event.listen(app.extensions["db"].engine, "engine_disposed", lambda _engine: changes.stop())
     app.extensions["client_cache"] = cache
     server = AuthorizationServer()
     server.init_app(app)
