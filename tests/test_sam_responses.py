@@ -199,6 +199,7 @@ def test_generated_documents_carry_the_reference_on_every_page_and_follow_the_da
     ok(save_offer(browser, sam_rp, rid, oid, unit_price="13.75"))
     ok(attach(browser, sam_rp, rid, "annexe", offer=oid, content=PDF + b"%v2"))
     ok(press(browser, sam_rp, rid, f"/reponses/{rid}/offres/{oid}/valider"))
+    docs = {kind: did for did, kind, _ in documents_of(sam_rp, rid)}
     ae = browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{docs['ae']}").content
     assert b"13,75 EUR par HSTA" in ae
 
