@@ -9,7 +9,16 @@ from shared.applications import APPLICATIONS, role_label, role_title
 from shared.cli import main
 from shared.db import make_db
 from shared.factory import create_app, form_view
-from shared.forms import EMAIL, REQUIRED, Form, VersionedForm, choices, optional, required
+from shared.forms import (
+    EMAIL,
+    REQUIRED,
+    Form,
+    VersionedForm,
+    choices,
+    optional,
+    required,
+    strip_control,
+)
 from shared.guard import OwnedByStructure, RoleMissing, check_access, owned_or_404, parse_id
 from shared.identity import Identity, StructureRef
 from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
@@ -33,14 +42,14 @@ from shared.sso import (
     switch_url,
 )
 from shared.timefmt import from_paris, paris
-from shared.types import UTCDateTime, utcnow
+from shared.types import BigId, UTCDateTime, utcnow
 from shared.web import error_page, problem
 
 __all__ = [
-    "APPLICATIONS", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
+    "APPLICATIONS", "BigId", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
     "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "owned_or_404", "paris", "parse_id", "problem",
-    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "switch_url",
+    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "strip_control", "switch_url",
     "utcnow",
 ]

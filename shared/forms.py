@@ -3,6 +3,7 @@ token, and the hidden `version` field of optimistic locking (SPEC §6)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -16,11 +17,25 @@ EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Saisissez une adresse e-m
 CSRF_EXPIRED = "Le formulaire a expiré : vérifiez vos saisies puis validez à nouveau."
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_control(value: Any) -> Any:
+    """No NUL or other control characters in stored text (PostgreSQL refuses NUL bytes, and they
+    have no business in a name or an address); tabs and line breaks stay."""
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
+
+
 class Form(FlaskForm):
-    """A French form (STYLE §6: forms check shape, the domain enforces rules)."""
+    """A French form (STYLE §6: forms check shape, the domain enforces rules) whose text is cleaned
+    of control characters before it is validated."""
 
     class Meta:
         locales = ["fr_FR", "fr"]
+
+        def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
+            filters = [strip_control, *unbound_field.kwargs.get("filters", ())]
+            return unbound_field.bind(form=form, filters=filters, **options)
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)

@@ -18,7 +18,7 @@ from werkzeug.exceptions import Forbidden
 from shared.identity import Identity
 
 T = TypeVar("T")
-MAX_ID = 2**63 - 1  # ids beyond a 64-bit integer are simply missing, never a database error
+MAX_ID = 2**63 - 1  # ids beyond a 64-bit integer are simply missing, never a database error (BigId keys)
 
 
 class OwnedByStructure:

@@ -7,6 +7,7 @@ the three apps never carry copies of the shell's schema in their revisions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from alembic import command, context
@@ -50,14 +51,22 @@ def is_current(app: Flask, connection: Connection) -> bool:
     return MigrationContext.configure(connection).get_current_revision() == head
 
 
-def run_env(metadata: MetaData) -> None:
-    """The body of an app's `migrations/env.py`: migrate on the connection `upgrade()` passes."""
+def run_env(metadata: MetaData, unmanaged: Iterable[str] = ()) -> None:
+    """The body of an app's `migrations/env.py`: migrate on the connection `upgrade()` passes.
+
+    :param unmanaged: what the app's revisions create by hand and its models don't describe (a
+        full-text table with its shadow tables, a tsvector column and its index), so that
+        autogenerate never proposes to drop them.
+    """
+    hand_made = tuple(unmanaged)
+
+    def include_name(name: str | None, type_: str, _parent: object) -> bool:
+        if type_ == "table" and name in shell_metadata.tables:
+            return False  # the shell's own, created by upgrade()
+        return not (name and any(name == made or name.startswith(f"{made}_") for made in hand_made))
+
     connection = context.config.attributes["connection"]
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True,
-                      include_name=_not_a_shell_table)
+                      include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
-
-
-def _not_a_shell_table(name: str | None, type_: str, _parent: object) -> bool:
-    return not (type_ == "table" and name in shell_metadata.tables)

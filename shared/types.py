@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Integer, TypeDecorator
+
+# Primary keys: 64-bit on PostgreSQL (an id up to 2**63-1 from a URL is simply missing, never an
+# overflow), SQLite's INTEGER PRIMARY KEY (its rowid) there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:

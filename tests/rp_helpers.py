@@ -4,6 +4,7 @@ to REPERNET through the IdP's real login form (no test shortcut in the protocol)
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -14,6 +15,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, _free_port, forms, new_siret, unique_email
@@ -41,8 +43,26 @@ RP_SCOPES = {
 }
 
 
+def app_database(folder: Any, name: str) -> Iterator[str]:
+    """An app's own database on the suite's kind: a SQLite file, or in the PostgreSQL variant a
+    database of its own on that server (dropped at the end)."""
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{folder / f'{name}.sqlite3'}"
+        return
+    database = f"portail_{name}_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    yield base.rsplit("/", 1)[0] + "/" + database
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def serve_rp(app: Any, live_server: str, folder: Any, name: str, **settings: Any) -> Iterator[RP]:
-    """App `name` on a free loopback port, migrated, registered at the IdP as a trusted client."""
+    """App `name` on a free loopback port, on the suite's kind of database, migrated, registered at
+    the IdP as a trusted client."""
     import importlib
 
     from idp.core.security import SYSTEM
@@ -62,10 +82,11 @@ def serve_rp(app: Any, live_server: str, folder: Any, name: str, **settings: Any
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
             scope=f"openid profile email structures {RP_SCOPES[name]}"), SYSTEM)
         db.session.commit()
+    databases = iter(()) if "DATABASE_URL" in settings else app_database(folder, name)
     rp_app = module.create_app({
         "TESTING": True,
         "SECRET_KEY": f"{name}-test-secret-key",
-        "DATABASE_URL": f"sqlite:///{folder / f'{name}.sqlite3'}",
+        "DATABASE_URL": settings.pop("DATABASE_URL", None) or next(databases),
         "OIDC_ISSUER": live_server,
         "OIDC_CLIENT_ID": client_id,
         "OIDC_CLIENT_SECRET": RP_SECRET,
@@ -79,6 +100,7 @@ def serve_rp(app: Any, live_server: str, folder: Any, name: str, **settings: Any
     server.shutdown()
     with rp_app.app_context():
         module.db.engine.dispose()
+    next(databases, None)
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,16 @@ from shared import create_app as create_shell_app
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Catalogue: shell and Catalogue defaults, then CATALOGUE_* variables, then `config`."""
+    from apps.catalogue.api import bp as api_bp
     from apps.catalogue.views import bp
 
-    return create_shell_app(__name__, prefix="CATALOGUE", defaults=default_config, db=db, blueprints=[bp],
-                            overrides=config)
+    app = create_shell_app(__name__, prefix="CATALOGUE", defaults=default_config, db=db, blueprints=[bp, api_bp],
+                           overrides=config)
+    if app.config["DEMO"] and not app.testing:
+        from apps.catalogue.demo import seed_when_empty
+
+        seed_when_empty(app)
+    return app
 
 
 __all__ = ["create_app", "db"]

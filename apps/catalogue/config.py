@@ -13,3 +13,11 @@ OIDC_CLIENT_SECRET = "catalogue-demo-secret"  # noqa: S105 - the demo client see
 # the siège/établissement link comes from the IdP's service API (structures:read).
 API_AUDIENCE = "catalogue"
 SERVICE_SCOPE = "structures:read"
+
+# The Carif-Oref's mailbox: told of every save and request (seed 004: "Nos services sont également alertés").
+MODERATION_EMAIL = "moderation@carif-oref.test"
+# How long the siège/établissement link read from the IdP is trusted before asking again.
+LINKS_TTL_SECONDS = 3600
+PER_PAGE = 20
+# The address in mails sent outside a request (`python -m apps.catalogue reminders`).
+PUBLIC_URL = "http://127.0.0.1:8003"

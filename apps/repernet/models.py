@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared import Versioned, make_db, utcnow
+from shared import BigId, Versioned, make_db, utcnow
 
 db = make_db()
 
@@ -17,11 +17,11 @@ class StructureRecord(Versioned, db.Model):
 
     __tablename__ = "structure_records"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     siret: Mapped[str] = mapped_column(String(14), unique=True)
     siren: Mapped[str] = mapped_column(String(9), index=True)
     is_siege: Mapped[bool] = mapped_column(default=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("structure_records.id"))
+    parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("structure_records.id"))
     domain: Mapped[str] = mapped_column(String(120), default="")
     subdomain: Mapped[str] = mapped_column(String(120), default="")
     action: Mapped[str] = mapped_column(String(200), default="")
@@ -63,8 +63,8 @@ class LegalDocument(db.Model):
     __tablename__ = "legal_documents"
     __table_args__ = (UniqueConstraint("record_id", "kind"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    record_id: Mapped[int] = mapped_column(ForeignKey("structure_records.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_id: Mapped[int] = mapped_column(BigId, ForeignKey("structure_records.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     filename: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(60))

@@ -17,6 +17,8 @@ from typing import Any
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import Row, bindparam, exists, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from idp.core.security import Origin, random_token, sha256_hex
@@ -324,19 +326,25 @@ def access_token_revoked(session: Session, claims: dict[str, Any]) -> bool:
     return session.scalar(select(exists().where(RevokedAccessToken.jti.in_([i for i in ids if i])))) or False
 
 
+def _revocation_row(session: Session, jti: str, expires_at: datetime) -> None:
+    """Insert a revocation row unless it is there: two requests revoking the same token at once
+    (a code replayed in parallel) must both succeed, not one meet a unique-key error."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert_(RevokedAccessToken).values(jti=jti, expires_at=expires_at)
+                    .on_conflict_do_nothing(index_elements=["jti"]))
+
+
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
-    if not session.scalar(select(exists().where(RevokedAccessToken.jti == claims["jti"]))):
-        session.add(RevokedAccessToken(jti=claims["jti"], expires_at=datetime.fromtimestamp(claims["exp"], utcnow().tzinfo)))
+    _revocation_row(session, claims["jti"], datetime.fromtimestamp(claims["exp"], utcnow().tzinfo))
 
 
 def revoke_family(session: Session, family_id: str, access_lifetime: int) -> int:
     """Revoke every token of a family: its refresh tokens, and its access tokens through one
     revocation row named after the family (RFC 6749 §4.1.2, RFC 9700 §4.5: a replayed code or
     refresh token means it leaked, and what it gave must stop working)."""
-    marker = f"family:{family_id}"
-    if not session.scalar(select(exists().where(RevokedAccessToken.jti == marker))):
-        # Kept as long as any access token of the family may live; `idp purge` drops it after.
-        session.add(RevokedAccessToken(jti=marker, expires_at=utcnow() + timedelta(seconds=access_lifetime + 60)))
+    # Kept as long as any access token of the family may live; `idp purge` drops it after.
+    _revocation_row(session, f"family:{family_id}", utcnow() + timedelta(seconds=access_lifetime + 60))
     return session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))

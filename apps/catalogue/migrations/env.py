@@ -3,4 +3,4 @@
 from apps.catalogue.models import db
 from shared import run_env
 
-run_env(db.metadata)
+run_env(db.metadata, unmanaged=["public_action_fts", "search_vector", "ix_public_actions_fts"])

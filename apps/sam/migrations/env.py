@@ -3,4 +3,4 @@
 from apps.sam.models import db
 from shared import run_env
 
-run_env(db.metadata)
+run_env(db.metadata, unmanaged=["consultation_fts", "ix_consultations_search"])
