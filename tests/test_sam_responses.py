@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -459,3 +460,115 @@ def test_admissibility_award_outcome_mails_and_the_catalogue_queue(app: Any, sam
         assert payload["sites"][0]["sessions"] == [{"start": "2027-01-11", "end": "2027-06-30"}]
         assert payload["contact"]["name"] == "Paul Martin" and "unit_price" not in json.dumps(payload)
     assert OFFER["objectives"] == payload["objectives"]
+
+
+# ---------------------------------------------------------------- the flow to the Catalogue (point 7)
+
+def _awarded(app: Any, rp: RP, lot_title: str) -> tuple[int, int, int]:
+    """A consultation whose only lot is awarded to one admissible offer: (consultation, lot, offer)."""
+    buyer_browser, _, cid = consultation(app, rp, lots=(lot_title,))
+    browser, _, _, rid, oid = ready(app, rp, cid)
+    ok(submit(browser, rp, rid))
+    time_passes(rp, cid, responses=True)
+    ok(post_form(buyer_browser, rp, f"/consultations/{cid}/plis", f"/consultations/{cid}/plis/ouverture", {}))
+    path = f"/consultations/{cid}/plis/{rid}"
+    ok(post_form(buyer_browser, rp, path, f"{path}/offres/{oid}/admissibilite", {"admissible": "1", "reason": "Conforme."}))
+    lot = lot_ids(rp, cid)[0]
+    ok(post_form(buyer_browser, rp, f"/consultations/{cid}/plis", f"/consultations/{cid}/lots/{lot}/attribution/{oid}", {}))
+    return cid, lot, oid
+
+
+def _dispatch(rp: RP, oid: int) -> dict[str, Any]:
+    from apps.sam import db
+    from apps.sam.models import CatalogueDispatch
+
+    with rp.app.app_context():
+        row = db.session.query(CatalogueDispatch).filter_by(offer_id=oid).one()
+        return {"status": row.status, "attempts": row.attempts, "next": row.next_attempt_at, "error": row.last_error,
+                "remote_id": row.remote_id, "award_id": row.award_id}
+
+
+def _catalogue_offers(catalogue: RP, award_id: str) -> list[tuple[int, str, str | None]]:
+    from apps.catalogue.models import Offer as CatalogueOffer
+    from apps.catalogue.models import db as catalogue_db
+
+    with catalogue.app.app_context():
+        return [(o.id, o.title, o.source_client) for o in catalogue_db.session.query(CatalogueOffer)
+                .filter_by(source_ref=award_id)]
+
+
+def test_the_award_reaches_the_catalogue_moderation_queue_once(app: Any, sam_rp: RP, catalogue: RP) -> None:
+    from apps.sam import db, dispatch
+    from apps.sam.models import CatalogueDispatch
+    from tests.test_catalogue import moderator
+
+    title = f"Auxiliaire de vie {uuid.uuid4().hex[:6]}"
+    _, _, oid = _awarded(app, sam_rp, title)
+    row = _dispatch(sam_rp, oid)
+    assert row["status"] == "sent" and row["attempts"] == 1 and row["remote_id"], row
+    offers = _catalogue_offers(catalogue, row["award_id"])
+    assert len(offers) == 1 and offers[0][1] == title and offers[0][2] == sam_rp.client_id
+    queue = page_text(moderator(app, catalogue).get(f"{catalogue.url}/moderation", params={"q": title}))
+    assert title in queue
+    # Sent again (say our commit was lost after the Catalogue answered): still one action.
+    with sam_rp.app.app_context():
+        again = db.session.query(CatalogueDispatch).filter_by(offer_id=oid).one()
+        again.status = dispatch.PENDING
+        db.session.commit()
+        assert dispatch.send_due(db.session, sam_rp.app.extensions["sam.catalogue"], soon(1)) == 1
+        db.session.commit()
+    assert _dispatch(sam_rp, oid)["remote_id"] == row["remote_id"]
+    assert len(_catalogue_offers(catalogue, row["award_id"])) == 1
+
+
+def test_the_catalogue_down_the_award_waits_in_the_queue_and_is_sent_later(app: Any, sam_rp: RP,
+                                                                           catalogue: RP) -> None:
+    from apps.sam import db, dispatch
+    from shared import ServiceClient
+
+    real = sam_rp.app.extensions["sam.catalogue"]
+    down = ServiceClient(real.issuer, real.client_id, real.client_secret, real.scope,
+                         base_url=f"http://127.0.0.1:{_closed_port()}/api/v1", timeout=2)
+    sam_rp.app.extensions["sam.catalogue"] = down
+    try:
+        _, _, oid = _awarded(app, sam_rp, f"Aide à domicile {uuid.uuid4().hex[:6]}")
+    finally:
+        sam_rp.app.extensions["sam.catalogue"] = real
+    row = _dispatch(sam_rp, oid)
+    assert row["status"] == "pending" and row["attempts"] == 1 and "injoignable" in row["error"]
+    assert _catalogue_offers(catalogue, row["award_id"]) == []
+    with sam_rp.app.app_context():
+        # Not due yet (backoff), then due: sent once.
+        assert dispatch.send_due(db.session, real, row["next"] - timedelta(seconds=1)) == 0
+        assert dispatch.send_due(db.session, real, row["next"]) == 1
+        db.session.commit()
+    assert _dispatch(sam_rp, oid)["status"] == "sent"
+    assert len(_catalogue_offers(catalogue, row["award_id"])) == 1
+
+
+def test_a_body_the_catalogue_refuses_is_kept_with_its_errors(app: Any, sam_rp: RP, catalogue: RP) -> None:
+    from apps.sam import db, dispatch
+    from apps.sam.models import CatalogueDispatch
+
+    _, _, oid = _awarded(app, sam_rp, f"Lot refusé {uuid.uuid4().hex[:6]}")
+    with sam_rp.app.app_context():
+        bad = CatalogueDispatch(award_id=f"sam-award-bad-{uuid.uuid4().hex[:6]}", offer_id=oid,
+                                payload=json.dumps({"award_id": "x", "siret": "123"}), next_attempt_at=soon(-1))
+        db.session.add(bad)
+        db.session.commit()
+        dispatch.send_one(bad, sam_rp.app.extensions["sam.catalogue"], soon(0))
+        db.session.commit()
+        assert bad.status == dispatch.REJECTED and "siret" in bad.last_error
+
+
+def _closed_port() -> int:
+    from tests.conftest import _free_port
+
+    return _free_port()  # nothing listens there
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    from apps.sam.dispatch import backoff
+
+    assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    assert backoff(50).total_seconds() == 3600
