@@ -572,3 +572,27 @@ def test_backoff_grows_and_is_capped() -> None:
 
     assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
     assert backoff(50).total_seconds() == 3600
+
+
+def test_a_lot_with_offers_is_awarded_from_the_analysis_and_an_unsuccessful_one_tells_its_candidates(
+        app: Any, sam_rp: RP, mailbox: Mailbox) -> None:
+    buyer_browser, _, cid = consultation(app, sam_rp)
+    browser, _, email, rid, _ = ready(app, sam_rp, cid)
+    ok(submit(browser, sam_rp, rid))
+    time_passes(sam_rp, cid, responses=True)
+    lot = lot_ids(sam_rp, cid)[0]
+    action = f"/consultations/{cid}/lots/{lot}/decision"
+    by_name = post_form(buyer_browser, sam_rp, f"/consultations/{cid}", action, {"outcome": "awarded", "awardee": "X"})
+    assert by_name.status_code == 409 and "attribuez-le depuis l'analyse des plis" in page_text(by_name)
+    ok(post_form(buyer_browser, sam_rp, f"/consultations/{cid}", action, {"outcome": "unsuccessful", "awardee": ""}))
+    mail = mailbox.wait_for(email, "Votre offre n'est pas retenue")
+    assert "Le lot est déclaré infructueux." in mail_text(mail)
+
+
+def test_repernet_api_answers_sam_and_refuses_other_audiences(app: Any, sam_rp: RP, repernet: RP) -> None:
+    assert sam_rp.app.extensions["sam.repernet"].json("GET", "/structures/73282932000074", missing_ok=True) is None
+    catalogue_client = sam_rp.app.extensions["sam.catalogue"]  # a token for the Catalogue, not for REPERNET
+    response = catalogue_client.http.get(f"{repernet.url}/api/v1/structures/73282932000074",
+                                         headers={"Authorization": f"Bearer {catalogue_client.token()}"})
+    assert response.status_code == 401 and response.headers["Content-Type"].startswith("application/problem+json")
+    assert sam_rp.app.extensions["sam.repernet"].json("GET", "/structures/not-a-siret", missing_ok=True) is None

@@ -531,9 +531,10 @@ def verify_document(rid: str, did: str) -> str:
     """Verify the signature of a signed document: signer, time, changed after signing, trusted chain."""
     response = _my_response(rid)
     item = _document(response, did)
-    if not item.is_signed:
+    path = domain.document_path(_files_dir(), response, item, signed=True)
+    if not item.is_signed or not path.is_file():
         abort(404)
-    data = domain.document_path(_files_dir(), response, item, signed=True).read_bytes()
+    data = path.read_bytes()
     return render_template("sam/verification.html", result=signing.verify_pdf(data, _roots()), name=item.filename,
                            back=_response_url(response, "documents"), form=None)
 

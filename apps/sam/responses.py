@@ -616,7 +616,10 @@ def sign_document(session: Session, files_dir: Path, document: GeneratedDocument
     """
     response = document.response
     require_editable(response, now)
-    original = document_path(files_dir, response, document).read_bytes()
+    path = document_path(files_dir, response, document)
+    if not path.is_file():
+        raise NotAllowed("Le document à signer est introuvable : validez à nouveau le formulaire pour le régénérer.")
+    original = path.read_bytes()
     signed = signing.sign_pdf(original, signer, name=actor.name, reason=f"Signature de : {document.filename}",
                               location=response.city)
     digest, storage_name = _store(response_folder(files_dir, response), signed, "pdf")
@@ -847,6 +850,20 @@ def award(session: Session, consultation: Consultation, lot: Lot, offer: Offer, 
     session.add(dispatch)
     session.flush()
     return dispatch
+
+
+def decide_without_award(session: Session, consultation: Consultation, lot: Lot, outcome: str, awardee: str, *,
+                         actor: Actor, now: datetime) -> Lot:
+    """The consultation page's decision (issue 12): a lot that received offers is awarded from the
+    analysis of the responses (admissibility, then award: the Catalogue flow follows), never by a
+    free-text awardee; declaring it unsuccessful stays possible.
+
+    :raises NotAllowed: an award by name on a lot with submitted offers; see `decide_lot`.
+    """
+    if outcome == AWARDED and candidates_of(session, lot):
+        raise NotAllowed(f"Le lot n° {lot.number} a reçu des offres : attribuez-le depuis l'analyse des plis "
+                         "(ouverture, admissibilité, attribution).")
+    return decide_lot(session, consultation, lot, outcome, awardee, actor=actor, now=now)
 
 
 def candidates_of(session: Session, lot: Lot) -> list[Offer]:

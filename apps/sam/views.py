@@ -575,13 +575,16 @@ def decide(ident: str, lot_id: str) -> Any:
     if not form.validate():
         return _consultation_page(consultation, 422, decision_form=form, decision_for=lot.id)
     try:
-        domain.decide_lot(db.session, consultation, lot, form.outcome.data, form.awardee.data or "",
-                          actor=_actor(), now=utcnow())
+        responses.decide_without_award(db.session, consultation, lot, form.outcome.data, form.awardee.data or "",
+                                       actor=_actor(), now=utcnow())
     except domain.SamError as exc:
         db.session.rollback()
         error = _field_error(form, exc)
         return _consultation_page(consultation, 409 if isinstance(exc, domain.NotAllowed) else 422,
                                   decision_form=form, decision_for=lot.id, error=error)
+    link = url_for("sam.consultation", ident=consultation.id, _external=True)
+    for email, name, offer in responses.outcome_recipients(db.session, lot):  # issue 13 §6: every candidate hears
+        send_mail("outcome", email, consultation=consultation, lot=lot, name=name, offer=offer, won=False, link=link)
     db.session.commit()
     flash(f"Décision enregistrée pour le lot n° {lot.number}.", "success")
     return redirect(_page_url(consultation, "lots"), 303)
