@@ -8,7 +8,21 @@ from __future__ import annotations
 from shared.applications import APPLICATIONS, role_label, role_title
 from shared.cli import main
 from shared.db import make_db
+from shared.errors import DomainError
 from shared.factory import create_app, form_view
+from shared.files import (
+    JPEG,
+    OFFICE,
+    PDF,
+    PNG,
+    ZIP,
+    Upload,
+    UploadRefused,
+    accepted_label,
+    read_upload,
+    size_label,
+    store,
+)
 from shared.forms import (
     EMAIL,
     REQUIRED,
@@ -24,6 +38,7 @@ from shared.identity import Identity, StructureRef
 from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
 from shared.mail import send_mail
 from shared.migrations import run_env
+from shared.paging import Page, page_number, paginate
 from shared.service import (
     ApiConflict,
     ApiError,
@@ -41,15 +56,16 @@ from shared.sso import (
     safe_next,
     switch_url,
 )
-from shared.timefmt import from_paris, paris
+from shared.timefmt import PARIS, from_paris, paris
 from shared.types import BigId, UTCDateTime, utcnow
 from shared.web import error_page, problem
 
 __all__ = [
-    "APPLICATIONS", "BigId", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
+    "APPLICATIONS", "PARIS", "BigId", "DomainError", "JPEG", "OFFICE", "PDF", "PNG", "Page", "Upload", "UploadRefused", "ZIP",
+    "accepted_label", "read_upload", "size_label", "store", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
-    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "owned_or_404", "paris", "parse_id", "problem",
+    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
     "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "strip_control", "switch_url",
     "utcnow",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
@@ -45,6 +46,15 @@ def revision(app: Flask, db: SQLAlchemy, message: str) -> None:
         command.revision(_config(_folder(app), connection), message=message, autogenerate=True)
 
 
+def _render_shell_type(type_: str, obj: object, autogen_context: Any) -> str | bool:
+    """The shell's column types render as `shared.UTCDateTime(...)`: revisions import only the
+    shell's public names, as the apps do."""
+    if type_ == "type" and type(obj).__module__ == "shared.types":
+        autogen_context.imports.add("import shared")
+        return f"shared.{obj!r}"
+    return False
+
+
 def is_current(app: Flask, connection: Connection) -> bool:
     """True when the database is at the head revision (`/readyz`)."""
     head = ScriptDirectory.from_config(_config(_folder(app))).get_current_head()
@@ -67,6 +77,6 @@ def run_env(metadata: MetaData, unmanaged: Iterable[str] = ()) -> None:
 
     connection = context.config.attributes["connection"]
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True,
-                      include_name=include_name)
+                      include_name=include_name, render_item=_render_shell_type)
     with context.begin_transaction():
         context.run_migrations()

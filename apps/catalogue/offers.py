@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from apps.catalogue import referential
 from apps.catalogue.models import Contact, Offer, OfferVersion, Organisation
-from shared import check_version, utcnow
+from shared import DomainError, check_version, utcnow
 
 ENTRY_MODES = {"fixes": "Entrées et sorties à dates fixes", "permanentes": "Entrées et sorties permanentes"}
 RECRUITMENT = {"1": "Ouvert", "2": "Fermé", "3": "Suspendu"}  # LHEO dict-etat-recrutement
@@ -50,13 +50,8 @@ STATUSES = {"pending": "En attente de validation", "returned": "Renvoyée pour c
 ONE_CONTACT = "Indiquez un et un seul contact pour cette session : choisissez un interlocuteur ou saisissez-en un."
 
 
-class CatalogueError(Exception):
-    """A refusal with a French message, and the form field it concerns when there is one."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class CatalogueError(DomainError):
+    """A refusal of the Catalogue's rules."""
 
 
 class Invalid(CatalogueError):

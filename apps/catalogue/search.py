@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from apps.catalogue.models import Offer, OfferVersion, PublicAction, PublicSession, SearchDay
 from apps.catalogue.text import fold, fts_query, index_text
+from shared import Page
 
 FTS_TABLE = "public_action_fts"
 # PostgreSQL only: the stored to_tsvector('french', search_text) the migration adds, GIN-indexed.
@@ -159,28 +160,6 @@ class Criteria:
     certifying: bool | None = None
     entry_mode: str = ""
     include_past: bool = False
-
-
-@dataclass
-class Page:
-    """What the shell's pagination macro reads."""
-
-    items: list[Any]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 @dataclass

@@ -3,11 +3,6 @@ Nothing here knows Flask."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
-import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -21,16 +16,23 @@ from stdnum.fr import siret as siret_number
 from apps.repernet import idp_api
 from apps.repernet.models import LegalDocument, StructureRecord
 from apps.repernet.reference import DOCUMENT_KINDS, LEGAL_CATEGORIES, required_documents
-from shared import ApiConflict, ApiInvalid, ServiceClient, utcnow
+from shared import (
+    JPEG,
+    PDF,
+    PNG,
+    ApiConflict,
+    ApiInvalid,
+    DomainError,
+    ServiceClient,
+    accepted_label,
+    read_upload,
+    store,
+    utcnow,
+)
 
 
-class RegistryError(Exception):
-    """A refusal with a French message, and the form field it concerns when there is one."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class RegistryError(DomainError):
+    """A refusal of REPERNET's rules."""
 
 
 class InvalidInput(RegistryError):
@@ -150,12 +152,8 @@ def update_record(record: StructureRecord, data: RecordData) -> StructureRecord:
 
 # ---------------------------------------------------------------- legal documents
 
-_SIGNATURES = [
-    (b"%PDF-", "application/pdf", "pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-]
-ACCEPTED_TYPES = "PDF, PNG ou JPEG"
+ACCEPTED = (PDF, PNG, JPEG)
+ACCEPTED_TYPES = accepted_label(ACCEPTED)
 
 
 def add_months(day: date, months: int) -> date:
@@ -165,20 +163,6 @@ def add_months(day: date, months: int) -> date:
     month0 = day.month - 1 + months
     year, month = day.year + month0 // 12, month0 % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def sniff(head: bytes) -> tuple[str, str] | None:
-    """The content type and extension from the first bytes (never from the name or the browser)."""
-    for signature, content_type, extension in _SIGNATURES:
-        if head.startswith(signature):
-            return content_type, extension
-    return None
-
-
-def clean_filename(name: str) -> str:
-    name = unicodedata.normalize("NFC", os.path.basename((name or "").replace("\\", "/")))
-    name = re.sub(r"[\x00-\x1f\x7f\"]", "", name).strip() or "document"
-    return name[-150:]
 
 
 @dataclass
@@ -217,7 +201,8 @@ def store_document(session: Session, files_dir: Path, record: StructureRecord, k
     """Store (or replace) a legal document: size and type checked, SHA-256 computed, the file
     written to disk under its hash, then the row updated.
 
-    :raises InvalidInput: unknown or not required document, empty, too big, wrong type, bad date.
+    :raises InvalidInput: unknown or not required document, bad date.
+    :raises shared.UploadRefused: empty, too big, or not of an accepted type (by content).
     """
     if kind not in {k.code for k in required_documents(record.legal_category)}:
         raise InvalidInput("Cette pièce n'est pas demandée pour cette catégorie juridique.", "file")
@@ -226,32 +211,17 @@ def store_document(session: Session, files_dir: Path, record: StructureRecord, k
         raise InvalidInput("Indiquez la date de délivrance de ce document.", "issued_on")
     if issued_on is not None and issued_on > today:
         raise InvalidInput("La date de délivrance ne peut pas être dans le futur.", "issued_on")
-    content = stream.read(max_bytes + 1)
-    if not content:
-        raise InvalidInput("Choisissez un fichier à déposer (le fichier reçu est vide).", "file")
-    if len(content) > max_bytes:
-        raise InvalidInput(f"Le fichier dépasse la taille maximale de {max_bytes // (1024 * 1024)} Mo.", "file")
-    sniffed = sniff(content[:16])
-    if sniffed is None:
-        raise InvalidInput(f"Type de fichier non accepté : déposez un fichier {ACCEPTED_TYPES}.", "file")
-    content_type, extension = sniffed
-    digest = hashlib.sha256(content).hexdigest()
-    folder = files_dir / str(record.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    storage_name = f"{kind}-{digest}.{extension}"
-    target = folder / storage_name
-    if not target.exists():
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
-            tmp.write(content)
-        os.replace(tmp.name, target)  # atomic: a reader never sees half a file
+    upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
+    storage_name = f"{kind}-{upload.sha256}.{upload.extension}"
+    store(files_dir / str(record.id), storage_name, upload.content)
     document = next((d for d in record.documents if d.kind == kind), None)
     if document is None:
         document = LegalDocument(kind=kind)
         record.documents.append(document)
-    document.filename = clean_filename(filename)
-    document.content_type = content_type
-    document.size = len(content)
-    document.sha256 = digest
+    document.filename = upload.filename
+    document.content_type = upload.content_type
+    document.size = upload.size
+    document.sha256 = upload.sha256
     document.storage_name = storage_name
     document.issued_on = issued_on
     document.expires_on = (add_months(issued_on, document_kind.valid_months)

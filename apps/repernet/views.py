@@ -34,6 +34,7 @@ from shared import (
     RoleMissing,
     ServiceClient,
     StaleVersion,
+    UploadRefused,
     check_access,
     check_version,
     current_identity,
@@ -306,10 +307,10 @@ def upload_document(siret: str, kind: str) -> Any:
         registry.store_document(db.session, _files_dir(), found, kind, upload.filename, upload.stream,
                                 issued_on=form.issued_on.data, today=_today(),
                                 max_bytes=current_app.config["MAX_DOCUMENT_BYTES"], actor=_actor())
-    except registry.InvalidInput as exc:
+    except (registry.InvalidInput, UploadRefused) as exc:
         db.session.rollback()
-        return _documents_page(found, rights, 413 if "taille maximale" in exc.message else 422, kind,
-                               exc.message, form)
+        too_large = isinstance(exc, UploadRefused) and exc.too_large
+        return _documents_page(found, rights, 413 if too_large else 422, kind, exc.message, form)
     db.session.commit()
     flash(f"Pièce « {DOCUMENT_KINDS[kind].label} » enregistrée.", "success")
     return redirect(url_for("repernet.documents", siret=siret), 303)

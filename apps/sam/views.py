@@ -349,7 +349,7 @@ def create() -> Any:
 
 
 def _fill(form: ConsultationForm, consultation: Consultation) -> None:
-    from shared.timefmt import PARIS
+    from shared import PARIS
 
     for name in ("reference", "title", "device", "description", "signature_required"):
         getattr(form, name).data = getattr(consultation, name)

@@ -40,10 +40,10 @@ from idp.core import platform
 from idp.core.audit import events_csv, events_query
 from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from idp.core.memberships import accept_request, authority, decline_request, moderation_queue
-from idp.core.paging import page_number, paginate
 from idp.core.structures import StructureData, create_structure, get_structure
 from idp.extensions import db
 from idp.models import AccountState, Client, JoinRequest, StructureKind, User
+from shared.paging import page_number, paginate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -30,13 +30,13 @@ from werkzeug.http import HTTP_STATUS_CODES
 from idp import web
 from idp.core import structures as core
 from idp.core.errors import Conflict, InvalidInput
-from idp.core.paging import paginate
 from idp.core.security import Origin
 from idp.extensions import client_ip, csrf, db, limiter
 from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import issuer
 from idp.oidc.tokens import access_token_revoked
+from shared.paging import paginate
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -351,7 +351,7 @@ def list_structures() -> Response:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Structure.search_text.like(f"%{escaped}%", escape="\\"))
     result = paginate(db.session, query, page, per_page)
-    return jsonify({"items": [structure_json(s) for s in result.items], "page": result.number,
+    return jsonify({"items": [structure_json(s) for s in result.items], "page": result.page,
                     "per_page": result.per_page, "total": result.total})
 
 
@@ -407,7 +407,7 @@ def list_members(siret: str) -> Response:
     items = [{"sub": str(user.id), "email": user.email, "given_name": user.given_name,
               "family_name": user.family_name, "role": m.role.value, "status": m.status.value,
               "roles": sorted(roles.get(m.id, []))} for m, user in result.items]
-    return jsonify({"items": items, "page": result.number, "per_page": result.per_page, "total": result.total})
+    return jsonify({"items": items, "page": result.page, "per_page": result.per_page, "total": result.total})
 
 
 def _int_arg(name: str, default: int) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from idp.core.paging import MAX_PER_PAGE, Page
 from idp.models import AccessGrant, Membership, User
+from shared.paging import MAX_PER_PAGE, Page
 
 SORTS = ("name", "email", "last_login", "role")
 PER_PAGE = 25

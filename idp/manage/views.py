@@ -36,7 +36,6 @@ from idp.core.audit import events_csv, events_query
 from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from idp.core.member_list import SORTS, members_page
 from idp.core.memberships import Authority
-from idp.core.paging import page_number, paginate
 from idp.core.security import LinkInvalid
 from idp.extensions import db
 from idp.guard import bounded_int
@@ -50,6 +49,7 @@ from idp.manage.forms import (
     VersionForm,
 )
 from idp.models import AppRole, JoinRequest, Membership, Structure, User
+from shared.paging import page_number, paginate
 
 bp = Blueprint("manage", __name__, url_prefix="/gestion")
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-import shared.types
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.types
+import shared
 
 
 revision = '0001'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('siret', sa.String(length=14), nullable=False),
     sa.Column('structure_id', sa.String(length=64), nullable=False),
     sa.Column('parent_siret', sa.String(length=14), nullable=False),
-    sa.Column('links_checked_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('links_checked_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('nda', sa.String(length=11), nullable=False),
     sa.Column('name', sa.String(length=250), nullable=False),
     sa.Column('sigle', sa.String(length=60), nullable=False),
@@ -37,12 +37,12 @@ def upgrade() -> None:
     sa.Column('website', sa.String(length=200), nullable=False),
     sa.Column('potential', sa.Text(), nullable=False),
     sa.Column('certification_keys', sa.JSON(), nullable=False),
-    sa.Column('checked_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('checked_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('checked_by', sa.String(length=200), nullable=False),
-    sa.Column('reminded_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminded_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('comment', sa.Text(), nullable=False),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
     sa.UniqueConstraint('siret', name=op.f('uq_organisations_siret'))
@@ -62,10 +62,10 @@ def upgrade() -> None:
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('requested_by', sa.String(length=200), nullable=False),
     sa.Column('requested_email', sa.String(length=254), nullable=False),
-    sa.Column('requested_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('decided_by', sa.String(length=200), nullable=False),
-    sa.Column('decided_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('answer', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_change_requests_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_change_requests'))
@@ -99,8 +99,8 @@ def upgrade() -> None:
     sa.Column('returned', sa.Boolean(), nullable=False),
     sa.Column('source_client', sa.String(length=100), nullable=True),
     sa.Column('source_ref', sa.String(length=200), nullable=True),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_offers_organisation_id_organisations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_offers')),
@@ -112,7 +112,7 @@ def upgrade() -> None:
     op.create_table('record_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('organisation_id', sa.Integer(), nullable=False),
-    sa.Column('at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('summary', sa.String(length=200), nullable=False),
     sa.Column('changes', sa.JSON(), nullable=False),
@@ -129,10 +129,10 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('submitted_by', sa.String(length=200), nullable=False),
     sa.Column('submitted_email', sa.String(length=254), nullable=False),
-    sa.Column('submitted_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('submitted_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('decision', sa.String(length=10), nullable=False),
     sa.Column('decided_by', sa.String(length=200), nullable=False),
-    sa.Column('decided_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('comment', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_offer_versions_offer_id_offers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_offer_versions')),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.types
+import shared
 
 
 revision = '0001'
@@ -48,9 +48,9 @@ def upgrade() -> None:
     sa.Column('admin_email', sa.String(length=254), nullable=False),
     sa.Column('idp_structure_id', sa.String(length=64), nullable=True),
     sa.Column('created_by', sa.String(length=64), nullable=False),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('reviewed_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reviewed_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reviewed_by', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['parent_id'], ['structure_records.id'], name=op.f('fk_structure_records_parent_id_structure_records')),
@@ -71,9 +71,9 @@ def upgrade() -> None:
     sa.Column('storage_name', sa.String(length=200), nullable=False),
     sa.Column('issued_on', sa.Date(), nullable=True),
     sa.Column('expires_on', sa.Date(), nullable=True),
-    sa.Column('uploaded_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('uploaded_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('uploaded_by', sa.String(length=200), nullable=False),
-    sa.Column('reviewed_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reviewed_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reviewed_by', sa.String(length=200), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['record_id'], ['structure_records.id'], name=op.f('fk_legal_documents_record_id_structure_records'), ondelete='CASCADE'),

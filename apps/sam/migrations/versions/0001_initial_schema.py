@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.types
+import shared
 
 
 revision = '0001'
@@ -27,14 +27,14 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('device', sa.String(length=120), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('question_deadline', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('response_deadline', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', shared.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('question_deadline', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('response_deadline', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', shared.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancel_reason', sa.Text(), nullable=False),
     sa.Column('search_text', sa.Text(), nullable=False),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('structure_id', sa.String(length=64), nullable=False),
     sa.Column('structure_siret', sa.String(length=14), nullable=False),
     sa.Column('structure_name', sa.String(length=200), nullable=False),
@@ -51,11 +51,11 @@ def upgrade() -> None:
     op.create_table('amendments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('consultation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('published_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('changes', sa.Text(), nullable=False),
-    sa.Column('previous_deadline', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('new_deadline', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('previous_deadline', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('new_deadline', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_amendments_consultation_id_consultations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_amendments'))
@@ -66,7 +66,7 @@ def upgrade() -> None:
     op.create_table('audit_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('consultation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('actor_sub', sa.String(length=64), nullable=False),
     sa.Column('action', sa.String(length=60), nullable=False),
@@ -86,7 +86,7 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('storage_name', sa.String(length=200), nullable=False),
-    sa.Column('uploaded_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('uploaded_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('uploaded_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_dce_documents_consultation_id_consultations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dce_documents')),
@@ -105,7 +105,7 @@ def upgrade() -> None:
     sa.Column('volume', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('awardee', sa.String(length=200), nullable=False),
-    sa.Column('decided_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_lots_consultation_id_consultations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lots')),
     sa.UniqueConstraint('consultation_id', 'number', name=op.f('uq_lots_consultation_id'))
@@ -117,13 +117,13 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('consultation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('asked_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('asked_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('asker_sub', sa.String(length=64), nullable=False),
     sa.Column('asker_email', sa.String(length=254), nullable=False),
     sa.Column('structure_siret', sa.String(length=14), nullable=False),
     sa.Column('structure_name', sa.String(length=200), nullable=False),
     sa.Column('answer', sa.Text(), nullable=False),
-    sa.Column('answered_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('answered_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('answered_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_questions_consultation_id_consultations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_questions'))
@@ -140,8 +140,8 @@ def upgrade() -> None:
     sa.Column('person_sub', sa.String(length=64), nullable=False),
     sa.Column('person_email', sa.String(length=254), nullable=False),
     sa.Column('person_name', sa.String(length=200), nullable=False),
-    sa.Column('first_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_withdrawals_consultation_id_consultations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_withdrawals')),
     sa.UniqueConstraint('consultation_id', 'structure_siret', 'person_sub', name=op.f('uq_withdrawals_consultation_id'))

@@ -15,8 +15,11 @@ MAX_PER_PAGE = 200
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """One page of results, read by the pagination macros (the attribute names of
+    Flask-SQLAlchemy's `Pagination`, so `db.paginate()` pages and these read the same)."""
+
     items: list[T]
-    number: int  # 1-based
+    page: int  # 1-based
     per_page: int
     total: int
 
@@ -25,12 +28,12 @@ class Page(Generic[T]):
         return max(1, -(-self.total // self.per_page))
 
     @property
-    def has_previous(self) -> bool:
-        return self.number > 1
+    def has_prev(self) -> bool:
+        return self.page > 1
 
     @property
     def has_next(self) -> bool:
-        return self.number < self.pages
+        return self.page < self.pages
 
 
 def paginate(session: Session, query: Select[Any], number: int, per_page: int = 25, *, scalars: bool = True,
