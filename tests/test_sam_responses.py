@@ -596,3 +596,21 @@ def test_repernet_api_answers_sam_and_refuses_other_audiences(app: Any, sam_rp: 
                                          headers={"Authorization": f"Bearer {catalogue_client.token()}"})
     assert response.status_code == 401 and response.headers["Content-Type"].startswith("application/problem+json")
     assert sam_rp.app.extensions["sam.repernet"].json("GET", "/structures/not-a-siret", missing_ok=True) is None
+
+
+def test_attachments_are_checked_by_content_and_size(app: Any, sam_rp: RP) -> None:
+    from tests.test_sam_helpers import PNG
+    from tests.test_sam_response_helpers import MAX_ATTACHMENT_BYTES
+
+    _, _, cid = consultation(app, sam_rp)
+    browser, _, _ = signataire(app, sam_rp)
+    rid = start(browser, sam_rp, cid)
+    ok(attach(browser, sam_rp, rid, "pouvoir", content=PNG, name="pouvoir.pdf"))
+    assert "Type de fichier non accepté" in response_page(browser, sam_rp, rid)
+    ok(attach(browser, sam_rp, rid, "pouvoir", content=PDF + b"0" * MAX_ATTACHMENT_BYTES))
+    assert "dépasse la taille maximale de 64 Ko" in response_page(browser, sam_rp, rid)
+    ok(attach(browser, sam_rp, rid, "pouvoir", name="../../Pouvoir signé.pdf"))
+    page = response_page(browser, sam_rp, rid)
+    assert "Pouvoir signé.pdf" in page and "../" not in page.split("Pièces jointes de la candidature")[1][:2000]
+    missing_kind = attach(browser, sam_rp, rid, "inconnu")
+    assert missing_kind.status_code == 422 and "choix valide" in page_text(missing_kind).lower()

@@ -63,6 +63,7 @@ from shared import (
     paris,
     parse_id,
     send_mail,
+    size_label,
 )
 
 log = logging.getLogger(__name__)
@@ -388,7 +389,7 @@ def _upload(response: TenderResponse, offer: Offer | None) -> Any:
     try:
         request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
     except RequestEntityTooLarge:
-        flash(f"Le fichier dépasse la taille maximale de {domain.size_label(max_bytes)}.", "error")
+        flash(f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}.", "error")
         return redirect(_response_url(response, anchor), 303)
     form = AttachmentForm()
     kinds = domain.OFFER_ATTACHMENTS if offer else domain.CANDIDATURE_ATTACHMENTS

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -32,10 +30,7 @@ from apps.sam.consultations import (
     NotAllowed,
     SamError,
     audit,
-    clean_filename,
     decide_lot,
-    size_label,
-    sniff,
 )
 from apps.sam.models import (
     AWARDED,
@@ -55,6 +50,7 @@ from apps.sam.models import (
     Submission,
     TenderResponse,
 )
+from shared import OFFICE, PDF, ZIP, UploadRefused, read_upload, store
 
 
 class Incomplete(SamError):
@@ -77,6 +73,7 @@ OFFER_ATTACHMENTS = {
     "cv": ("CV de l'équipe pédagogique", False),
 }
 MAX_ROWS = 5  # members, sites, sessions shown in a form
+ACCEPTED = (PDF, ZIP, *OFFICE)  # attachments: types read from the content (shell's upload path)
 SOLO, GROUP = "seul", "groupement"
 
 
@@ -464,15 +461,10 @@ def response_folder(files_dir: Path, response: TenderResponse) -> Path:
 
 
 def _store(folder: Path, content: bytes, extension: str) -> tuple[str, str]:
-    """Write `content` under its SHA-256 (atomically; content-addressed, never overwritten)."""
+    """Write `content` under its SHA-256 (the shell's atomic write; content-addressed, never overwritten)."""
     digest = hashlib.sha256(content).hexdigest()
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"{digest}.{extension}"
-    target = folder / name
-    if not target.exists():
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
-            tmp.write(content)
-        os.replace(tmp.name, target)
+    store(folder, name, content)
     return digest, name
 
 
@@ -486,22 +478,17 @@ def store_attachment(session: Session, files_dir: Path, response: TenderResponse
     kinds = OFFER_ATTACHMENTS if offer is not None else CANDIDATURE_ATTACHMENTS
     if kind not in kinds:
         raise InvalidInput("Choisissez le type de pièce.", "kind")
-    content = stream.read(max_bytes + 1)
-    if not content:
-        raise InvalidInput("Choisissez un fichier à déposer (le fichier reçu est vide).", "file")
-    if len(content) > max_bytes:
-        raise InvalidInput(f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}.", "file")
-    sniffed = sniff(content, filename)
-    if sniffed is None:
-        raise InvalidInput("Type de fichier non accepté : déposez un PDF, un ZIP ou un document bureautique.", "file")
-    content_type, extension = sniffed
-    digest, storage_name = _store(response_folder(files_dir, response), content, extension)
+    try:
+        upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
+    except UploadRefused as exc:
+        raise InvalidInput(exc.message, "file") from exc
+    digest, storage_name = _store(response_folder(files_dir, response), upload.content, upload.extension)
     offer_id = offer.id if offer is not None else None
     for old in [a for a in response.attachments if a.offer_id == offer_id and a.kind == kind]:
         response.attachments.remove(old)
-    attachment = Attachment(offer_id=offer_id, kind=kind, filename=clean_filename(filename, extension),
-                            content_type=content_type, size=len(content), sha256=digest, storage_name=storage_name,
-                            uploaded_at=now, uploaded_by=actor.name)
+    attachment = Attachment(offer_id=offer_id, kind=kind, filename=upload.filename, content_type=upload.content_type,
+                            size=upload.size, sha256=digest, storage_name=storage_name, uploaded_at=now,
+                            uploaded_by=actor.name)
     response.attachments.append(attachment)
     if offer is not None:
         offer.status = FORM_DRAFT

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.types
+import shared
 
 
 revision = '0002'
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('owner_name', sa.String(length=200), nullable=False),
     sa.Column('certificate_pem', sa.Text(), nullable=False),
     sa.Column('key_pem', sa.Text(), nullable=False),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_signing_keys')),
     sa.UniqueConstraint('kind', 'owner_sub', name=op.f('uq_signing_keys_kind'))
     )
@@ -53,8 +53,8 @@ def upgrade() -> None:
     sa.Column('members', sa.Text(), nullable=False),
     sa.Column('lead', sa.Integer(), nullable=False),
     sa.Column('sites', sa.Text(), nullable=False),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_by', sa.String(length=200), nullable=False),
     sa.Column('structure_id', sa.String(length=64), nullable=False),
     sa.Column('structure_siret', sa.String(length=14), nullable=False),
@@ -89,8 +89,8 @@ def upgrade() -> None:
     sa.Column('admissible', sa.Boolean(), nullable=True),
     sa.Column('admissibility_reason', sa.Text(), nullable=False),
     sa.Column('awarded', sa.Boolean(), nullable=False),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_by', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_offers_lot_id_lots'), ondelete='CASCADE'),
@@ -106,12 +106,12 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('response_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
-    sa.Column('submitted_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('submitted_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('submitted_by', sa.String(length=200), nullable=False),
     sa.Column('submitted_by_email', sa.String(length=254), nullable=False),
     sa.Column('manifest', sa.Text(), nullable=False),
     sa.Column('digest', sa.String(length=64), nullable=False),
-    sa.Column('withdrawn_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('withdrawn_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('withdrawn_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['response_id'], ['tender_responses.id'], name=op.f('fk_submissions_response_id_tender_responses'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_submissions'))
@@ -126,11 +126,11 @@ def upgrade() -> None:
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('remote_id', sa.String(length=64), nullable=False),
-    sa.Column('sent_at', shared.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', shared.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_catalogue_dispatches_offer_id_offers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_catalogue_dispatches')),
     sa.UniqueConstraint('award_id', name=op.f('uq_catalogue_dispatches_award_id'))
@@ -148,10 +148,10 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('storage_name', sa.String(length=200), nullable=False),
     sa.Column('source_sha256', sa.String(length=64), nullable=False),
-    sa.Column('generated_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('generated_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('signed_sha256', sa.String(length=64), nullable=False),
     sa.Column('signed_storage_name', sa.String(length=200), nullable=False),
-    sa.Column('signed_at', shared.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('signed_at', shared.UTCDateTime(timezone=True), nullable=True),
     sa.Column('signed_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_generated_documents_offer_id_offers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['response_id'], ['tender_responses.id'], name=op.f('fk_generated_documents_response_id_tender_responses'), ondelete='CASCADE'),
@@ -172,7 +172,7 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('storage_name', sa.String(length=200), nullable=False),
-    sa.Column('uploaded_at', shared.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('uploaded_at', shared.UTCDateTime(timezone=True), nullable=False),
     sa.Column('uploaded_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_response_attachments_offer_id_offers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['response_id'], ['tender_responses.id'], name=op.f('fk_response_attachments_response_id_tender_responses'), ondelete='CASCADE'),
@@ -184,7 +184,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('consultations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('signature_required', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('opened_at', shared.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('opened_at', shared.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('opened_by', sa.String(length=200), nullable=False, server_default=''))
 
     # ### end Alembic commands ###
