@@ -614,3 +614,63 @@ def test_attachments_are_checked_by_content_and_size(app: Any, sam_rp: RP) -> No
     assert "Pouvoir signé.pdf" in page and "../" not in page.split("Pièces jointes de la candidature")[1][:2000]
     missing_kind = attach(browser, sam_rp, rid, "inconnu")
     assert missing_kind.status_code == 422 and "choix valide" in page_text(missing_kind).lower()
+
+
+def _pkcs12(passphrase: bytes) -> tuple[bytes, str]:
+    """A signataire's own PKCS#12 from an authority SAM does not know, and that authority's PEM."""
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def usage(ca: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                             encipher_only=False, decipher_only=False)
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("AC qualifiée de test")).issuer_name(name("AC qualifiée de test"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
+          .not_valid_after(now + timedelta(days=30)).add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+          .add_extension(usage(True), True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("Paule Personnelle")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30)).add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+            .add_extension(usage(False), True).sign(ca_key, hashes.SHA256()))
+    bundle = pkcs12.serialize_key_and_certificates(b"paule", key, cert, [ca],
+                                                   serialization.BestAvailableEncryption(passphrase))
+    return bundle, ca.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_signing_with_ones_own_pkcs12_and_explicit_trust_roots(app: Any, sam_rp: RP) -> None:
+    _, _, cid = consultation(app, sam_rp)
+    browser, _, _, rid, _ = ready(app, sam_rp, cid)
+    did = next(did for did, kind, _ in documents_of(sam_rp, rid) if kind == "ae")
+    bundle, ca_pem = _pkcs12(b"phrase-secrete")
+    path = f"/reponses/{rid}/documents/{did}/signer"
+    ok(raw_post(browser, sam_rp, path, {"passphrase": "mauvaise"}, files={"certificate": ("moi.p12", bundle)}))
+    assert "n'a pas pu être lu" in response_page(browser, sam_rp, rid)
+    ok(raw_post(browser, sam_rp, path, {"passphrase": "phrase-secrete"}, files={"certificate": ("moi.p12", bundle)}))
+    assert "est signé électroniquement" in response_page(browser, sam_rp, rid)
+    check = page_text(browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{did}/verification"))
+    assert "Paule Personnelle" in check and "ne se rattache à aucune autorité de confiance" in check
+    assert '<dd id="modified">Non' in check
+    sam_rp.app.config["SIGNING_TRUST_ROOTS_PEM"] = ca_pem  # production: the roots SAM is told to trust
+    try:
+        check = page_text(browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{did}/verification"))
+        assert "Signature valide." in check and "il se rattache à une autorité de confiance" in check
+    finally:
+        sam_rp.app.config["SIGNING_TRUST_ROOTS_PEM"] = ""
+    from apps.sam import db
+    from apps.sam.models import SigningKey
+
+    with sam_rp.app.app_context():  # the uploaded certificate and key were never stored
+        assert not db.session.query(SigningKey).filter(SigningKey.owner_name == "Paule Personnelle").count()

@@ -18,6 +18,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from apps.sam.views import bp
 
     app = create_shell_app(__name__, prefix="SAM", defaults=default_config, db=db, blueprints=[bp], overrides=config)
+    if app.config["SIGNING_DEMO"] is None:
+        app.config["SIGNING_DEMO"] = bool(app.testing or app.config["DEMO"])
     app.extensions["sam.clock"] = utcnow  # SAM's clock: deadlines are judged by it (tests move it)
     # The two APIs SAM calls with its client_credentials token (SPEC §7): one client each, its own scope.
     for name, scope, url in (("catalogue", "catalogue:write", "CATALOGUE_API_URL"),

@@ -24,8 +24,8 @@ MAX_CONTENT_LENGTH = MAX_DCE_BYTES + 256 * 1024  # the form fields around the fi
 # Responses (issue 13)
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 SERVICE_TIMEOUT = 5.0  # seconds: a call to REPERNET or the Catalogue never holds a page long
-# Signatures: in the demo (and the tests) a demo CA issues one certificate per signataire; in
-# production set SAM_SIGNING_DEMO=false (signataires upload their own PKCS#12) and name the trusted
-# roots in SAM_SIGNING_TRUST_ROOTS_PEM (PEM text).
-SIGNING_DEMO = True
+# Signatures: in the demo and the tests (None: follow DEMO / TESTING) a demo CA issues one
+# certificate per signataire; in production signataires upload their own PKCS#12 for the operation,
+# and SAM_SIGNING_TRUST_ROOTS_PEM names the trusted roots (PEM text).
+SIGNING_DEMO = None
 SIGNING_TRUST_ROOTS_PEM = ""
