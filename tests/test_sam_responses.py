@@ -15,6 +15,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.conftest import Mailbox, mail_text
 from tests.rp_helpers import RP, catalogue, new_browser, repernet, rp_get  # noqa: F401 - fixtures
 from tests.test_sam_helpers import PDF, page_text, post_form, soon, time_passes
@@ -674,3 +676,23 @@ def test_signing_with_ones_own_pkcs12_and_explicit_trust_roots(app: Any, sam_rp:
 
     with sam_rp.app.app_context():  # the uploaded certificate and key were never stored
         assert not db.session.query(SigningKey).filter(SigningKey.owner_name == "Paule Personnelle").count()
+
+
+@pytest.mark.parametrize(("price", "shown"), [("12,50", "12,50 €"), ("1 250,5", "1 250,50 €"), ("NaN", None),
+                                              ("sNaN", None), ("Infinity", None), ("1e400", None), ("-3", None),
+                                              ("douze", None)])
+def test_prices_typed_the_french_way_and_bad_numbers_never_a_500(app: Any, sam_rp: RP, price: str,
+                                                                 shown: str | None) -> None:
+    _, _, cid = consultation(app, sam_rp)
+    browser, _, _ = signataire(app, sam_rp)
+    rid = start(browser, sam_rp, cid)
+    valid_candidature(browser, sam_rp, rid)
+    oid = new_offer(browser, sam_rp, rid, lot_ids(sam_rp, cid)[0])
+    response = save_offer(browser, sam_rp, rid, oid, unit_price=price, **{"sessions-0-start": "2027-02-30"})
+    assert response.status_code == 422
+    response = save_offer(browser, sam_rp, rid, oid, unit_price=price)
+    if shown:
+        assert response.status_code == 303 and shown in response_page(browser, sam_rp, rid)
+    else:
+        assert response.status_code == 422 and ("Saisissez un nombre." in page_text(response)
+                                                or "Entre 0 et 10 000 000 €." in page_text(response))

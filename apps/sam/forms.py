@@ -286,6 +286,18 @@ class CandidatureForm(SamVersionedForm):
         return data
 
 
+class EuroField(DecimalField):
+    """An amount in euros as French people type it ("12,50", "1 250,00"); only finite numbers."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            valuelist = [str(valuelist[0]).replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".")]
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError("Saisissez un nombre.")
+
+
 class OfferForm(SamVersionedForm):
     """An offer on a lot: pedagogy, volumes, price per unit of work, sites, sessions, contact."""
 
@@ -295,7 +307,7 @@ class OfferForm(SamVersionedForm):
     content = TextAreaField("Contenu (modules et blocs de compétences)", optional(3000))
     hours = IntegerField("Durée par stagiaire (heures)", validators=[Optional(), NumberRange(1, 10000, message="Entre 1 et 10 000.")])
     headcount = IntegerField("Effectif prévu (stagiaires)", validators=[Optional(), NumberRange(1, 100000, message="Entre 1 et 100 000.")])
-    unit_price = DecimalField("Prix unitaire HT (€) par unité d'œuvre", places=2,
+    unit_price = EuroField("Prix unitaire HT (€) par unité d'œuvre", places=2,
                               validators=[Optional(), NumberRange(0, 10**7, message="Entre 0 et 10 000 000 €.")])
     accessibility = StringField("Accessibilité aux personnes en situation de handicap", optional(250))
     contact_name = StringField("Contact des sessions (nom)", optional(100))
