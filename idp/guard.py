@@ -72,20 +72,23 @@ def _has_control(value: str) -> bool:
 
 
 def forbidden_characters() -> str | None:
-    """An OAuth/OIDC parameter carrying a control character (NUL, CR, LF...), if any.
+    """A parameter carrying NUL anywhere, or any control character in an OAuth/OIDC parameter.
 
-    They have no use in protocol parameters and end up in redirects and error descriptions, which
-    authlib refuses to write (a 500 before, issue 15 finding 15). Forms and the API clean or refuse
-    them field by field (the fuzz test in tests/test_fuzz.py sweeps them).
+    NUL has no use in any parameter a browser or a client sends, PostgreSQL refuses it in text, and
+    "REP_3076\x00" must never be taken for "REP_3076": refused here, once, rather than by every
+    field and query (the fuzz test, tests/test_fuzz.py, found several that forgot). CR, LF and the
+    other control characters have no use in protocol parameters either (they end in redirects and
+    in error descriptions authlib refuses to write: issue 15 finding 15); text areas keep them.
     """
-    if not request.path.startswith(OAUTH_PREFIX):
-        return None
+    protocol = request.path.startswith(OAUTH_PREFIX)
+    if "\x00" in request.path:
+        return "path"
     sources = [request.args]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         sources.append(request.form)
     for source in sources:
         for name, values in source.lists():
-            if _has_control(name) or any(_has_control(v) for v in values):
+            if _has_control(name) or any("\x00" in v or (protocol and _has_control(v)) for v in values):
                 return name
     return None
 

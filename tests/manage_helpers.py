@@ -43,6 +43,19 @@ def platform_admin(app: Any) -> Any:
         return user
 
 
+def retire_platform_admin(app: Any, user_id: uuid.UUID) -> None:
+    """Take the flag back when a module is done with its world: every platform admin receives the
+    moderation notices, and the embedded mode delivers 50 mails per request (later tests would wait)."""
+    from sqlalchemy import update
+
+    from idp.extensions import db
+    from idp.models import User
+
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user_id).values(is_admin=False))
+        db.session.commit()
+
+
 _actors: dict[int, uuid.UUID] = {}
 
 

@@ -511,3 +511,43 @@ def test_after_floods_code_exchange_and_client_credentials_still_work(app: Any, 
         limiter.reset()  # the floods hit the per-address limit, as they should; the flows must still work
     assert client_credentials(live_server, service).status_code == 200
     code_flow(live_server, browser, *trusted, account.email)
+
+
+def test_client_assertions_are_parsed_safely(app: Any, live_server: str, create_client: Any) -> None:
+    """private_key_jwt: forged, unsigned, NUL-kid, oversized assertions are invalid_client, never 500."""
+    from joserfc.jwk import ECKey
+
+    public = ECKey.generate_key("P-256").as_dict(private=False) | {"kid": "rp-key", "use": "sig", "alg": "ES256"}
+    client_id, _ = create_client(redirect_uris=[], grant_types=["client_credentials"], scope="structures:read",
+                                 token_endpoint_auth_method="private_key_jwt", jwks={"keys": [public]})
+    assertions = forged_hints(app, live_server, client_id, f"{live_server}/oauth/token")
+    assertions["nul_in_rp_kid"] = jwt.encode(hint_claims(live_server, client_id, f"{live_server}/oauth/token"),
+                                             other_key_pem(), algorithm="RS256", headers={"kid": "rp-key\x00"})
+    for kind, assertion in assertions.items():
+        response = requests.post(f"{live_server}/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion}, timeout=10)
+        assert response.status_code in (400, 401), (kind, response.status_code)
+        assert response.json()["error"] in ("invalid_client", "invalid_request"), kind
+
+
+def test_a_refresh_token_issued_while_its_family_was_revoked_is_refused(app: Any, live_server: str,
+                                                                         browser: requests.Session, account: Any,
+                                                                         trusted: tuple[str, str]) -> None:
+    """The race behind ten concurrent replays of one code: the winner's refresh token is written after
+    a loser's revocation ran; the family's revocation row still stops it."""
+    from sqlalchemy import select
+
+    from idp.core.security import sha256_hex
+    from idp.extensions import db
+    from idp.models import RefreshToken
+    from idp.oidc.tokens import revoke_family
+
+    first = code_flow(live_server, browser, *trusted, account.email)
+    with app.app_context():
+        row = db.session.scalar(select(RefreshToken).where(RefreshToken.token_digest == sha256_hex(first["refresh_token"])))
+        revoke_family(db.session, row.family_id, 300)
+        row.revoked_at = None  # as if written after the revocation's UPDATE
+        db.session.commit()
+    assert refresh(live_server, first["refresh_token"], *trusted).json()["error"] == "invalid_grant"

@@ -32,6 +32,7 @@ from idp.core import structures as core
 from idp.core.errors import Conflict, InvalidInput
 from idp.core.security import Origin
 from idp.extensions import client_ip, csrf, db, limiter
+from idp.guard import MAX_ID
 from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import issuer
@@ -270,7 +271,8 @@ def _fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             errors.append({"field": "searchable", "message": "doit être true ou false"})
         else:
             out["searchable"] = data["searchable"]
-    if "version" in data and (not isinstance(data["version"], int) or isinstance(data["version"], bool)):
+    if "version" in data and (not isinstance(data["version"], int) or isinstance(data["version"], bool)
+                              or not 0 <= data["version"] <= MAX_ID):  # a column's range: beyond, a 500 before
         errors.append({"field": "version", "message": "doit être un entier"})
     if errors:
         raise Problem(422, "Données invalides", "Corrigez les champs indiqués.", errors=errors)

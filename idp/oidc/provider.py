@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
-from sqlalchemy import and_, bindparam, event, select, update
+from sqlalchemy import and_, bindparam, event, exists, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -35,6 +35,7 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc.tokens import (
+    REVOKED_ACCESS_TOKENS,
     USERS,
     Authorization,
     TokenIssuer,
@@ -183,7 +184,10 @@ CONSUME_CODE = _consume_statements(
     {"used_at": bindparam("p_now")})
 ROTATE_REFRESH = _consume_statements(
     _TOKENS, [_TOKENS.c.token_digest == bindparam("digest"), _TOKENS.c.rotated_at.is_(None),
-              _TOKENS.c.revoked_at.is_(None), _TOKENS.c.expires_at > bindparam("now")],
+              _TOKENS.c.revoked_at.is_(None), _TOKENS.c.expires_at > bindparam("now"),
+              # The family revoked (a replayed code) while this token was being issued: the
+              # revocation's UPDATE could not see it, the family's row does.
+              ~exists().where(REVOKED_ACCESS_TOKENS.c.jti == literal("family:").concat(_TOKENS.c.family_id))],
     {"rotated_at": bindparam("p_now")})
 SELECT_CLIENT = select(Client.__table__).where(Client.__table__.c.client_id == bindparam("p_client_id"),
                                                Client.__table__.c.active)

@@ -45,6 +45,7 @@ ACCESS_TOKEN_ALG = "ES256"  # cheap to sign and verify (~0.1 ms against ~1 ms fo
 USERS = User.__table__
 REFRESH_TOKENS = RefreshToken.__table__
 AUDIT_EVENTS = AuditEvent.__table__
+REVOKED_ACCESS_TOKENS = RevokedAccessToken.__table__
 
 
 class UserView:
