@@ -642,8 +642,9 @@ def content_of(files_dir: Path, response: TenderResponse) -> dict[str, Any]:
     """Everything a submission seals: the forms and the hashes of its files."""
     offers = []
     for offer in sorted(response.offers, key=lambda o: o.lot.number):
-        offers.append({"lot": offer.lot.number, "lot_title": offer.lot.title, "unit": offer.lot.unit,
-                       "status": offer.status, **{n: getattr(offer, n) for n in OFFER_FIELDS},
+        # The lot by its id: an "avis rectificatif" may retitle a lot after a submission without
+        # making the sealed response look changed.
+        offers.append({"lot_id": offer.lot_id, "status": offer.status, **{n: getattr(offer, n) for n in OFFER_FIELDS},
                        "sites": loads(offer.sites), "sessions": loads(offer.sessions)})
     return {
         "consultation": response.consultation.reference, "siret": response.structure_siret,
