@@ -696,3 +696,23 @@ def test_prices_typed_the_french_way_and_bad_numbers_never_a_500(app: Any, sam_r
     else:
         assert response.status_code == 422 and ("Saisissez un nombre." in page_text(response)
                                                 or "Entre 0 et 10 000 000 €." in page_text(response))
+
+
+def test_two_people_saving_the_same_offer_the_second_gets_a_conflict(app: Any, sam_rp: RP) -> None:
+    from tests.rp_helpers import page_form
+
+    _, _, cid = consultation(app, sam_rp)
+    first, org, _ = signataire(app, sam_rp)
+    rid = start(first, sam_rp, cid)
+    valid_candidature(first, sam_rp, rid)
+    oid = new_offer(first, sam_rp, rid, lot_ids(sam_rp, cid)[0])
+    second, _, _ = redacteur(app, sam_rp, org=org)
+    path = f"/reponses/{rid}/offres/{oid}"
+    one = page_form(first.get(f"{sam_rp.url}{path}").text, path)["fields"]
+    two = page_form(second.get(f"{sam_rp.url}{path}").text, path)["fields"]
+    assert first.post(f"{sam_rp.url}{path}", data={**one, **OFFER, "objectives": "Objectifs de la première"},
+                      allow_redirects=False).status_code == 303
+    stale = second.post(f"{sam_rp.url}{path}", data={**two, **OFFER, "objectives": "Objectifs de la seconde"},
+                        allow_redirects=False)
+    assert stale.status_code == 409 and "Objectifs de la seconde" in page_text(stale)
+    assert "modifiée par quelqu'un d'autre" in page_text(stale)
