@@ -594,7 +594,10 @@ def test_lheo_export_validates_against_the_xsd_and_holds_only_published_offers(a
     start, end = TODAY + timedelta(days=15), TODAY + timedelta(days=75)
     published, _ = full_offer(browser, cat, org.siret, sessions=[(start, end)], title=f"Export publié & <{tag}>")
     pending, _ = full_offer(browser, cat, org.siret, title=f"Export en attente {tag}")
+    certified, _ = full_offer(browser, cat, org.siret, title=f"Cuisinier {tag}", certifying="oui",
+                              certification_key="RNCP34095", romes="G1602", nsf="221")
     assert publish(mod, cat, published).status_code == 302
+    assert publish(mod, cat, certified).status_code == 302
     response = requests.get(f"{cat.url}/lheo.xml", timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/xml")
     schema = etree.XMLSchema(etree.fromstring(LHEO_XSD.encode()))
@@ -608,6 +611,10 @@ def test_lheo_export_validates_against_the_xsd_and_holds_only_published_offers(a
     assert formation.xpath("string(.//l:SIRET)", namespaces=ns) == org.siret
     assert formation.xpath("string(.//l:code-ROME)", namespaces=ns) == "F1602"
     assert pending  # created, never published
+    # A certification picked from the referential is exported with its RNCP and Certif Info numbers.
+    with_certification = document.xpath(f"//l:formation[@numero='{certified}']", namespaces=ns)[0]
+    assert with_certification.xpath("string(.//l:certification/l:code-RNCP)", namespaces=ns) == "34095"
+    assert with_certification.xpath("string(.//l:certification/l:code-CERTIFINFO)", namespaces=ns) == "106425"
 
 
 # ---------------------------------------------------------------- SAM's API

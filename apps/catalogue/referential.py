@@ -1,10 +1,12 @@
 """The bundled referential (issue 14 §3): certifications, Formacode, ROME and NSF codes with
 their labels, read once from the CSV files of `data/` and searched by code or label.
 
-The NSF table is the decree 94-522 list; Formacode (V10 descriptors) and ROME (V3 codes) are a
-few hundred of the entries a Carif-Oref uses daily. Certifications carry their official titles
-with their NSF, Formacode, ROME codes and level; their RNCP / Certif Info numbers are left empty
-until the official Certif Info export is loaded into `certifications.csv` (same columns).
+The NSF table is the decree 94-522 list; Formacode (V10 descriptors) and ROME (V3 codes) are the
+few hundred entries the certifications use. Certifications (about 300) carry their official titles,
+RNCP and Certif Info numbers, level, NSF, Formacode and ROME codes, taken from the public Certif
+Info open-data export (a 2024 snapshot: a few fiches may since have been replaced); a row without
+numbers is an official title whose fiche was not in the part of the export read. Loading a newer
+export into `certifications.csv` (same columns) refreshes it.
 """
 
 from __future__ import annotations
