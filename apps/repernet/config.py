@@ -12,6 +12,7 @@ HOME_PATH = "/ma-structure"  # after a structure switch: the new structure's rec
 OIDC_CLIENT_ID = "repernet"
 OIDC_CLIENT_SECRET = "repernet-demo-secret"  # noqa: S105 - the demo client seeded by `idp demo seed`
 SERVICE_SCOPE = "structures:read structures:write"  # the IdP's service API (SPEC §4.8)
+API_AUDIENCE = "repernet"  # its own API: SAM reads a candidate's record (scope repernet:read, issue 13)
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_CONTENT_LENGTH = MAX_DOCUMENT_BYTES + 256 * 1024  # the form fields around the file

@@ -81,6 +81,7 @@ class ConsultationData:
     device: str
     question_deadline: datetime
     response_deadline: datetime
+    signature_required: bool = False
 
 
 @dataclass
@@ -95,6 +96,7 @@ class LotData:
 FIELD_LABELS = {
     "reference": "Référence", "title": "Intitulé", "description": "Description", "device": "Dispositif",
     "question_deadline": "Date limite des questions", "response_deadline": "Date limite de remise des offres",
+    "signature_required": "Signature électronique des actes d'engagement exigée",
 }
 
 
@@ -111,6 +113,8 @@ def audit(consultation: Consultation, actor: Actor, action: str, detail: str = "
 def _show(name: str, value: object) -> str:
     if isinstance(value, datetime):
         return paris(value)
+    if isinstance(value, bool):
+        return "oui" if value else "non"
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "…"
 

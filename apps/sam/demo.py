@@ -14,6 +14,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from apps.sam import consultations as domain
+from apps.sam import signing
 from apps.sam.models import Consultation, db
 from shared import utcnow
 
@@ -105,6 +106,7 @@ def seed(session: Session, files_dir: Path, now: datetime | None = None) -> bool
     _consultation(
         session, now, "2027-SAN-003", "Formations sanitaires et sociales — entrées 2027", "Formations sanitaires et sociales",
         "Brouillon en préparation.", [("Accompagnant éducatif et social", "HSTA", "Lyon", 15000)], days=45)
+    signing.demo_authority(session, now)  # the demo CA that issues the signataires' test certificates
     session.flush()
     return True
 

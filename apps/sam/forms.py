@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from flask_wtf.file import FileField
 from wtforms import (
+    BooleanField,
+    DateField,
     DateTimeLocalField,
+    DecimalField,
+    FieldList,
+    FormField,
     IntegerField,
+    PasswordField,
     RadioField,
     SelectField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from apps.sam.consultations import MAX_QUESTION, ConsultationData, LotData
 from apps.sam.models import AWARDED, UNITS, UNSUCCESSFUL
+from apps.sam.responses import (
+    CANDIDATURE_FIELDS,
+    GROUP,
+    MAX_ROWS,
+    OFFER_FIELDS,
+    SOLO,
+    CandidatureData,
+    Member,
+    OfferData,
+    SessionDates,
+    Site,
+)
 from shared import REQUIRED, Form, VersionedForm, choices, from_paris, optional, required
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -34,6 +55,8 @@ class SamForm(Form):
 
     class Meta(Form.Meta):
         def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
+            if issubclass(unbound_field.field_class, (FieldList, FormField)):  # their inner fields are cleaned
+                return unbound_field.bind(form=form, **options)
             filters = [_clean, *unbound_field.kwargs.get("filters", ())]
             return unbound_field.bind(form=form, filters=filters, **options)
 
@@ -68,6 +91,7 @@ class ConsultationForm(SamVersionedForm):
     description = TextAreaField("Description", optional(10000))
     question_deadline = _deadline("Date limite des questions (heure de Paris)")
     response_deadline = _deadline("Date limite de remise des offres (heure de Paris)")
+    signature_required = BooleanField("Exiger la signature électronique (PAdES) des actes d'engagement au dépôt")
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
@@ -81,6 +105,7 @@ class ConsultationForm(SamVersionedForm):
             description=(self.description.data or "").strip(),
             question_deadline=from_paris(self.question_deadline.data),
             response_deadline=from_paris(self.response_deadline.data),
+            signature_required=bool(self.signature_required.data),
         )
 
 
@@ -158,3 +183,188 @@ class DecisionForm(SamForm):
                                               SelectChoice(UNSUCCESSFUL, "Déclarer le lot infructueux")],
                          validators=[InputRequired(message=REQUIRED)])
     awardee = StringField("Attributaire (si attribué)", optional(200))
+
+
+# ---------------------------------------------------------------- responses (issue 13)
+
+class SiteRow(SamForm):
+    """One delivery site (a row of the sites table)."""
+
+    class Meta(SamForm.Meta):
+        csrf = False
+
+    name = StringField("Nom du site", optional(200))
+    address = StringField("Adresse (numéro et voie)", optional(200))
+    postal_code = StringField("Code postal", optional(5))
+    city = StringField("Ville", optional(100))
+
+    def value(self) -> Site:
+        return Site(*((getattr(self, n).data or "").strip() for n in ("name", "address", "postal_code", "city")))
+
+
+class MemberRow(SamForm):
+    """One co-contractor of a group."""
+
+    class Meta(SamForm.Meta):
+        csrf = False
+
+    name = StringField("Dénomination", optional(200))
+    siret = StringField("SIRET", optional(14))
+    share = StringField("Répartition des prestations", optional(300))
+
+    def value(self) -> Member:
+        return Member(*((getattr(self, n).data or "").strip() for n in ("name", "siret", "share")))
+
+
+class SessionRow(SamForm):
+    """One planned session: its site (number in the sites table) and dates."""
+
+    class Meta(SamForm.Meta):
+        csrf = False
+
+    site = IntegerField("Site n°", validators=[Optional(), NumberRange(1, MAX_ROWS, message=f"Entre 1 et {MAX_ROWS}.")])
+    start = DateField("Début", validators=[Optional()])
+    end = DateField("Fin", validators=[Optional()])
+
+    def value(self) -> SessionDates | None:
+        if not (self.start.data or self.end.data):
+            return None
+        return SessionDates(site=self.site.data or 1, start=self.start.data.isoformat() if self.start.data else "",
+                            end=self.end.data.isoformat() if self.end.data else "")
+
+
+def _rows(form_class: type[SamForm], label: str) -> FieldList:
+    return FieldList(FormField(form_class), label=label, min_entries=MAX_ROWS, max_entries=MAX_ROWS)
+
+
+def _fill_rows(field_list: FieldList, rows: list[Any]) -> None:
+    """Put stored rows in a FieldList shown for editing (the rest stay empty)."""
+    for entry, row in zip(field_list.entries, rows, strict=False):
+        for name, value in asdict(row).items():
+            sub = getattr(entry.form, name)
+            sub.data = date.fromisoformat(value) if isinstance(sub, DateField) and value else value
+
+
+class CandidatureForm(SamVersionedForm):
+    """The candidature (seed 003): candidate, group members, delivery sites (attachments apart)."""
+
+    legal_name = StringField("Dénomination (raison sociale)", optional(200))
+    legal_category = StringField("Forme juridique", optional(120))
+    ape_code = StringField("Code APE/NAF", optional(6))
+    address = StringField("Adresse du siège", optional(200))
+    postal_code = StringField("Code postal", optional(5))
+    city = StringField("Ville", optional(100))
+    representative = StringField("Représentant légal (prénom et nom)", optional(200))
+    representative_title = StringField("Qualité du représentant légal", optional(100))
+    signatory = StringField("Signataire habilité (prénom et nom)", optional(200))
+    signatory_title = StringField("Qualité du signataire", optional(100))
+    email = StringField("Courriel", optional(254))
+    phone = StringField("Téléphone", optional(25))
+    group_kind = RadioField("Type de candidature", choices=[SelectChoice(SOLO, "Candidat seul"),
+                                                            SelectChoice(GROUP, "Groupement (solidaire)")],
+                            default=SOLO, validators=[InputRequired(message=REQUIRED)])
+    lead = SelectField("Mandataire du groupement", choices=[SelectChoice("0", "Le candidat"),
+                                                            *(SelectChoice(str(i), f"Membre n° {i}")
+                                                              for i in range(1, MAX_ROWS + 1))],
+                       default="0", coerce=lambda v: int(v) if str(v).strip().isdigit() else 0)
+    members = _rows(MemberRow, "Membres du groupement")
+    sites = _rows(SiteRow, "Sites de réalisation")
+
+    def fill(self, response: Any, data: CandidatureData) -> None:
+        for name in CANDIDATURE_FIELDS:
+            getattr(self, name).data = getattr(data, name)
+        _fill_rows(self.members, data.members)
+        _fill_rows(self.sites, data.sites)
+        self.version.data = str(response.version)
+
+    def data_for_domain(self) -> CandidatureData:
+        data = CandidatureData(**{n: (getattr(self, n).data or "") for n in CANDIDATURE_FIELDS
+                                  if n not in ("group_kind", "lead")})
+        data.group_kind, data.lead = self.group_kind.data, self.lead.data or 0
+        data.members = [e.form.value() for e in self.members.entries]
+        data.sites = [e.form.value() for e in self.sites.entries]
+        return data
+
+
+class EuroField(DecimalField):
+    """An amount in euros as French people type it ("12,50", "1 250,00"); only finite numbers."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            valuelist = [str(valuelist[0]).replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".")]
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError("Saisissez un nombre.")
+
+
+class OfferForm(SamVersionedForm):
+    """An offer on a lot: pedagogy, volumes, price per unit of work, sites, sessions, contact."""
+
+    formacode = StringField("Formacode (5 chiffres)", optional(5))
+    objectives = TextAreaField("Objectifs de la formation", optional(3000))
+    prerequisites = TextAreaField("Pré-requis", optional(3000))
+    content = TextAreaField("Contenu (modules et blocs de compétences)", optional(3000))
+    hours = IntegerField("Durée par stagiaire (heures)", validators=[Optional(), NumberRange(1, 10000, message="Entre 1 et 10 000.")])
+    headcount = IntegerField("Effectif prévu (stagiaires)", validators=[Optional(), NumberRange(1, 100000, message="Entre 1 et 100 000.")])
+    unit_price = EuroField("Prix unitaire HT (€) par unité d'œuvre", places=2,
+                              validators=[Optional(), NumberRange(0, 10**7, message="Entre 0 et 10 000 000 €.")])
+    accessibility = StringField("Accessibilité aux personnes en situation de handicap", optional(250))
+    contact_name = StringField("Contact des sessions (nom)", optional(100))
+    contact_phone = StringField("Téléphone du contact", optional(25))
+    contact_email = StringField("Courriel du contact", optional(254))
+    sites = _rows(SiteRow, "Sites de réalisation")
+    sessions = _rows(SessionRow, "Sessions prévues")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        for field in (self.hours, self.headcount, self.unit_price):
+            if field.errors and field.raw_data and field.raw_data[0] and field.data is None:
+                field.errors = ["Saisissez un nombre."]
+        return ok
+
+    def fill(self, offer: Any, data: OfferData) -> None:
+        for name in OFFER_FIELDS:
+            if name != "unit_price_cents":
+                getattr(self, name).data = getattr(data, name)
+        self.unit_price.data = Decimal(data.unit_price_cents) / 100 if data.unit_price_cents is not None else None
+        _fill_rows(self.sites, data.sites)
+        _fill_rows(self.sessions, data.sessions)
+        self.version.data = str(offer.version)
+
+    def data_for_domain(self) -> OfferData:
+        data = OfferData(**{n: getattr(self, n).data for n in OFFER_FIELDS if n != "unit_price_cents"})
+        for name in ("formacode", "objectives", "prerequisites", "content", "accessibility", "contact_name",
+                     "contact_phone", "contact_email"):
+            setattr(data, name, getattr(data, name) or "")
+        price = self.unit_price.data
+        data.unit_price_cents = int((price * 100).to_integral_value()) if price is not None else None
+        data.sites = [e.form.value() for e in self.sites.entries]
+        data.sessions = [s for s in (e.form.value() for e in self.sessions.entries) if s is not None]
+        return data
+
+
+class NewOfferForm(SamForm):
+    lot = SelectField("Lot", coerce=int, validators=[InputRequired(message=REQUIRED)])
+
+
+class AttachmentForm(SamForm):
+    kind = SelectField("Type de pièce", validators=[InputRequired(message=REQUIRED)])
+    file = FileField("Fichier")
+
+
+class SignForm(SamForm):
+    """Sign a document: with one's own PKCS#12 (never stored), or the demo certificate."""
+
+    certificate = FileField("Certificat personnel (PKCS#12, .p12 / .pfx) — facultatif en démonstration")
+    passphrase = PasswordField("Phrase secrète du certificat", validators=[Optional(), Length(max=200)])
+
+
+class VerifyForm(SamForm):
+    file = FileField("Document PDF signé")
+
+
+class AdmissibilityForm(SamForm):
+    admissible = RadioField("Admissibilité", choices=[SelectChoice("1", "Admissible"), SelectChoice("0", "Non admissible")],
+                            validators=[InputRequired(message=REQUIRED)])
+    reason = TextAreaField("Motif", required(2000))

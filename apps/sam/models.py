@@ -61,6 +61,10 @@ class Consultation(OwnedByStructure, Versioned, db.Model):
     published_at: Mapped[datetime | None] = mapped_column(index=True)
     cancelled_at: Mapped[datetime | None] = mapped_column()
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    # Issue 13: the actes d'engagement must be signed to submit; the opening of the responses.
+    signature_required: Mapped[bool] = mapped_column(default=False)
+    opened_at: Mapped[datetime | None] = mapped_column()
+    opened_by: Mapped[str] = mapped_column(String(200), default="")
     # What the keyword search reads (reference, title, description, lot titles): kept by `search.reindex`.
     search_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -210,3 +214,216 @@ class AuditEvent(db.Model):
     actor_sub: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(60))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# ---------------------------------------------------------------- responses (issue 13)
+
+# A form (candidature, offer) is a draft until "Valider" finds nothing missing (seed 003, FAQ).
+FORM_DRAFT, FORM_VALIDATED = "draft", "validated"
+FORM_LABELS = {FORM_DRAFT: "Brouillon", FORM_VALIDATED: "Validé"}
+# A response is being prepared, or submitted (sealed until the deadline, immutable).
+RESPONSE_PREPARING, RESPONSE_SUBMITTED = "preparing", "submitted"
+RESPONSE_LABELS = {RESPONSE_PREPARING: "En préparation", RESPONSE_SUBMITTED: "Déposée"}
+
+
+class TenderResponse(OwnedByStructure, Versioned, db.Model):
+    """A structure's response ("pli") to a consultation: its candidature (the fields below), its
+    offers per lot, attachments, generated and signed documents, and its submissions."""
+
+    __tablename__ = "tender_responses"
+    __table_args__ = (UniqueConstraint("consultation_id", "structure_siret"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ID, ForeignKey("consultations.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RESPONSE_PREPARING)
+    candidature_status: Mapped[str] = mapped_column(String(16), default=FORM_DRAFT)
+    # Candidature, tab "Candidat" (seed 003): identity prefilled from the claims and REPERNET.
+    legal_name: Mapped[str] = mapped_column(String(200), default="")
+    legal_category: Mapped[str] = mapped_column(String(120), default="")
+    ape_code: Mapped[str] = mapped_column(String(6), default="")
+    address: Mapped[str] = mapped_column(String(200), default="")
+    postal_code: Mapped[str] = mapped_column(String(5), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    representative: Mapped[str] = mapped_column(String(200), default="")
+    representative_title: Mapped[str] = mapped_column(String(100), default="")
+    signatory: Mapped[str] = mapped_column(String(200), default="")
+    signatory_title: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    phone: Mapped[str] = mapped_column(String(25), default="")
+    prefilled_from: Mapped[str] = mapped_column(String(40), default="")  # "repernet" or "claims"
+    # "seul" or "groupement"; members: [{"name", "siret", "share"}]; lead: 0 = the candidate, n = member n.
+    group_kind: Mapped[str] = mapped_column(String(16), default="seul")
+    members: Mapped[str] = mapped_column(Text, default="[]")
+    lead: Mapped[int] = mapped_column(Integer, default=0)
+    # Delivery sites: [{"name", "address", "postal_code", "city"}]
+    sites: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+    consultation: Mapped[Consultation] = relationship()
+    offers: Mapped[list[Offer]] = relationship(back_populates="response", cascade="all, delete-orphan",
+                                               order_by="Offer.id")
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="response", cascade="all, delete-orphan",
+                                                         order_by="Attachment.id")
+    documents: Mapped[list[GeneratedDocument]] = relationship(back_populates="response", cascade="all, delete-orphan",
+                                                              order_by="GeneratedDocument.id")
+    submissions: Mapped[list[Submission]] = relationship(back_populates="response", cascade="all, delete-orphan",
+                                                         order_by="Submission.id.desc()")
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.status == RESPONSE_SUBMITTED
+
+    @property
+    def current_submission(self) -> Submission | None:
+        """The submission that counts: the last one, unless it was withdrawn."""
+        last = self.submissions[0] if self.submissions else None
+        return last if last is not None and last.withdrawn_at is None else None
+
+
+class Offer(Versioned, db.Model):
+    """An offer on one lot (seed 003, "Créer une offre"): one per lot and response."""
+
+    __tablename__ = "offers"
+    __table_args__ = (UniqueConstraint("response_id", "lot_id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ID, ForeignKey("tender_responses.id", ondelete="CASCADE"), index=True)
+    lot_id: Mapped[int] = mapped_column(ID, ForeignKey("lots.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=FORM_DRAFT)
+    formacode: Mapped[str] = mapped_column(String(5), default="")
+    objectives: Mapped[str] = mapped_column(Text, default="")
+    prerequisites: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    hours: Mapped[int | None] = mapped_column(Integer)  # hours per trainee
+    headcount: Mapped[int | None] = mapped_column(Integer)
+    unit_price_cents: Mapped[int | None] = mapped_column(BigInteger)  # per unit of work of the lot (FORP/HSTA/HGRO)
+    accessibility: Mapped[str] = mapped_column(String(250), default="")
+    sites: Mapped[str] = mapped_column(Text, default="[]")  # [{"name", "address", "postal_code", "city"}]
+    sessions: Mapped[str] = mapped_column(Text, default="[]")  # [{"site": 1, "start": "2027-01-11", "end": "…"}]
+    contact_name: Mapped[str] = mapped_column(String(100), default="")
+    contact_phone: Mapped[str] = mapped_column(String(25), default="")
+    contact_email: Mapped[str] = mapped_column(String(254), default="")
+    # The buyer's analysis after the opening (issue 13 §6).
+    admissible: Mapped[bool | None] = mapped_column()
+    admissibility_reason: Mapped[str] = mapped_column(Text, default="")
+    awarded: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+    response: Mapped[TenderResponse] = relationship(back_populates="offers")
+    lot: Mapped[Lot] = relationship()
+
+    @property
+    def unit_price(self) -> str:
+        """"1 234,50 €" (or "—")."""
+        if self.unit_price_cents is None:
+            return "—"
+        euros, cents = divmod(self.unit_price_cents, 100)
+        return f"{euros:,}".replace(",", " ") + f",{cents:02d} €"
+
+
+class Attachment(db.Model):
+    """A file joined to the candidature (offer_id empty) or to an offer, stored under its SHA-256."""
+
+    __tablename__ = "response_attachments"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ID, ForeignKey("tender_responses.id", ondelete="CASCADE"), index=True)
+    offer_id: Mapped[int | None] = mapped_column(ID, ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_name: Mapped[str] = mapped_column(String(200))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(200), default="")
+
+    response: Mapped[TenderResponse] = relationship(back_populates="attachments")
+
+
+class GeneratedDocument(db.Model):
+    """A PDF the platform generates from a validated form (DC1, acte d'engagement), regenerated
+    when its data change (`source_sha256`), and its PAdES-signed version if signed."""
+
+    __tablename__ = "generated_documents"
+    __table_args__ = (UniqueConstraint("response_id", "kind", "offer_id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ID, ForeignKey("tender_responses.id", ondelete="CASCADE"), index=True)
+    offer_id: Mapped[int | None] = mapped_column(ID, ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "dc1" | "ae"
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_name: Mapped[str] = mapped_column(String(200))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    generated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    signed_sha256: Mapped[str] = mapped_column(String(64), default="")
+    signed_storage_name: Mapped[str] = mapped_column(String(200), default="")
+    signed_at: Mapped[datetime | None] = mapped_column()
+    signed_by: Mapped[str] = mapped_column(String(200), default="")
+
+    response: Mapped[TenderResponse] = relationship(back_populates="documents")
+
+    @property
+    def is_signed(self) -> bool:
+        return bool(self.signed_sha256)
+
+
+class Submission(db.Model):
+    """One submission of a response and its receipt ("accusé de réception"): server time and a
+    SHA-256 over the canonical serialisation (`manifest`) of the response and its files' hashes."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ID, ForeignKey("tender_responses.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column()
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_by_email: Mapped[str] = mapped_column(String(254), default="")
+    manifest: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    withdrawn_at: Mapped[datetime | None] = mapped_column()
+    withdrawn_by: Mapped[str] = mapped_column(String(200), default="")
+
+    response: Mapped[TenderResponse] = relationship(back_populates="submissions")
+
+
+class SigningKey(db.Model):
+    """The demo certification authority (`kind="ca"`) and the certificates it issued to
+    signataires (`kind="signer"`, by IdP `sub`). Demo and tests only: in production a signataire
+    uploads their own PKCS#12 for the operation and it is never stored."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (UniqueConstraint("kind", "owner_sub"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    owner_sub: Mapped[str] = mapped_column(String(64), default="")
+    owner_name: Mapped[str] = mapped_column(String(200), default="")
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    key_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CatalogueDispatch(db.Model):
+    """A durable queue of awarded offers to send to the Catalogue (SPEC §7): one row per award,
+    retried with backoff until the Catalogue answers; `award_id` makes the sending idempotent."""
+
+    __tablename__ = "catalogue_dispatches"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    award_id: Mapped[str] = mapped_column(String(200), unique=True)
+    offer_id: Mapped[int] = mapped_column(ID, ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | rejected
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    remote_id: Mapped[str] = mapped_column(String(64), default="")
+    sent_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -61,8 +61,11 @@ def matches(session: Session, query: str) -> ColumnElement[bool] | TextClause | 
     """A WHERE clause on `Consultation` for the keywords in `query` (every word must match), or
     None when the query holds no word (then nothing is filtered)."""
     if session.get_bind().dialect.name == "postgresql":
-        words = _RAW_WORD.findall(query.lower())[:MAX_TERMS]
-        if not words:
+        # The query goes to PostgreSQL's parser as typed (up to MAX_TERMS words), so it is cut into
+        # tokens exactly as the document was: "T-5E4729A9EE" is one hyphenated word in both, where
+        # re-joining its \w+ pieces would read "5e4729" as a number and never match.
+        words = query.lower().split()[:MAX_TERMS]
+        if not any(_RAW_WORD.search(word) for word in words):
             return None
         # The configuration itself removes accents (unaccent) and stems ("formations" → "format").
         config = literal_column("'sam_french'::regconfig")

@@ -28,6 +28,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from apps.sam import consultations as domain
+from apps.sam import responses
 from apps.sam.forms import (
     ActionForm,
     AmendmentForm,
@@ -194,7 +195,11 @@ def _consultation_page(consultation: Consultation, status: int = 200, **forms: A
             max_bytes=current_app.config["MAX_DCE_BYTES"],
             accepted=domain.ACCEPTED_TYPES,
             must_move=domain.deadline_must_move(consultation, now, current_app.config["AMENDMENT_MIN_DAYS"]),
+            response_count=responses.submitted_count(db.session, consultation),
         )
+    elif identity is not None and identity.structure is not None and identity.has_role("redacteur", "signataire"):
+        context["my_response"] = responses.find_response(db.session, consultation, identity.structure.siret)
+        context["can_respond"] = True
     context["error"] = forms.get("error")
     return render_template("sam/consultation.html", **context), status
 
@@ -346,7 +351,7 @@ def create() -> Any:
 def _fill(form: ConsultationForm, consultation: Consultation) -> None:
     from shared import PARIS
 
-    for name in ("reference", "title", "device", "description"):
+    for name in ("reference", "title", "device", "description", "signature_required"):
         getattr(form, name).data = getattr(consultation, name)
     for name in ("question_deadline", "response_deadline"):
         getattr(form, name).data = getattr(consultation, name).astimezone(PARIS).replace(tzinfo=None)
@@ -570,13 +575,16 @@ def decide(ident: str, lot_id: str) -> Any:
     if not form.validate():
         return _consultation_page(consultation, 422, decision_form=form, decision_for=lot.id)
     try:
-        domain.decide_lot(db.session, consultation, lot, form.outcome.data, form.awardee.data or "",
-                          actor=_actor(), now=utcnow())
+        responses.decide_without_award(db.session, consultation, lot, form.outcome.data, form.awardee.data or "",
+                                       actor=_actor(), now=utcnow())
     except domain.SamError as exc:
         db.session.rollback()
         error = _field_error(form, exc)
         return _consultation_page(consultation, 409 if isinstance(exc, domain.NotAllowed) else 422,
                                   decision_form=form, decision_for=lot.id, error=error)
+    link = url_for("sam.consultation", ident=consultation.id, _external=True)
+    for email, name, offer in responses.outcome_recipients(db.session, lot):  # issue 13 §6: every candidate hears
+        send_mail("outcome", email, consultation=consultation, lot=lot, name=name, offer=offer, won=False, link=link)
     db.session.commit()
     flash(f"Décision enregistrée pour le lot n° {lot.number}.", "success")
     return redirect(_page_url(consultation, "lots"), 303)
