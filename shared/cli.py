@@ -9,15 +9,27 @@ from collections.abc import Callable
 
 from flask import Flask
 
+Command = Callable[[Flask, list[str]], None]
 
-def main(name: str, prefix: str, port: int, factory: Callable[[], Flask], argv: list[str] | None = None) -> None:
+
+def main(name: str, prefix: str, port: int, factory: Callable[[], Flask], argv: list[str] | None = None,
+         commands: dict[str, Command] | None = None) -> None:
     """Parse the command line of app `name` (its wsgi module is `apps.<name>.wsgi:app`).
 
     - `db upgrade`: migrate its database to the head revision (before serving);
     - `serve [--host H] [--port P] [--demo]`: gunicorn, the same server as in production;
-    - `mail worker [--interval S] [--once]`: deliver its outbox.
+    - `mail worker [--interval S] [--once]`: deliver its outbox;
+    - the app's own `commands` ("demo seed", "catalogue worker"…), each given the app and the
+      words that follow its name.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m apps.{name}")
+    argv = sys.argv[1:] if argv is None else argv
+    for words, command in (commands or {}).items():
+        if argv[:len(words.split())] == words.split():
+            command(factory(), argv[len(words.split()):])
+            return
+    own = ", ".join(commands or {})
+    parser = argparse.ArgumentParser(prog=f"python -m apps.{name}",
+                                     epilog=f"Commandes propres à l'application : {own}." if own else None)
     commands = parser.add_subparsers(dest="command", required=True)
     db = commands.add_parser("db", help="base de données").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="appliquer les migrations")

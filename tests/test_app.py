@@ -191,7 +191,8 @@ def _check_command(argv: list[str]) -> None:
     elif program == "python" and argv[1] == "-m":  # an app's own command line (shared.cli)
         app_name = argv[2].removeprefix("apps.")
         assert argv[2].startswith("apps.") and importlib.util.find_spec(f"{argv[2]}.__main__"), argv
-        assert argv[3:5] in (["db", "upgrade"], ["mail", "worker"], ["serve"], ["serve", "--demo"]), argv
+        assert argv[3:5] in (["db", "upgrade"], ["mail", "worker"], ["catalogue", "worker"], ["serve"],
+                             ["serve", "--demo"]), argv
         assert (ROOT / "apps" / app_name / "migrations" / "env.py").exists()
     elif program in ("sh", "bash"):
         for part in re.split(r"&&|;|\|\|", argv[argv.index("-c") + 1]):
@@ -211,7 +212,8 @@ def test_procfile_runs_existing_commands() -> None:
             continue
         name, _, command = line.partition(":")
         processes[name.strip()] = shlex.split(command)
-    assert set(processes) == {"idp", "mail", "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail"}
+    assert set(processes) == {"idp", "mail", "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail",
+                              "sam-catalogue"}
     for argv in processes.values():
         _check_command(argv)
     assert "--workers" in processes["idp"] and int(processes["idp"][processes["idp"].index("--workers") + 1]) > 1

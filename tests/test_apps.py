@@ -81,3 +81,27 @@ def test_single_sign_on_from_sam_to_the_catalogue(app: Any, sam: RP, catalogue: 
     assert authorize.status_code == 302 and authorize.headers["Location"].startswith(f"{catalogue.url}/auth/callback")
     home = browser.get(authorize.headers["Location"])
     assert home.status_code == 200 and "Catalogue — Éditeur" in home.text and org.name in home.text
+
+
+@pytest.mark.parametrize(("name", "command", "says"), [
+    ("sam", ["demo", "seed"], "sam : démo créée"),
+    ("sam", ["catalogue", "worker", "--once"], "0 offre(s) transmise(s) au Catalogue"),
+    ("catalogue", ["reminders"], "rappel(s) mis en file d'envoi"),
+    ("repernet", ["mail", "worker", "--once"], ""),
+])
+def test_each_apps_own_command_line(tmp_path: Any, name: str, command: list[str], says: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    prefix = name.upper()
+    env = {**os.environ, f"{prefix}_DEMO": "true", f"{prefix}_DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
+           f"{prefix}_FILES_DIR": str(tmp_path / "files")}
+    run = [sys.executable, "-m", f"apps.{name}"]
+    upgraded = subprocess.run([*run, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+    assert upgraded.returncode == 0 and "base de données à jour" in upgraded.stdout, upgraded.stderr
+    done = subprocess.run([*run, *command], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert says in done.stdout
+    unknown = subprocess.run([*run, "nimporte", "quoi"], env=env, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "usage" in unknown.stderr

@@ -4,19 +4,20 @@
 the other commands are the shell's.
 """
 
-import sys
+from __future__ import annotations
+
+from flask import Flask
 
 from apps.catalogue import create_app
 from shared import main
 
 
-def reminders() -> None:
+def reminders(app: Flask, _args: list[str]) -> None:
     """Queue the reminders of the records not checked for more than a year (the mail worker sends them)."""
     from apps.catalogue.models import db
     from apps.catalogue.views import remind
     from shared import utcnow
 
-    app = create_app()
     with app.test_request_context(base_url=app.config["PUBLIC_URL"]):
         count = remind(utcnow())
         db.session.commit()
@@ -24,7 +25,4 @@ def reminders() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["reminders"]:
-        reminders()
-    else:
-        main("catalogue", "CATALOGUE", 8003, create_app)
+    main("catalogue", "CATALOGUE", 8003, create_app, commands={"reminders": reminders})

@@ -8,13 +8,6 @@ views send the alert mails to the `Withdrawal` rows these functions return.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import re
-import tempfile
-import unicodedata
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,16 +34,11 @@ from apps.sam.models import (
     Question,
     Withdrawal,
 )
-from shared import paris
+from shared import OFFICE, PDF, ZIP, DomainError, paris, read_upload, size_label, store
 
 
-class SamError(Exception):
-    """A rule refused the action; `message` is French, `field` names the form field at fault."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class SamError(DomainError):
+    """A rule of SAM refused the action."""
 
 
 class NotAllowed(SamError):
@@ -394,50 +382,8 @@ def decide_lot(session: Session, consultation: Consultation, lot: Lot, outcome: 
 
 # ---------------------------------------------------------------- tender documents (DCE)
 
-OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ACCEPTED = (PDF, ZIP, *OFFICE)  # read from the content by the shell's upload path
 ACCEPTED_TYPES = "PDF, ZIP ou document bureautique (Word, Excel, PowerPoint, OpenDocument)"
-_OLE_TYPES = {"doc": "application/msword", "xls": "application/vnd.ms-excel", "ppt": "application/vnd.ms-powerpoint"}
-_OOXML = {"word/": ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-          "xl/": ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-          "ppt/": ("pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation")}
-_ODF = {"application/vnd.oasis.opendocument.text": "odt", "application/vnd.oasis.opendocument.spreadsheet": "ods",
-        "application/vnd.oasis.opendocument.presentation": "odp"}
-
-
-def sniff(content: bytes, filename: str) -> tuple[str, str] | None:
-    """(content type, extension) read from the file's bytes, never from its name (which only
-    tells a legacy Word file from a legacy Excel one); None for any other kind of file."""
-    if content.startswith(b"%PDF-"):
-        return "application/pdf", "pdf"
-    if content.startswith(OLE2):
-        extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        extension = extension if extension in _OLE_TYPES else "doc"
-        return _OLE_TYPES[extension], extension
-    if content.startswith(b"PK\x03\x04") or content.startswith(b"PK\x05\x06"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(content)) as archive:
-                names = archive.namelist()
-                if "mimetype" in names:
-                    odf = archive.read("mimetype").decode("ascii", "replace").strip()
-                    if odf in _ODF:
-                        return odf, _ODF[odf]
-                if "[Content_Types].xml" in names:
-                    for prefix, (extension, content_type) in _OOXML.items():
-                        if any(n.startswith(prefix) for n in names):
-                            return content_type, extension
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
-            return None
-        return "application/zip", "zip"
-    return None
-
-
-def clean_filename(filename: str, extension: str) -> str:
-    """A readable download name (accents kept, no path, no control characters) ending in the
-    extension the content was found to be."""
-    name = unicodedata.normalize("NFC", filename.replace("\\", "/").rsplit("/", 1)[-1])
-    name = re.sub(r"[\x00-\x1f\x7f\"<>:|?*;]", "", name).strip(" .")
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return f"{(stem or 'dce')[:150]}.{extension}"
 
 
 def store_dce(session: Session, files_dir: Path, consultation: Consultation, filename: str, stream: IO[bytes], *,
@@ -446,43 +392,22 @@ def store_dce(session: Session, files_dir: Path, consultation: Consultation, fil
 
     :returns: the new version, and the registrations to alert (none while the consultation is a draft).
     :raises NotAllowed: closed, cancelled or decided consultation.
-    :raises InvalidInput: empty, too big, or not an accepted type (by content).
+    :raises shared.UploadRefused: empty, too big, or not an accepted type (by content).
     """
     if consultation.state(now) not in (DRAFT, PUBLISHED):
         raise NotAllowed("Le DCE ne peut plus être modifié : la consultation n'est plus en cours.")
-    content = stream.read(max_bytes + 1)
-    if not content:
-        raise InvalidInput("Choisissez un fichier à déposer (le fichier reçu est vide).", "file")
-    if len(content) > max_bytes:
-        raise InvalidInput(f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}.", "file")
-    sniffed = sniff(content, filename)
-    if sniffed is None:
-        raise InvalidInput(f"Type de fichier non accepté : déposez un fichier {ACCEPTED_TYPES}.", "file")
-    content_type, extension = sniffed
-    digest = hashlib.sha256(content).hexdigest()
-    folder = files_dir / str(consultation.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    storage_name = f"{digest}.{extension}"
-    target = folder / storage_name
-    if not target.exists():
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
-            tmp.write(content)
-        os.replace(tmp.name, target)  # atomic: a reader never sees half a file
+    upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
+    storage_name = f"{upload.sha256}.{upload.extension}"
+    store(files_dir / str(consultation.id), storage_name, upload.content)
     number = max((d.number for d in consultation.documents), default=0) + 1
-    document = DceDocument(number=number, filename=clean_filename(filename, extension), content_type=content_type,
-                           size=len(content), sha256=digest, storage_name=storage_name, uploaded_at=now,
+    document = DceDocument(number=number, filename=upload.filename, content_type=upload.content_type,
+                           size=upload.size, sha256=upload.sha256, storage_name=storage_name, uploaded_at=now,
                            uploaded_by=actor.name)
     consultation.documents.insert(0, document)
     audit(consultation, actor, "Dépôt du DCE" if number == 1 else "Remplacement du DCE",
-          f"Version {number} : {document.filename} ({size_label(len(content))}, SHA-256 {digest})", now=now)
+          f"Version {number} : {document.filename} ({size_label(upload.size)}, SHA-256 {upload.sha256})", now=now)
     session.flush()
     return document, registrations(consultation) if consultation.status == PUBLISHED else []
-
-
-def size_label(count: int) -> str:
-    if count >= 1024 * 1024:
-        return f"{count / (1024 * 1024):.1f} Mo".replace(".0 ", " ").replace(".", ",")
-    return f"{max(count // 1024, 1)} Ko"
 
 
 def dce_path(files_dir: Path, consultation: Consultation, document: DceDocument) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
@@ -42,29 +41,6 @@ from apps.sam.responses import (
 )
 from shared import REQUIRED, Form, VersionedForm, choices, from_paris, optional, required
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _clean(value: Any) -> Any:
-    """No NUL or other control characters in stored text (PostgreSQL refuses NUL bytes)."""
-    return _CONTROL.sub("", value) if isinstance(value, str) else value
-
-
-class SamForm(Form):
-    """Every text field of SAM's forms is cleaned of control characters before validation."""
-
-    class Meta(Form.Meta):
-        def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
-            if issubclass(unbound_field.field_class, (FieldList, FormField)):  # their inner fields are cleaned
-                return unbound_field.bind(form=form, **options)
-            filters = [_clean, *unbound_field.kwargs.get("filters", ())]
-            return unbound_field.bind(form=form, filters=filters, **options)
-
-
-class SamVersionedForm(SamForm, VersionedForm):
-    """A SAM edit form that sends back the version it was shown (409 on a stale save)."""
-
-
 DATETIME = "%Y-%m-%dT%H:%M"
 BAD_DATETIME = "Saisissez une date et une heure valides (jj/mm/aaaa hh:mm)."
 YEARS = range(2000, 2101)  # far dates would overflow the conversion to UTC (year 1, year 9999)
@@ -82,7 +58,7 @@ def _deadline(label: str) -> DateTimeLocalField:
     return DateTimeLocalField(label, format=DATETIME, validators=[InputRequired(message=REQUIRED)])
 
 
-class ConsultationForm(SamVersionedForm):
+class ConsultationForm(VersionedForm):
     """A consultation's description and deadlines (times typed in Paris time)."""
 
     reference = StringField("Référence", required(40), render_kw={"placeholder": "ex. 2027-FORM-012"})
@@ -115,7 +91,7 @@ class AmendmentForm(ConsultationForm):
     reason = TextAreaField("Motif de l'avis rectificatif", required(2000))
 
 
-class LotForm(SamForm):
+class LotForm(Form):
     """One lot: number, title, unit of work, place, estimated volume."""
 
     number = IntegerField("N° de lot", validators=[InputRequired(message=REQUIRED),
@@ -154,31 +130,31 @@ class LotAmendmentForm(LotForm):
         return from_paris(self.response_deadline.data) if self.response_deadline.data else None
 
 
-class ReasonForm(SamForm):
+class ReasonForm(Form):
     """A reason (cancellation)."""
 
     reason = TextAreaField("Motif", required(2000))
 
 
-class ActionForm(SamForm):
+class ActionForm(Form):
     """A button (publish, remove a lot): CSRF only."""
 
 
-class DceForm(SamForm):
+class DceForm(Form):
     """Upload a (new version of the) DCE."""
 
     file = FileField("Fichier du DCE")
 
 
-class QuestionForm(SamForm):
+class QuestionForm(Form):
     text = TextAreaField("Votre question", required(MAX_QUESTION))
 
 
-class AnswerForm(SamForm):
+class AnswerForm(Form):
     answer = TextAreaField("Réponse publiée", required(MAX_QUESTION))
 
 
-class DecisionForm(SamForm):
+class DecisionForm(Form):
     outcome = RadioField("Décision", choices=[SelectChoice(AWARDED, "Attribuer le lot"),
                                               SelectChoice(UNSUCCESSFUL, "Déclarer le lot infructueux")],
                          validators=[InputRequired(message=REQUIRED)])
@@ -187,10 +163,10 @@ class DecisionForm(SamForm):
 
 # ---------------------------------------------------------------- responses (issue 13)
 
-class SiteRow(SamForm):
+class SiteRow(Form):
     """One delivery site (a row of the sites table)."""
 
-    class Meta(SamForm.Meta):
+    class Meta(Form.Meta):
         csrf = False
 
     name = StringField("Nom du site", optional(200))
@@ -202,10 +178,10 @@ class SiteRow(SamForm):
         return Site(*((getattr(self, n).data or "").strip() for n in ("name", "address", "postal_code", "city")))
 
 
-class MemberRow(SamForm):
+class MemberRow(Form):
     """One co-contractor of a group."""
 
-    class Meta(SamForm.Meta):
+    class Meta(Form.Meta):
         csrf = False
 
     name = StringField("Dénomination", optional(200))
@@ -216,10 +192,10 @@ class MemberRow(SamForm):
         return Member(*((getattr(self, n).data or "").strip() for n in ("name", "siret", "share")))
 
 
-class SessionRow(SamForm):
+class SessionRow(Form):
     """One planned session: its site (number in the sites table) and dates."""
 
-    class Meta(SamForm.Meta):
+    class Meta(Form.Meta):
         csrf = False
 
     site = IntegerField("Site n°", validators=[Optional(), NumberRange(1, MAX_ROWS, message=f"Entre 1 et {MAX_ROWS}.")])
@@ -233,7 +209,7 @@ class SessionRow(SamForm):
                             end=self.end.data.isoformat() if self.end.data else "")
 
 
-def _rows(form_class: type[SamForm], label: str) -> FieldList:
+def _rows(form_class: type[Form], label: str) -> FieldList:
     return FieldList(FormField(form_class), label=label, min_entries=MAX_ROWS, max_entries=MAX_ROWS)
 
 
@@ -245,7 +221,7 @@ def _fill_rows(field_list: FieldList, rows: list[Any]) -> None:
             sub.data = date.fromisoformat(value) if isinstance(sub, DateField) and value else value
 
 
-class CandidatureForm(SamVersionedForm):
+class CandidatureForm(VersionedForm):
     """The candidature (seed 003): candidate, group members, delivery sites (attachments apart)."""
 
     legal_name = StringField("Dénomination (raison sociale)", optional(200))
@@ -298,7 +274,7 @@ class EuroField(DecimalField):
             raise ValueError("Saisissez un nombre.")
 
 
-class OfferForm(SamVersionedForm):
+class OfferForm(VersionedForm):
     """An offer on a lot: pedagogy, volumes, price per unit of work, sites, sessions, contact."""
 
     formacode = StringField("Formacode (5 chiffres)", optional(5))
@@ -344,27 +320,27 @@ class OfferForm(SamVersionedForm):
         return data
 
 
-class NewOfferForm(SamForm):
+class NewOfferForm(Form):
     lot = SelectField("Lot", coerce=int, validators=[InputRequired(message=REQUIRED)])
 
 
-class AttachmentForm(SamForm):
+class AttachmentForm(Form):
     kind = SelectField("Type de pièce", validators=[InputRequired(message=REQUIRED)])
     file = FileField("Fichier")
 
 
-class SignForm(SamForm):
+class SignForm(Form):
     """Sign a document: with one's own PKCS#12 (never stored), or the demo certificate."""
 
     certificate = FileField("Certificat personnel (PKCS#12, .p12 / .pfx) — facultatif en démonstration")
     passphrase = PasswordField("Phrase secrète du certificat", validators=[Optional(), Length(max=200)])
 
 
-class VerifyForm(SamForm):
+class VerifyForm(Form):
     file = FileField("Document PDF signé")
 
 
-class AdmissibilityForm(SamForm):
+class AdmissibilityForm(Form):
     admissible = RadioField("Admissibilité", choices=[SelectChoice("1", "Admissible"), SelectChoice("0", "Non admissible")],
                             validators=[InputRequired(message=REQUIRED)])
     reason = TextAreaField("Motif", required(2000))

@@ -14,13 +14,11 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared import OwnedByStructure, Versioned, make_db, utcnow
+from shared import BigId, OwnedByStructure, Versioned, make_db, utcnow
 
 db = make_db()
 
-# 64-bit ids (the shell's `parse_id` accepts any of them: PostgreSQL must not overflow on a lookup);
-# SQLite keeps its INTEGER PRIMARY KEY, which is 64-bit already.
-ID = BigInteger().with_variant(Integer(), "sqlite")
+ID = BigId  # the shell's 64-bit keys: an id from a URL never overflows a PostgreSQL lookup
 
 # Units of work of a lot (SPEC §7): hours of training per trainee, per group, or a package.
 UNITS = {

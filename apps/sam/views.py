@@ -46,6 +46,7 @@ from shared import (
     CONFLICT_MESSAGE,
     RoleMissing,
     StaleVersion,
+    UploadRefused,
     check_access,
     check_version,
     current_identity,
@@ -54,6 +55,7 @@ from shared import (
     parse_id,
     requires_role,
     send_mail,
+    size_label,
     utcnow,
 )
 
@@ -67,7 +69,7 @@ MAX_PAGE = 10_000
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"state_labels": STATE_LABELS, "units": UNITS, "size_label": domain.size_label}
+    return {"state_labels": STATE_LABELS, "units": UNITS, "size_label": size_label}
 
 
 @bp.get("/", endpoint="index")
@@ -599,7 +601,7 @@ def upload(ident: str) -> Any:
     """Upload a new DCE version (type by content, size limit, SHA-256); registered structures alerted."""
     consultation = _owned(ident)
     max_bytes = current_app.config["MAX_DCE_BYTES"]
-    too_big = f"Le fichier dépasse la taille maximale de {domain.size_label(max_bytes)}."
+    too_big = f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}."
     try:
         request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
     except RequestEntityTooLarge:
@@ -616,10 +618,11 @@ def upload(ident: str) -> Any:
     try:
         document, rows = domain.store_dce(db.session, _files_dir(), consultation, upload_file.filename,
                                           upload_file.stream, max_bytes=max_bytes, actor=_actor(), now=utcnow())
-    except domain.SamError as exc:
+    except (domain.SamError, UploadRefused) as exc:
         db.session.rollback()
         form.file.errors = [exc.message]
-        status = 413 if exc.message == too_big else 409 if isinstance(exc, domain.NotAllowed) else 422
+        too_large = isinstance(exc, UploadRefused) and exc.too_large
+        status = 413 if too_large else 409 if isinstance(exc, domain.NotAllowed) else 422
         return _consultation_page(consultation, status, dce_form=form)
     if rows:
         _alert(rows, "dce_changed", consultation, document=document)
