@@ -325,3 +325,10 @@ def create_client(app: Any, live_server: str) -> Any:
             return client.client_id, secret
 
     return factory
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The production topology (tests/test_topology.py) runs first: its two IdP instances, apps and
+    workers open PostgreSQL connections of their own, and later the suite's servers hold many
+    (the server allows 100)."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_topology.py") else 1)
