@@ -88,3 +88,14 @@ bench: $(TEST_STAMP) translations
 
 clean:
 	rm -rf $(VENV) var
+
+## axe-core for the accessibility tests (RGAA 4, issue 16): the npm package, under .venv/axe; npm is
+## Debian's when missing.
+AXE_CORE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+$(AXE_CORE): | $(BIN)/python
+	@command -v npm >/dev/null || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO $(APT_GET) update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends npm; }
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4
+	test -f $@ && touch $@
+test test-postgres: $(AXE_CORE)
+test test-postgres: export AXE_CORE := $(abspath $(AXE_CORE))

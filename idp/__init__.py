@@ -45,6 +45,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     web.init_app(app)
     guard.init_app(app)
+    from idp import ui
+
+    ui.init_app(app)  # Paris times, human labels, the journal in words, the language switcher
 
     from idp.account.views import bp as account_bp
     from idp.admin.views import bp as admin_bp
@@ -52,6 +55,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from idp.auth import second_factor
     from idp.auth.views import bp as auth_bp
     from idp.dev import bp as dev_bp
+    from idp.home.views import bp as home_bp
     from idp.join.views import bp as join_bp
     from idp.legacy.views import bp as legacy_bp
     from idp.manage.views import bp as manage_bp
@@ -60,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from shared.views import assets as shell_assets
 
     app.register_blueprint(shell_assets)  # the stylesheet the four services share
+    app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)

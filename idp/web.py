@@ -128,8 +128,8 @@ def start_login_session(user: User, amr: str) -> LoginSession:
     """Open a new IdP session: a fresh id in a cleared cookie (no session fixation)."""
     lang = session.get("lang")
     session.clear()
-    if lang:
-        session["lang"] = lang
+    if lang or user.locale:  # the language chosen on this browser, else the one saved on the account
+        session["lang"] = lang or user.locale
     now = utcnow()
     login = LoginSession(
         id=random_token(24),
