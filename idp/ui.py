@@ -221,8 +221,17 @@ def _role_ids(details: Mapping[str, Any], key: str) -> list[int]:
     return list(value) if isinstance(value, list) and all(isinstance(v, int) for v in value) else []
 
 
+_ELIDING = tuple("aeiouyhàâäéèêëîïôöùûüÿœæAEIOUYHÀÂÄÉÈÊËÎÏÔÖÙÛÜŸŒÆ")
+
+
+def de(name: str) -> str:
+    """French elision: "d'Atelier", "d'Hôpital", but "de Lycée Jean Moulin"."""
+    return f"d'{name}" if name[:1] in _ELIDING else f"de {name}"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["paris"] = paris
+    app.jinja_env.filters["de"] = de
     def describe_events(events: Iterable[AuditEvent]) -> Describer:
         from idp.extensions import db
 

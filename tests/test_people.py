@@ -198,3 +198,94 @@ def test_role_labels_in_english(app: Any, create_account: Any) -> None:
     client = logged(app, user.email)
     html = client.get("/?ui_locales=en").get_data(as_text=True)
     assert "Drafter" in html and "SAM — training contracts" in html
+
+
+# ---------------------------------------------------------------- dead ends and small ones
+
+def test_back_from_repernet_the_designated_admin_reads_structure_registered(app: Any, create_account: Any) -> None:
+    user = create_account()
+    org = make_structure(app, "Atelier Enregistré")
+    add(app, org, user.id, ("repernet:gestionnaire",), admin=True)  # what the API's admin e-mail did
+    from idp.extensions import db
+    from idp.models import Structure
+
+    with app.app_context():
+        siret = db.session.get(Structure, org).siret
+    client = logged(app, user.email)
+    back = client.get(f"/structures/rattacher?siret={siret}&enregistree=1")
+    assert back.status_code == 302
+    page = client.get(back.headers["Location"])
+    assert "Structure enregistrée." in page.text and "administrateur" in page.text
+    assert 'id="already"' not in page.text and "déjà rattaché" not in page.text
+    # Without the marker (a later visit), the usual notice.
+    assert 'id="already"' in client.get(f"/structures/rattacher/{siret}").text
+
+
+def test_the_siret_example_passes_its_own_check(app: Any, create_account: Any) -> None:
+    from stdnum.fr import siret
+
+    client = logged(app, create_account().email)
+    page = client.get("/structures/rattacher").text
+    example = re.search(r"par exemple ([\d ]{17})", page).group(1)
+    assert siret.is_valid(example.replace(" ", ""))
+
+
+def test_mail_subjects_elide_de_before_a_vowel() -> None:
+    from idp.ui import de
+
+    assert de("Atelier Nord") == "d'Atelier Nord" and de("Hôpital") == "d'Hôpital"
+    assert de("Lycée Jean Moulin") == "de Lycée Jean Moulin"
+
+
+def test_recovery_codes_can_be_downloaded_and_printed(app: Any, create_account: Any) -> None:
+    from urllib.parse import unquote
+
+    from test_totp import enrol
+
+    user = create_account()
+    client = app.test_client()
+    login(client, user.email)
+    enrol(app, client, user.email)
+    page = client.get("/account/totp")
+    regenerated = client.post("/account/totp/recovery-codes", data={"csrf_token": csrf_token(page.text)})
+    codes = re.findall(r"<code>([a-z0-9]{5}-[a-z0-9]{5})</code>", regenerated.text)
+    link = re.search(r'id="download-codes" download="[^"]+\.txt"\s+href="data:text/plain;charset=utf-8,([^"]+)"',
+                     regenerated.text)
+    assert link is not None and all(code in unquote(link.group(1)) for code in codes)
+    assert "data-print" in regenerated.text and "print.js" in regenerated.text
+    script = client.get("/static/print.js")
+    assert script.status_code == 200 and b"window.print()" in script.data
+    script.close()
+
+
+def test_every_folder_of_templates_and_static_files_is_a_declared_package() -> None:
+    """setuptools warns "Package would be ignored" (hundreds of times at `make run`) for a folder of
+    package data that discovery does not list: setup.cfg's namespace discovery lists them all."""
+    import configparser
+    from pathlib import Path
+
+    from setuptools import find_namespace_packages
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    assert cfg["options"]["packages"].strip() == "find_namespace:"
+    include = [p.strip() for p in cfg["options.packages.find"]["include"].split(",")]
+    exclude = [p.strip() for p in cfg["options.packages.find"]["exclude"].split(",")]
+    found = set(find_namespace_packages(str(root), include=include, exclude=exclude))
+    data_dirs = {p.parent.relative_to(root) for top in ("idp", "shared", "apps") for p in (root / top).rglob("*")
+                 if p.is_file() and p.suffix in (".html", ".txt", ".css", ".js", ".po", ".mako", ".ldif")
+                 and "__pycache__" not in p.parts}
+    missing = sorted(str(d) for d in data_dirs if ".".join(d.parts) not in found)
+    assert not missing, missing
+
+
+def test_stopping_make_run_stops_the_apps_once() -> None:
+    """Ctrl-C on `make run`: `kill 0` in an EXIT trap re-entered the trap until the shell crashed
+    ("Segmentation fault"); the recipe now stops the apps it started, by their ids."""
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nrun:"):makefile.index("\nlint:")]
+    assert "trap 'kill 0'" not in recipe
+    assert "trap 'trap - INT TERM EXIT;" in recipe and recipe.count('PIDS="$$PIDS $$!"') == 2
