@@ -77,6 +77,37 @@ def test_idp_pages_signed_out(app: Any, live_server: str, chrome: webdriver.Chro
     assert not found, report(found)
 
 
+def submit(driver: webdriver.Chrome, values: dict[str, str], button: str) -> None:
+    for name, value in values.items():
+        field = driver.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    click(driver, button)
+
+
+def test_idp_forms_with_their_errors(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
+    """The pages as they come back with errors (messages, aria-invalid, values kept)."""
+    found: dict[str, list[str]] = {}
+    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chrome.get(f"{live_server}/login")
+    submit(chrome, {"email": "personne@example.test", "password": "mauvais"}, "Se connecter")
+    check(chrome, chrome.current_url, found)
+    chrome.get(f"{live_server}/signup")
+    submit(chrome, {"email": "pas-une-adresse", "password": "court"}, "Créer mon compte")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    chrome.get(f"{live_server}/password/forgot")
+    submit(chrome, {"email": "x"}, "Recevoir le lien")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    person, org = member_of(app, ["repernet:lecteur"])
+    log_in_as(chrome, live_server, person.email)
+    chrome.get(f"{live_server}/structures/rattacher?siret=12345678900012")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    chrome.get(f"{live_server}/account/password")
+    submit(chrome, {"current": "faux"}, "Enregistrer")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    assert not found, report(found)
+
+
 def test_idp_pages_as_a_member_and_a_structure_admin(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
     member, org = member_of(app, ["repernet:lecteur", "sam:redacteur"])
     second = make_structure(app)
@@ -94,6 +125,7 @@ def test_idp_pages_as_a_member_and_a_structure_admin(app: Any, live_server: str,
     base = f"{live_server}/gestion/{org.id}"
     for path in ("/", "/membres", "/demandes", "/invitations", "/journal", "/rattacher"):
         check(chrome, base + path, found)
+    check(chrome, live_server + "/", found)
     chrome.get(f"{base}/membres")
     links = [a.get_attribute("href") for a in chrome.find_elements(By.CSS_SELECTOR, "a[href*='/membres/']")]
     for href in links[:2]:
