@@ -54,6 +54,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from idp.api.views import bp as api_bp
     from idp.auth import second_factor
     from idp.auth.views import bp as auth_bp
+    from idp.console.views import bp as console_bp
     from idp.dev import bp as dev_bp
     from idp.home.views import bp as home_bp
     from idp.join.views import bp as join_bp
@@ -68,7 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)
-    for blueprint in (join_bp, manage_bp, admin_bp, api_bp, legacy_bp):
+    for blueprint in (join_bp, manage_bp, admin_bp, console_bp, api_bp, legacy_bp):
         app.register_blueprint(blueprint)
     if app.config["DEV_INBOX"] is None:
         # Only where mail is not really sent and nobody real reads it: demo, debug, tests.

@@ -147,8 +147,13 @@ def test_idp_console_pages(app: Any, live_server: str, chrome: webdriver.Chrome)
                  f"/admin/structures/{org.id}/members", f"/admin/structures/{org.id}/entitlements",
                  "/admin/clients", "/admin/clients/new", "/admin/applications", "/admin/applications/sam",
                  "/admin/profiles", "/admin/profiles/new", "/admin/moderation", "/admin/keys", "/admin/audit",
-                 "/admin/audit?event=login", "/dev/inbox"):
+                 "/admin/audit?event=login", "/dev/inbox", "/admin/tableau-de-bord", "/admin/reglages",
+                 "/admin/courriels", "/admin/comptes/nouveau", f"/admin/comptes/{admin.id}"):
         check(chrome, live_server + path, found)
+    clients = chrome.find_elements(By.CSS_SELECTOR, "a[href*='/admin/clients/']") if chrome.get(live_server + "/admin/clients") is None else []
+    for href in [a.get_attribute("href") for a in clients if a.get_attribute("href").rstrip("/").split("/")[-1].isdigit()][:1]:
+        check(chrome, href + "/console", found)
+        check(chrome, href + "/supprimer", found)
     for selector in ("a[href*='/admin/users/']", "a[href*='/admin/clients/']", "a[href*='/admin/profiles/']"):
         chrome.get(live_server + "/admin/" + selector.split("/admin/")[1].split("/")[0])
         hrefs = [a.get_attribute("href") for a in chrome.find_elements(By.CSS_SELECTOR, selector)]
