@@ -67,11 +67,12 @@ def test_tables_stay_within_their_card_and_long_names_do_not_stretch_the_page(
         app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
     long_name = "Atelier" + "X" * 400  # one unbroken word, as pasted by someone
     org = make_structure(app, name=long_name[:200])
-    admin = make_person(app, given_name="Agathe", family_name="A" * 120)
+    admin = make_person(app, given_name="Agathe", family_name="A" * 100)  # the column's limit
     add_member(app, org, admin, ["sam:redacteur", "sam:signataire", "repernet:gestionnaire", "repernet:lecteur"],
                admin=True)
     for _ in range(3):
-        add_member(app, org, make_person(app, email=f"{'tres-long-' * 12}{uuid.uuid4().hex}@example.test"),
+        # a long address (64 characters before the @, SMTP's limit) in an unbroken run
+        add_member(app, org, make_person(app, email=f"{'x' * 32}{uuid.uuid4().hex}@{'sous-domaine' * 8}.example.test"),
                    ["sam:redacteur", "repernet:lecteur"])
     log_in_as(chrome, live_server, admin.email)
     for path in (f"/gestion/{org.id}/membres", f"/gestion/{org.id}/journal", "/structures/", "/"):
