@@ -66,10 +66,12 @@ run: $(STAMP) translations var
 	@echo "REPERNET       : http://127.0.0.1:8002/"
 	@echo "Catalogue      : http://127.0.0.1:8003/"
 	@echo "Comptes de démonstration : voir README.md (ex. claire.bernard@region.test / Region-Bernard-2026!)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python -m apps.sam serve --port 8001 & \
-	$(BIN)/python -m apps.repernet serve --port 8002 & \
-	$(BIN)/python -m apps.catalogue serve --port 8003 & \
+	@# Ctrl-C: stop the apps by their ids, once (`kill 0` from an EXIT trap re-entered itself until the
+	@# shell crashed: make printed "Segmentation fault"), and end quietly.
+	@trap 'trap - INT TERM EXIT; kill $$PIDS 2>/dev/null; wait; exit 0' INT TERM EXIT; \
+	$(BIN)/python -m apps.sam serve --port 8001 & PIDS="$$!"; \
+	$(BIN)/python -m apps.repernet serve --port 8002 & PIDS="$$PIDS $$!"; \
+	$(BIN)/python -m apps.catalogue serve --port 8003 & PIDS="$$PIDS $$!"; \
 	$(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 lint: $(TEST_STAMP)
@@ -92,3 +94,14 @@ bench: $(TEST_STAMP) translations
 
 clean:
 	rm -rf $(VENV) var
+
+## axe-core for the accessibility tests (RGAA 4, issue 16): the npm package, under .venv/axe; npm is
+## Debian's when missing.
+AXE_CORE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+$(AXE_CORE): | $(BIN)/python
+	@command -v npm >/dev/null || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO $(APT_GET) update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends npm; }
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4
+	test -f $@ && touch $@
+test test-postgres: $(AXE_CORE)
+test test-postgres: export AXE_CORE := $(abspath $(AXE_CORE))

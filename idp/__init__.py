@@ -47,13 +47,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     guard.init_app(app)
     health.init_app(app)  # /livez, /readyz; a database outage is a 503 (SPEC §10.4)
+    from idp import ui
+
+    ui.init_app(app)  # Paris times, human labels, the journal in words, the language switcher
 
     from idp.account.views import bp as account_bp
     from idp.admin.views import bp as admin_bp
     from idp.api.views import bp as api_bp
     from idp.auth import second_factor
     from idp.auth.views import bp as auth_bp
+    from idp.console.views import bp as console_bp
     from idp.dev import bp as dev_bp
+    from idp.home.views import bp as home_bp
     from idp.join.views import bp as join_bp
     from idp.legacy.views import bp as legacy_bp
     from idp.manage.views import bp as manage_bp
@@ -62,10 +67,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from shared.views import assets as shell_assets
 
     app.register_blueprint(shell_assets)  # the stylesheet the four services share
+    app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(oidc_bp)
-    for blueprint in (join_bp, manage_bp, admin_bp, api_bp, legacy_bp):
+    for blueprint in (join_bp, manage_bp, admin_bp, console_bp, api_bp, legacy_bp):
         app.register_blueprint(blueprint)
     if app.config["DEV_INBOX"] is None:
         # Only where mail is not really sent and nobody real reads it: demo, debug, tests.

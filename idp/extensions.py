@@ -128,7 +128,8 @@ def _unlimited() -> bool:
 
 
 def locale_selector() -> str:
-    """ui_locales (OIDC), then the choice remembered in the session, then the browser, then French."""
+    """ui_locales (OIDC), then the choice remembered in the session (or the account, at login) or the
+    switcher's cookie, then the browser, then French."""
     from flask import session
 
     languages = current_app.config["LANGUAGES"]
@@ -143,4 +144,8 @@ def locale_selector() -> str:
             return base
     if session.get("lang") in languages:
         return session["lang"]
+    from idp.ui import LANG_COOKIE  # the switcher's choice, kept by this browser
+
+    if request.cookies.get(LANG_COOKIE) in languages:
+        return request.cookies[LANG_COOKIE]
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]

@@ -116,12 +116,16 @@ def test_unknown_siret_offers_to_create_the_structure_in_repernet(app: Any, test
     query = parse_qs(target.query)
     assert query["siret"] == [siret]
     back = urlsplit(query["return_to"][0])
-    assert back.scheme == "http" and back.path == "/structures/rattacher" and parse_qs(back.query) == {"siret": [siret]}
+    assert back.scheme == "http" and back.path == "/structures/rattacher" and parse_qs(back.query) == {"siret": [siret], "enregistree": ["1"]}
 
     # REPERNET registers it through the API, then sends the usager back: step 2 at once.
     make_structure(app, f"Nouvelle {token()}", siret=siret)
     again = testclient.get(f"{back.path}?{back.query}")
-    assert again.status_code == 302 and again.headers["Location"].endswith(f"/structures/rattacher/{siret}")
+    assert again.status_code == 302
+    assert again.headers["Location"].endswith(f"/structures/rattacher/{siret}?enregistree=1")
+    # The registrant lands on "Structure enregistrée", not on a warning (issue 16).
+    landing = testclient.get(again.headers["Location"])
+    assert "Structure enregistrée." in landing.text and 'id="already"' not in landing.text
 
 
 def test_step_two_with_a_bad_siret_in_the_url_goes_back_to_step_one(testclient: Any, logged: Any) -> None:

@@ -328,6 +328,10 @@ def test_forgotten_password_sends_a_join_request_to_the_admins(app: Any, testcli
     assert membership(app, teacher.id, account.siret) is None
     assert legacy_ids_of(app, teacher.id, account.siret) == []
     assert "demande de rattachement envoyée" in text(client.get("/ancien-compte/"))
+    # Asking again says a request is already waiting, not "envoyée" (issue 16).
+    again = post_form(client, "/ancien-compte/oubli", legacy_id="TLPU")
+    assert again.status_code == 200
+    assert "Demande déjà en attente" in text(again) and "Demande de rattachement envoyée" not in text(again)
 
     # The admin follows "Traiter la demande" and lands on the request.
     opened = testclient.get(mail_link(message, "/gestion/demande/"))

@@ -93,13 +93,13 @@ def test_regenerate_and_disable(app: Any, testclient: Any, create_account: Any) 
     user = create_account()
     login(testclient, user.email)
     _, old_codes = enrol(app, testclient, user.email)
-    regenerated = post_form(testclient, "/account/totp", index=1)
+    regenerated = post_form(testclient, "/account/totp", index=2)  # after the header's logout and language forms
     new_codes = re.findall(r"<code>([a-z0-9]{5}-[a-z0-9]{5})</code>", regenerated.text)
     assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
 
-    wrong = post_form(testclient, "/account/totp", index=2, password="Not-My-Password-1")
+    wrong = post_form(testclient, "/account/totp", index=3, password="Not-My-Password-1")
     assert "Mot de passe incorrect." in wrong.text and user_row(app, user.email).totp_enabled
-    done = post_form(testclient, "/account/totp", index=2, password=PASSWORD)
+    done = post_form(testclient, "/account/totp", index=3, password=PASSWORD)
     assert done.status_code == 302
     row = user_row(app, user.email)
     assert not row.totp_enabled and row.totp_secret is None

@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, or_, select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from idp.core.security import Origin
 from idp.models import AuditEvent, User
+from shared.timefmt import PARIS
 
 
 def audit(
@@ -68,6 +69,7 @@ def events_query(*, structure_id: uuid.UUID | None = None, event: str | None = N
     return query
 
 
+# The date with its zone: Europe/Paris, the offset in the value (2026-12-07T07:30:00+01:00).
 CSV_COLUMNS = ["date", "evenement", "auteur", "personne", "structure", "application", "ip", "navigateur", "details"]
 
 
@@ -81,12 +83,18 @@ def events_csv(session: Session, events: Iterable[AuditEvent]) -> str:
     writer.writerow(CSV_COLUMNS)
     for e in events:
         writer.writerow(_cell(v) for v in [
-            e.at.isoformat(timespec="seconds"), e.event,
+            _paris_iso(e.at), e.event,
             emails.get(e.actor_id, e.actor_id or ""), emails.get(e.subject_id, e.subject_id or ""),
             e.structure_id or "", e.client_id or "", e.ip or "", e.user_agent or "",
             " ".join(f"{k}={v}" for k, v in sorted(e.details.items())),
         ])
     return out.getvalue()
+
+
+def _paris_iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(PARIS).isoformat(timespec="seconds")
 
 
 def _cell(value: object) -> str:

@@ -118,7 +118,8 @@ def _suspended_memberships(user_id: uuid.UUID) -> list[Membership]:
 def _register_url(siret: str) -> str:
     """REPERNET's registration with the SIRET pre-filled and the way back here (SPEC §4.2, §8)."""
     base = current_app.config["REPERNET_REGISTER_URL"]
-    query = urlencode({"siret": siret, "return_to": url_for("join.start", siret=siret, _external=True)})
+    # `enregistree`: back from REPERNET, the page welcomes the new structure (not "déjà rattaché(e)").
+    query = urlencode({"siret": siret, "return_to": url_for("join.start", siret=siret, enregistree=1, _external=True)})
     return f"{base}{'&' if '?' in base else '?'}{query}"
 
 
@@ -203,7 +204,7 @@ def start() -> Any:
                                          "chiffres saisis.")]
             return render_template("join/start.html", **context), 400
         if find_by_siret(db.session, siret) is not None:
-            return redirect(url_for("join.structure", siret=siret))
+            return redirect(url_for("join.structure", siret=siret, **({"enregistree": 1} if request.args.get("enregistree") else {})))
         context.update(not_found=siret, register_url=_register_url(siret))
         return render_template("join/start.html", **context), 404
     if "q" in request.args:

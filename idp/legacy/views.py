@@ -158,11 +158,14 @@ def forgot() -> Any:
     legacy_id = _clean_id(form)
     db.session.commit()  # no database transaction held across the LDAP round trip
     entry = _directory().find(legacy_id)
+    already_pending = False
     if entry is not None:
         try:
             result = core.forgot(db.session, user, entry, web.origin())
         except InvalidInput as exc:
             db.session.rollback()
+            # Their own request, listed in "Mes structures": saying so tells them nothing new (issue 16).
+            already_pending = exc.message == "already_pending"
             web.record("legacy.forgot_refused", actor=user.id, subject=user.id, legacy_id=entry.id,
                        reason=exc.message)
         else:
@@ -181,7 +184,7 @@ def forgot() -> Any:
         web.record("legacy.forgot_unknown", actor=user.id, subject=user.id,
                    legacy_id=legacy_id if legacy_id.isprintable() else repr(legacy_id)[:80])
     db.session.commit()
-    return render_template("legacy/forgot_sent.html", legacy_id=legacy_id)
+    return render_template("legacy/forgot_sent.html", legacy_id=legacy_id, already_pending=already_pending)
 
 
 @bp.route("/confirmer/<token>", methods=["GET", "POST"])

@@ -53,6 +53,7 @@ class User(Base):
     # Changes with every reset link sent: only the latest link works (issue 15 finding 10).
     reset_nonce: Mapped[str | None] = mapped_column(String(32))
     last_login_at: Mapped[datetime | None]
+    locale: Mapped[str | None] = mapped_column(String(8))  # the language chosen with the switcher (issue 16)
     # Remembered across logins: the structure chosen last time (SPEC §4.2). Indexed like every
     # foreign key here: deleting a structure must not scan every account (bench/SCALE.md).
     last_structure_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -1,0 +1,1 @@
+"""The portal's home page and the language switcher (issue 16)."""

@@ -1,0 +1,180 @@
+# ruff: noqa: F811 - pytest fixtures imported from other test modules are parameters here
+"""RGAA 4 / WCAG 2.1 AA (issue 16): axe-core, the engine the DINUM's tools use, run in headless
+Chromium on every page the journeys visit, signed out, as a member, a structure admin and a
+platform admin, and on the apps' pages: no violation of any impact.
+
+axe-core comes from its npm package, installed by `make test` under .venv/axe (AXE_CORE overrides)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from tests.conftest import PASSWORD
+from tests.rp_helpers import (
+    RP,
+    add_member,
+    catalogue,  # noqa: F401 - the live-server fixture
+    make_person,
+    make_structure,
+    member_of,
+    platform_admin,
+    repernet,  # noqa: F401 - the live-server fixture
+    sam,  # noqa: F401 - the live-server fixture
+)
+from tests.test_browser import chrome, chromium, click, wait  # noqa: F401 - fixtures
+
+AXE_CORE = Path(os.environ.get("AXE_CORE") or Path(__file__).parent.parent / ".venv/axe/node_modules/axe-core/axe.min.js")
+# WCAG 2.1 A and AA (RGAA 4 follows them) and axe's best practices: every rule axe runs by default.
+AXE_OPTIONS = {"resultTypes": ["violations"]}
+
+
+def axe_violations(driver: webdriver.Chrome) -> list[str]:
+    """axe-core's violations on the page shown, one line each: rule, impact, the nodes' selectors."""
+    assert AXE_CORE.exists(), f"{AXE_CORE} is missing: `make test` installs axe-core from npm"
+    if not driver.execute_script("return typeof window.axe !== 'undefined'"):
+        driver.execute_script(AXE_CORE.read_text(encoding="utf-8"))
+    driver.set_script_timeout(30)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, arguments[0]).then(r => done(r.violations), e => done([{id: 'axe-error', impact: String(e), nodes: []}]));",
+        AXE_OPTIONS)
+    return [f"{v['id']} ({v['impact']}): {v.get('help', '')} — " + ", ".join(
+        " ".join(n["target"]) if isinstance(n["target"], list) else str(n["target"]) for n in v["nodes"][:5])
+        for v in result]
+
+
+def check(driver: webdriver.Chrome, url: str, found: dict[str, list[str]]) -> None:
+    driver.get(url)
+    wait(driver, lambda d: d.execute_script("return document.readyState") == "complete")
+    violations = axe_violations(driver)
+    if violations:
+        found[url] = violations
+
+
+def log_in_as(driver: webdriver.Chrome, base: str, email: str) -> None:
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.get(f"{base}/login")
+    wait(driver, lambda d: d.find_element(By.NAME, "email")).send_keys(email)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    click(driver, "Se connecter")
+
+
+def report(found: dict[str, list[str]]) -> str:
+    return "\n".join(f"{url}\n  " + "\n  ".join(lines) for url, lines in found.items())
+
+
+def test_idp_pages_signed_out(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
+    found: dict[str, list[str]] = {}
+    for path in ("/", "/login", "/signup", "/signup/resend", "/password/forgot", "/bienvenue",
+                 "/password/reset/bad-token", "/signup/verify/bad-token", "/nowhere"):
+        check(chrome, live_server + path, found)
+    assert not found, report(found)
+
+
+def submit(driver: webdriver.Chrome, values: dict[str, str], button: str) -> None:
+    for name, value in values.items():
+        field = driver.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    click(driver, button)
+
+
+def test_idp_forms_with_their_errors(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
+    """The pages as they come back with errors (messages, aria-invalid, values kept)."""
+    found: dict[str, list[str]] = {}
+    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chrome.get(f"{live_server}/login")
+    submit(chrome, {"email": "personne@example.test", "password": "mauvais"}, "Se connecter")
+    check(chrome, chrome.current_url, found)
+    chrome.get(f"{live_server}/signup")
+    submit(chrome, {"email": "pas-une-adresse", "password": "court"}, "Créer mon compte")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    chrome.get(f"{live_server}/password/forgot")
+    submit(chrome, {"email": "x"}, "Recevoir le lien")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    person, org = member_of(app, ["repernet:lecteur"])
+    log_in_as(chrome, live_server, person.email)
+    chrome.get(f"{live_server}/structures/rattacher?siret=12345678900012")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    chrome.get(f"{live_server}/account/password")
+    submit(chrome, {"current": "faux"}, "Enregistrer")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    assert not found, report(found)
+
+
+def test_idp_pages_as_a_member_and_a_structure_admin(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
+    member, org = member_of(app, ["repernet:lecteur", "sam:redacteur"])
+    second = make_structure(app)
+    add_member(app, second, member, ["repernet:gestionnaire"])
+    admin = make_person(app, given_name="Agathe", family_name="Admin")
+    add_member(app, org, admin, ["sam:redacteur", "sam:signataire", "repernet:lecteur"], admin=True)
+    found: dict[str, list[str]] = {}
+    log_in_as(chrome, live_server, member.email)
+    for path in ("/account/structure", "/", "/account/", "/account/profile", "/account/password", "/account/email",
+                 "/account/sessions", "/account/totp", "/account/totp/enroll", "/structures/",
+                 "/structures/rattacher", f"/structures/rattacher/{org.siret}", "/ancien-compte/",
+                 "/ancien-compte/lier", "/ancien-compte/oubli", "/logout"):
+        check(chrome, live_server + path, found)
+    log_in_as(chrome, live_server, admin.email)
+    base = f"{live_server}/gestion/{org.id}"
+    for path in ("/", "/membres", "/demandes", "/invitations", "/journal", "/rattacher"):
+        check(chrome, base + path, found)
+    check(chrome, live_server + "/", found)
+    chrome.get(f"{base}/membres")
+    links = [a.get_attribute("href") for a in chrome.find_elements(By.CSS_SELECTOR, "a[href*='/membres/']")]
+    for href in links[:2]:
+        check(chrome, href, found)
+    assert not found, report(found)
+
+
+def test_idp_console_pages(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
+    with app.app_context():
+        from idp.extensions import db
+
+        admin = platform_admin(app)
+        db.session.commit()
+        email = admin.email
+    org = make_structure(app)
+    found: dict[str, list[str]] = {}
+    log_in_as(chrome, live_server, email)
+    for path in ("/admin/", "/admin/users", "/admin/structures", "/admin/structures/new", f"/admin/structures/{org.id}",
+                 f"/admin/structures/{org.id}/members", f"/admin/structures/{org.id}/entitlements",
+                 "/admin/clients", "/admin/clients/new", "/admin/applications", "/admin/applications/sam",
+                 "/admin/profiles", "/admin/profiles/new", "/admin/moderation", "/admin/keys", "/admin/audit",
+                 "/admin/audit?event=login", "/dev/inbox", "/admin/tableau-de-bord", "/admin/reglages",
+                 "/admin/courriels", "/admin/comptes/nouveau", f"/admin/comptes/{admin.id}"):
+        check(chrome, live_server + path, found)
+    clients = chrome.find_elements(By.CSS_SELECTOR, "a[href*='/admin/clients/']") if chrome.get(live_server + "/admin/clients") is None else []
+    for href in [a.get_attribute("href") for a in clients if a.get_attribute("href").rstrip("/").split("/")[-1].isdigit()][:1]:
+        check(chrome, href + "/console", found)
+        check(chrome, href + "/supprimer", found)
+    for selector in ("a[href*='/admin/users/']", "a[href*='/admin/clients/']", "a[href*='/admin/profiles/']"):
+        chrome.get(live_server + "/admin/" + selector.split("/admin/")[1].split("/")[0])
+        hrefs = [a.get_attribute("href") for a in chrome.find_elements(By.CSS_SELECTOR, selector)]
+        for href in [h for h in hrefs if not h.endswith("/new")][:1]:
+            check(chrome, href, found)
+    assert not found, report(found)
+
+
+@pytest.mark.parametrize("name", ["repernet", "sam", "catalogue"])
+def test_app_pages(app: Any, live_server: str, chrome: webdriver.Chrome, name: str, request: Any) -> None:
+    rp: RP = request.getfixturevalue(name)
+    grants = {"repernet": ["repernet:gestionnaire"], "sam": ["sam:redacteur", "sam:signataire"],
+              "catalogue": ["catalogue:editeur"]}[name]
+    person, org = member_of(app, grants)
+    found: dict[str, list[str]] = {}
+    check(chrome, rp.url + "/", found)
+    log_in_as(chrome, live_server, person.email)
+    paths = {"repernet": ["/", "/ma-structure", "/structures/nouvelle", f"/structures/{org.siret}/pieces"],
+             "sam": ["/", "/consultations"],
+             "catalogue": ["/", "/recherche", "/organismes", f"/organismes/{org.siret}",
+                           f"/organismes/{org.siret}/formations"]}[name]
+    for path in paths:
+        check(chrome, rp.url + path, found)
+    assert not found, report(found)
