@@ -15,35 +15,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.models import AppRole, AuditEvent, Structure, User
-from shared.applications import APPLICATIONS, role_label, role_title
+from shared.applications import app_label, role_label, role_title
 from shared.timefmt import PARIS
 
 # The cookie that keeps the language chosen with the switcher (also saved on the account).
 LANG_COOKIE = "portail_lang"
 LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
 
-# English role and application labels (the shell's table is French: SPEC §3).
-_ENGLISH_TITLES = {
-    ("sam", "redacteur"): "Drafter", ("sam", "signataire"): "Signatory", ("sam", "acheteur"): "Buyer (Région)",
-    ("repernet", "gestionnaire"): "Manager", ("repernet", "lecteur"): "Reader",
-    ("repernet", "instructeur"): "Examiner (Région)",
-    ("catalogue", "editeur"): "Editor", ("catalogue", "lecteur"): "Reader",
-    ("catalogue", "moderateur"): "Moderator (Carif-Oref)",
-}
-_ENGLISH_APPS = {"sam": "SAM — training contracts", "repernet": "REPERNET — register of organisations",
-                 "catalogue": "Training offer catalogue"}
-
-
 def _english() -> bool:
     locale = get_locale()
     return bool(locale and locale.language == "en")
 
 
+def _language() -> str:
+    return "en" if _english() else "fr"
+
+
 def human_role(app: str, role: str) -> str:
     """ "SAM — Rédacteur" (or "SAM — Drafter" in English) for ("sam", "redacteur")."""
-    if _english() and (app, role) in _ENGLISH_TITLES:
-        return f"{APPLICATIONS[app].title} — {_ENGLISH_TITLES[app, role]}"
-    return role_label(app, role)
+    return role_label(app, role, _language())
 
 
 def human_role_key(key: str) -> str:
@@ -53,17 +43,12 @@ def human_role_key(key: str) -> str:
 
 
 def human_role_title(app: str, role: str) -> str:
-    if _english() and (app, role) in _ENGLISH_TITLES:
-        return _ENGLISH_TITLES[app, role]
-    return role_title(app, role)
+    return role_title(app, role, _language())
 
 
-def app_label(name: str) -> str:
+def human_app_label(name: str) -> str:
     """ "SAM — marchés de formation" (or its English label); an unknown name as it is."""
-    if _english() and name in _ENGLISH_APPS:
-        return _ENGLISH_APPS[name]
-    info = APPLICATIONS.get(name)
-    return info.label if info else name
+    return app_label(name, _language())
 
 
 def paris(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M", zone: bool = False) -> str:
@@ -238,7 +223,7 @@ def init_app(app: Flask) -> None:
         return Describer(db.session, events)
 
     app.jinja_env.globals.update(describe_events=describe_events, role_label=human_role, role_key_label=human_role_key, role_title=human_role_title,
-                                 app_label=app_label, LANGUAGE_NAMES=LANGUAGE_NAMES)
+                                 app_label=human_app_label, LANGUAGE_NAMES=LANGUAGE_NAMES)
 
     @app.context_processor
     def switcher() -> dict[str, Any]:

@@ -185,7 +185,7 @@ def test_join_with_the_instant_search_then_the_admin_accepts(app: Any, live_serv
     chrome.find_element(By.PARTIAL_LINK_TEXT, "Jules Demandeur").click()
     wait(chrome, seen.text_to_be_present_in_element((By.TAG_NAME, "body"), "Bonjour, je rejoins l'équipe."))
     # The grants come ticked from the profile asked for; the admin leaves out the signature.
-    signataire = chrome.find_element(By.XPATH, "//label[code[normalize-space()='sam:signataire']]/input")
+    signataire = chrome.find_element(By.XPATH, "//label[span[@title='sam:signataire']]/input")
     assert signataire.is_selected()
     signataire.click()
     click(chrome, "Accepter la demande")
