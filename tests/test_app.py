@@ -242,7 +242,9 @@ def test_docker_compose_file_is_valid() -> None:
     assert services["migrate"]["command"][-1] == "idp db upgrade && idp keys ensure"
     idp = services["idp"]
     assert idp["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "0.0.0.0:8000" in idp["command"] and any(p.endswith(":8000") for p in idp["ports"])
+    command = " ".join(idp["command"])
+    assert ("--host 0.0.0.0 --port 8000" in command or "0.0.0.0:8000" in command)
+    assert any(p.endswith(":8000") for p in idp["ports"])
     assert services["mail-worker"]["command"][:3] == ["idp", "mail", "worker"]
     for volume in [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]:
         assert volume in spec["volumes"]
