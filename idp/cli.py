@@ -159,6 +159,10 @@ def serve(host: str, port: int, workers: int, threads: int, server: str) -> None
     # buffer per thread's arena (a worker grew to 170 MB after logins, 94 MB with one arena, with no
     # slower hash: bench/README.md). An operator's own value wins.
     os.environ.setdefault("MALLOC_ARENA_MAX", "1")
+    # argon2id bounded to the cores for the whole box, not per process: with one worker per core,
+    # one hash at a time per worker (its other threads keep serving: the hash releases the GIL).
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("IDP_ARGON2_MAX_CONCURRENCY", str(max(1, cores // (workers or cores))))
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with the server
 
 
