@@ -12,11 +12,12 @@ What it does, each step bounded in time, all traffic on 127.0.0.1:
   2. seeds the peers' conventions through the IdP's Python API: users alice@bench.test and
      bench0..bench199@bench.test, clients bench-client (RS256 ID tokens) and bench-client-es256;
   3. measures the argon2id hash time with the configured (OWASP) parameters: the login target;
-  4. starts `gunicorn idp.wsgi:app` (one worker per core, gthread) on 127.0.0.1:9300, waits for discovery;
+  4. starts the IdP on 127.0.0.1:9300 with each serving model of --servers in turn (granian's WSGI
+     interface, gunicorn gthread, gunicorn sync; one worker per core, same threads), waits for discovery;
   5. runs /work/shared/peers/bench_op.py (discovery, jwks, client_credentials, refresh_token,
      userinfo, login) and bench/code_exchange.py (the token endpoint's code exchange alone), for the
      RS256 client, then refresh/login/code exchange for the ES256 client;
-  6. reads each gunicorn worker's resident memory, stops gunicorn;
+  6. reads each worker's resident memory, stops the server (then the next serving model);
   7. with --peers, measures the peers the same way (one server at a time);
   8. writes JSON under bench/results/ and prints the side-by-side table (summarize.py) and the targets.
 """
