@@ -12,11 +12,12 @@ What it does, each step bounded in time, all traffic on 127.0.0.1:
   2. seeds the peers' conventions through the IdP's Python API: users alice@bench.test and
      bench0..bench199@bench.test, clients bench-client (RS256 ID tokens) and bench-client-es256;
   3. measures the argon2id hash time with the configured (OWASP) parameters: the login target;
-  4. starts `gunicorn idp.wsgi:app` (one worker per core, gthread) on 127.0.0.1:9300, waits for discovery;
+  4. starts the IdP on 127.0.0.1:9300 with each serving model of --servers in turn (granian's WSGI
+     interface, gunicorn gthread, gunicorn sync; one worker per core, same threads), waits for discovery;
   5. runs /work/shared/peers/bench_op.py (discovery, jwks, client_credentials, refresh_token,
      userinfo, login) and bench/code_exchange.py (the token endpoint's code exchange alone), for the
      RS256 client, then refresh/login/code exchange for the ES256 client;
-  6. reads each gunicorn worker's resident memory, stops gunicorn;
+  6. reads each worker's resident memory, stops the server (then the next serving model);
   7. with --peers, measures the peers the same way (one server at a time);
   8. writes JSON under bench/results/ and prints the side-by-side table (summarize.py) and the targets.
 """
@@ -222,7 +223,24 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_gunicorn(args: argparse.Namespace, url: str, secret_key: str, issuer: str) -> subprocess.Popen:
+SERVERS = ("gthread", "sync", "granian")  # the serving models --servers can measure side by side
+
+
+def server_command(kind: str, args: argparse.Namespace) -> list[str]:
+    """The command line of one serving model, all of them on the same app, port and worker count."""
+    workers, bind = str(args.gunicorn_workers), f"127.0.0.1:{args.port}"
+    if kind == "granian":
+        return [str(ROOT / ".venv" / "bin" / "granian"), "--interface", "wsgi", "idp.wsgi:app",
+                "--host", "127.0.0.1", "--port", str(args.port), "--workers", workers,
+                "--blocking-threads", str(args.threads), "--no-ws", "--log-level", "warning"]
+    gunicorn = [str(ROOT / ".venv" / "bin" / "gunicorn"), "idp.wsgi:app", "-w", workers, "-b", bind,
+                "--no-control-socket", "--log-level", "warning"]
+    if kind == "sync":
+        return gunicorn + ["--worker-class", "sync"]
+    return gunicorn + ["--worker-class", "gthread", "--threads", str(args.threads)]
+
+
+def start_server(kind: str, args: argparse.Namespace, url: str, secret_key: str, issuer: str) -> subprocess.Popen:
     env = dict(os.environ)
     env.update({
         "IDP_DATABASE_URL": url, "IDP_ISSUER": issuer, "IDP_SECRET_KEY": secret_key,
@@ -238,14 +256,12 @@ def start_gunicorn(args: argparse.Namespace, url: str, secret_key: str, issuer: 
     })
     if args.redis:
         env["IDP_REDIS_URL"] = "redis://127.0.0.1:6379/15"
-    cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "idp.wsgi:app", "-w", str(args.gunicorn_workers),
-           "--worker-class", "gthread", "--threads", str(args.threads), "-b", f"127.0.0.1:{args.port}",
-           "--no-control-socket", "--log-level", "warning"]
-    logf = open(RESULTS / "gunicorn.log", "w")  # noqa: SIM115
+    cmd = server_command(kind, args)
+    logf = open(RESULTS / f"server-{kind}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     if not wait_http(f"{issuer}/.well-known/openid-configuration", 40):
         stop(proc)
-        sys.exit(f"the IdP did not answer discovery; see {RESULTS / 'gunicorn.log'}")
+        sys.exit(f"the IdP did not answer discovery; see {RESULTS / f'server-{kind}.log'}")
     return proc
 
 
@@ -308,31 +324,45 @@ def merge(json_path: Path, extra: dict[str, dict], rename: dict[str, str] | None
     json_path.write_text(json.dumps(doc, indent=1))
 
 
+def descendants(pid: int) -> list[int]:
+    out = []
+    for child in children(pid):
+        out += [child, *descendants(child)]
+    return out
+
+
 def bench_portail(args, url: str) -> tuple[list[Path], dict]:
+    """Every serving model of --servers on the same database, one after another; the ES256 rows
+    (refresh, login, code exchange) only for the first one unless --es256-all."""
     secret_key = "bench-" + os.urandom(16).hex()
     issuer = f"http://127.0.0.1:{args.port}"
     log(f"seeding {url}")
     seed(url, secret_key, issuer)
-    proc = start_gunicorn(args, url, secret_key, issuer)
-    extra: dict = {"gunicorn": {"workers": args.gunicorn_workers, "threads": args.threads, "master_pid": proc.pid}}
+    extra: dict = {"servers": {}}
     files = []
-    try:
-        tag = "pg" if not args.sqlite else "sqlite"
-        rs = RESULTS / f"portail-{tag}-rs256.json"
-        bench_op(args, issuer, f"portail-{tag} RS256", rs, server_pid=proc.pid, scenarios=args.scenarios)
-        merge(rs, {"code_exchange": code_exchange(args, issuer, f"portail-{tag}-rs256")})
-        files.append(rs)
-        if not args.no_es256:
-            es = RESULTS / f"portail-{tag}-es256.json"
-            bench_op(args, issuer, f"portail-{tag} ES256", es, client_id="bench-client-es256", server_pid=proc.pid,
-                     scenarios="refresh_token,login")
-            merge(es, {"code_exchange": code_exchange(args, issuer, f"portail-{tag}-es256",
-                                                      client_id="bench-client-es256")})
-            files.append(es)
-        workers = children(proc.pid)
-        extra["rss_mb"] = {"master": rss_mb(proc.pid), "workers": {w: rss_mb(w) for w in workers}}
-    finally:
-        stop(proc)
+    tag = "pg" if not args.sqlite else "sqlite"
+    for n, kind in enumerate(args.servers.split(",")):
+        proc = start_server(kind, args, url, secret_key, issuer)
+        info: dict = {"workers": args.gunicorn_workers, "threads": args.threads, "master_pid": proc.pid}
+        try:
+            rs = RESULTS / f"portail-{tag}-{kind}-rs256.json"
+            bench_op(args, issuer, f"portail-{tag} {kind} RS256", rs, server_pid=proc.pid, scenarios=args.scenarios)
+            merge(rs, {"code_exchange": code_exchange(args, issuer, f"portail-{tag}-{kind}-rs256")})
+            files.append(rs)
+            if not args.no_es256 and (n == 0 or args.es256_all):
+                es = RESULTS / f"portail-{tag}-{kind}-es256.json"
+                bench_op(args, issuer, f"portail-{tag} {kind} ES256", es, client_id="bench-client-es256",
+                         server_pid=proc.pid, scenarios="refresh_token,login")
+                merge(es, {"code_exchange": code_exchange(args, issuer, f"portail-{tag}-{kind}-es256",
+                                                          client_id="bench-client-es256")})
+                files.append(es)
+            info["rss_mb"] = {"master": rss_mb(proc.pid), "workers": {w: rss_mb(w) for w in descendants(proc.pid)}}
+        finally:
+            stop(proc)
+        extra["servers"][kind] = info
+        time.sleep(1)
+    first = extra["servers"][args.servers.split(",")[0]]
+    extra["rss_mb"] = first.get("rss_mb")
     return files, extra
 
 
@@ -403,6 +433,43 @@ def targets_report(files: list[Path], argon: dict, extra: dict, cores: int) -> l
     return lines
 
 
+def ratio_tables(files: list[Path], peer_files: list[Path]) -> list[str]:
+    """Req/s of every Portail column beside peer A and B, with Portail ÷ peer A per server; then the
+    same per fully used server core (req/s ÷ the server's CPU share; the database's CPU not counted)."""
+    docs = [json.loads(f.read_text()) for f in files + peer_files]
+    portail = [d for d in docs if d["label"].startswith("portail")]
+    peer_a = next((d for d in docs if d["label"].startswith("a-")), None)
+    peers = [d for d in docs if not d["label"].startswith("portail")]
+    scenarios: list[str] = []
+    for d in docs:
+        scenarios += [s for s in d["config"]["scenarios"] if s not in scenarios]
+
+    def entry(doc, name):
+        e = (doc or {}).get("summary", {}).get(name) or {}
+        return e if e.get("supported", True) and e.get("rps") is not None else None
+
+    def per_core(e):
+        cpu = e and e.get("server_cpu_pct")
+        return e["rps"] / (cpu / 100) if cpu else None
+
+    lines = []
+    for title, value in (("req/s", lambda e: e["rps"] if e else None), ("req/s per server core", per_core)):
+        head = [d["label"] for d in portail + peers] + [f"{d['label'].removeprefix('portail-')} ÷ A" for d in portail]
+        lines += [f"### {title}", "", "| scenario | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+        for name in scenarios:
+            cells, ratios = [], []
+            a = value(entry(peer_a, name)) if peer_a else None
+            for d in portail + peers:
+                v = value(entry(d, name))
+                cells.append(f"{v:,.1f}" if v is not None else "-")
+            for d in portail:
+                v = value(entry(d, name))
+                ratios.append(f"{v / a:.2f}" if v is not None and a else "-")
+            lines.append(f"| {name} | " + " | ".join(cells + ratios) + " |")
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sqlite", action="store_true", help="SQLite file instead of PostgreSQL")
@@ -416,7 +483,10 @@ def main() -> None:
     ap.add_argument("--redis", action="store_true", help="rate-limit storage in Redis (127.0.0.1:6379/15)")
     ap.add_argument("--port", type=int, default=9300)
     ap.add_argument("--gunicorn-workers", type=int, default=os.cpu_count() or 2, help="default: one per core")
-    ap.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
+    ap.add_argument("--threads", type=int, default=4, help="threads per worker (gthread; granian's blocking threads)")
+    ap.add_argument("--servers", default="gthread",
+                    help=f"comma-separated serving models to measure, in order, among {', '.join(SERVERS)}")
+    ap.add_argument("--es256-all", action="store_true", help="ES256 rows for every server, not only the first")
     ap.add_argument("--argon2-concurrency", type=int, default=1, help="IDP_ARGON2_MAX_CONCURRENCY per worker")
     ap.add_argument("--malloc-arena-max", type=int, default=1, help="MALLOC_ARENA_MAX for gunicorn (idp serve's)")
     ap.add_argument("--driver-workers", type=int, default=8)
@@ -432,6 +502,8 @@ def main() -> None:
     args.duration = max(1.0, min(args.duration, 10.0))
     args.repeat = max(1, min(args.repeat, 2))
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if unknown := set(args.servers.split(",")) - set(SERVERS):
+        sys.exit(f"unknown servers: {', '.join(sorted(unknown))}")
     if not DRIVER_PY.exists():
         sys.exit(f"{DRIVER_PY} missing: run {PEERS / 'install_peers.sh'} first")
     # whole-run watchdog
@@ -456,6 +528,7 @@ def main() -> None:
                            check=True, capture_output=True, text=True).stdout
     print(f"## Figures ({info['started']}, {info['machine']['nproc']} cores, {info['machine']['cpu']})\n")
     print(table)
+    print("\n".join(ratio_tables(files, peer_files)))
     print("## Targets\n")
     print("\n".join(targets_report(files, info["argon2"], extra, args.gunicorn_workers)))
     print(f"\nRSS: {json.dumps(extra.get('rss_mb'))}")

@@ -272,7 +272,9 @@ def test_docker_compose_runs_every_service_with_probes() -> None:
         assert f"python -m apps.{app_name} db upgrade" in migrate
     idp = services["idp"]
     assert idp["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "0.0.0.0:8000" in idp["command"] and "ports" not in idp  # replicas: only the proxy is published
+    command = " ".join(idp["command"])
+    assert "--host 0.0.0.0 --port 8000" in command or "0.0.0.0:8000" in command
+    assert "ports" not in idp  # replicas: only the proxy is published
     assert "/readyz" in _probe(idp) and "/readyz" in _probe(services["proxy"])
     assert services["mail-worker"]["command"][:3] == ["idp", "mail", "worker"]
 

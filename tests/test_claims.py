@@ -336,6 +336,110 @@ def test_an_ended_grant_is_not_claimed(live_server: str, browser: requests.Sessi
     assert [s["id"] for s in claims["structures"]] == [world.a["id"]]
 
 
+@pytest.fixture
+def second_worker(app: Any) -> Any:
+    """Another worker of the same IdP: its own app, its own caches (claims, clients, keys), the
+    same database."""
+    from idp import create_app
+
+    keys = ("TESTING", "TOTP_REQUIRED_FOR_ADMINS", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "DEV_INBOX",
+            "ISSUER", "ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "KEY_PUBLISH_BEFORE_USE")
+    other = create_app({key: app.config[key] for key in keys})
+    yield other
+    other.extensions["backchannel"].pool.shutdown(wait=True)
+    other.extensions["db"].session.remove()
+    other.extensions["db"].engine.dispose()
+
+
+def _userinfo_in(worker: Any, access_token: str) -> dict[str, Any]:
+    response = worker.test_client().get("/oauth/userinfo", headers={"Authorization": f"Bearer {access_token}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def _rename(world: World, structure: dict[str, str], name: str) -> Any:
+    def act(session: Any) -> None:
+        import uuid
+
+        from idp.core.security import SYSTEM
+        from idp.core.structures import update_structure
+        from idp.models import Structure
+
+        update_structure(session, session.get(Structure, uuid.UUID(structure["id"])), SYSTEM, actor=None, name=name)
+    return act
+
+
+@pytest.mark.parametrize("change", ["remove_role", "suspend", "detach", "end_grant", "rename"])
+def test_no_worker_serves_cached_claims_after_a_change(live_server: str, browser: requests.Session, world: World,
+                                                       app: Any, second_worker: Any, change: str) -> None:
+    """SPEC §5.3 with several workers: each keeps the claims it computed (per user, application,
+    current structure and the account's stamp), and a change committed by one process is seen at
+    once by every other, whichever was asked before."""
+    target = world.b if change in ("suspend", "detach") else world.a  # the user is A's only admin
+    token = code_flow(live_server, browser, *world.sam, world.user.email, scope=SCOPE, structure=target["id"])
+    access = token["access_token"]
+    for _ in range(2):  # computed, then served from each worker's cache
+        before = _userinfo_in(second_worker, access)
+        assert _userinfo(live_server, access).json() == before
+    assert before["structure"]["id"] == target["id"]
+    assert before["roles"] == (["redacteur"] if target is world.b else ["redacteur", "signataire"])
+
+    def act(session: Any) -> None:
+        from idp.core.memberships import detach, grants_by_key, set_grants, set_suspended
+        from idp.core.security import SYSTEM
+        from idp.models import utcnow
+
+        membership = _membership(session, world, target)
+        auth = _platform_authority(session, membership.structure_id)
+        if change == "remove_role":
+            set_grants(session, auth, membership, grants_by_key(session, ["sam:redacteur", "repernet:gestionnaire"]),
+                       SYSTEM, expected_version=None)
+        elif change == "suspend":
+            set_suspended(session, auth, membership, True, SYSTEM, expected_version=None)
+        elif change == "detach":
+            detach(session, auth, membership, SYSTEM, expected_version=None)
+        else:  # end_grant
+            for grant in membership.grants:
+                grant.ends_at = utcnow() - timedelta(seconds=1)
+
+    # The change is made by a third process's session (the CLI, the console of another worker).
+    _with_db(app, _rename(world, world.a, "Organisme A renommé") if change == "rename" else act)
+    for claims in (_userinfo_in(second_worker, access), _userinfo(live_server, access).json()):
+        if change == "remove_role":
+            assert claims["roles"] == ["redacteur"]
+        elif change == "rename":
+            assert claims["structure"]["name"] == "Organisme A renommé"
+            assert {s["name"] for s in claims["structures"]} == {"Organisme A renommé", "Organisme B"}
+        elif change == "end_grant":  # still A's member: A stays current, with no SAM role
+            assert claims["structure"]["id"] == world.a["id"] and claims["roles"] == []
+            assert world.a["id"] not in {s["id"] for s in claims["structures"]}
+        else:  # no longer a member of B: never a stale B
+            assert claims["structure"] is None or claims["structure"]["id"] != world.b["id"]
+            assert world.b["id"] not in {s["id"] for s in claims["structures"]}
+
+
+def test_a_grant_that_ends_by_itself_is_not_served_from_a_cache(live_server: str, browser: requests.Session,
+                                                                world: World, app: Any) -> None:
+    """A grant's end date passes without any write: the cached claims expire with it."""
+    import time
+
+    from idp.models import utcnow
+
+    ends = utcnow() + timedelta(seconds=2)
+
+    def end_soon(session: Any) -> None:
+        for grant in _membership(session, world, world.a).grants:
+            if grant.role.name == "signataire":
+                grant.ends_at = ends
+
+    _with_db(app, end_soon)
+    token = code_flow(live_server, browser, *world.sam, world.user.email, scope=SCOPE, structure=world.a["id"])
+    for _ in range(2):
+        assert _userinfo(live_server, token["access_token"]).json()["roles"] == ["redacteur", "signataire"]
+    time.sleep(max(0.0, (ends - utcnow()).total_seconds()) + 0.2)
+    assert _userinfo(live_server, token["access_token"]).json()["roles"] == ["redacteur"]
+
+
 def test_claims_cost_one_query_whatever_the_number_of_structures(app: Any, world: World) -> None:
     """The claims come from one query (SPEC §5.2, STYLE 7): counted, not timed."""
     from sqlalchemy import event

@@ -115,32 +115,66 @@ def test_demo_seed_is_refused_outside_the_demo(fresh_db: tuple[str, Path]) -> No
     assert rows(path, "SELECT count(*) FROM users") == [(len(DEMO_ACCOUNTS),)]
 
 
-def test_serve_runs_gunicorn_on_the_wsgi_app(fresh_db: tuple[str, Path]) -> None:
+def _wait_discovery(server: subprocess.Popen, port: int, what: str) -> requests.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=10)
+        except (requests.ConnectionError, requests.Timeout):
+            assert server.poll() is None, server.communicate()
+            assert time.monotonic() < deadline, f"{what} did not answer"
+            time.sleep(0.2)
+
+
+def _workers(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+@pytest.mark.parametrize("server_name", ["granian", "gunicorn"])
+def test_serve_runs_the_wsgi_app_and_reloads_on_sighup(fresh_db: tuple[str, Path], server_name: str) -> None:
+    """`idp serve` (granian by default, the measured fastest; gunicorn on demand): it answers,
+    SIGHUP replaces the workers without dropping the listener, SIGTERM stops it."""
     url, _ = fresh_db
     idp(url, "db", "upgrade")
     idp(url, "demo", "seed")
     port = _free_port()
     env = operator_env(url, IDP_ISSUER=f"http://127.0.0.1:{port}")
-    server = subprocess.Popen([*idp_argv(), "serve", "--port", str(port), "--workers", "2"], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = [*idp_argv(), "serve", "--port", str(port), "--workers", "2"]
+    if server_name != "granian":
+        argv += ["--server", server_name]
+    server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=10)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                assert server.poll() is None, server.communicate()
-                assert time.monotonic() < deadline, "gunicorn did not answer"
-                time.sleep(0.2)
+        response = _wait_discovery(server, port, server_name)
         assert response.status_code == 200
         assert response.json()["issuer"] == f"http://127.0.0.1:{port}"
         assert requests.get(f"http://127.0.0.1:{port}/oauth/jwks", timeout=5).json()["keys"]
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=1" in environ  # execv: this pid is the server's main process now
+        deadline = time.monotonic() + 20
+        while len(_workers(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = _workers(server.pid)
+        server.send_signal(signal.SIGHUP)  # graceful reload: new workers, the same listening socket
+        deadline = time.monotonic() + 30
+        while True:
+            after = _workers(server.pid)
+            if len(after) >= 2 and not after & before:
+                break
+            assert time.monotonic() < deadline, f"the workers were not replaced: {before} -> {after}"
+            time.sleep(0.2)
+        assert _wait_discovery(server, port, server_name).status_code == 200
     finally:
-        server.send_signal(signal.SIGTERM)  # execv: this pid is gunicorn's arbiter now
-        out, err = server.communicate(timeout=30)
-    assert f"127.0.0.1:{port}" in out
-    assert "Booting worker" in err or "Listening at" in err
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=40)
+    assert f"127.0.0.1:{port}" in out and server_name in out
 
 
 # ---------------------------------------------------------------- clients (in-process runner)

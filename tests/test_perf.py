@@ -93,6 +93,20 @@ def test_token_paths_run_few_statements(app: Any, live_server: str, browser: req
     assert me.status_code == 200 and me.json()["email"] == account.email
     assert not [s for s in seen if "oauth_clients" in s or s == "COMMIT"], seen
     assert len(seen) <= 2, seen
+    # Asked again: the structure claims come from the worker's cache, checked against the account's
+    # stamp read in that one statement (account, token and session revocation, current structure).
+    with statements(app) as seen:
+        again = requests.get(f"{live_server}/oauth/userinfo",
+                             headers={"Authorization": f"Bearer {rotated.json()['access_token']}"}, timeout=10)
+    assert again.json() == me.json()
+    assert len(seen) == 1 and "users" in seen[0], seen
+
+    # Introspection of a user's access token: the client from the cache, one statement.
+    with statements(app) as seen:
+        intro = requests.post(f"{live_server}/oauth/introspect", data={"token": rotated.json()["access_token"]},
+                              auth=(client_id, secret), timeout=10)
+    assert intro.status_code == 200 and intro.json()["active"] is True, intro.text
+    assert len(seen) == 1, seen
 
     # client_credentials: the audit row is the only write.
     with statements(app) as seen:
@@ -167,3 +181,48 @@ def test_blocked_user_is_refused_at_once_despite_caches(app: Any, live_server: s
     assert me.status_code == 401
     again = refresh(live_server, token["refresh_token"], client_id, secret)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_published_documents_answer_304_to_a_matching_etag(app: Any, live_server: str) -> None:
+    """Discovery and JWKS: the same bytes and ETag every time (built once per key-set change), a
+    304 without a body for a relying party that has them, through the WSGI shortcut and through
+    the Flask views alike."""
+    from idp.oidc.keys import etag_of
+
+    for path in ("/.well-known/openid-configuration", "/oauth/jwks"):
+        first = requests.get(f"{live_server}{path}", timeout=10)
+        etag = first.headers["ETag"]
+        assert etag == etag_of(first.content)
+        assert requests.get(f"{live_server}{path}", timeout=10).content == first.content
+        for sent in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+            cached = requests.get(f"{live_server}{path}", headers={"If-None-Match": sent}, timeout=10)
+            assert cached.status_code == 304 and cached.content == b"", (path, sent)
+            assert cached.headers["ETag"] == etag
+            assert cached.headers["Cache-Control"] == first.headers["Cache-Control"]
+        changed = requests.get(f"{live_server}{path}", headers={"If-None-Match": '"other"'}, timeout=10)
+        assert changed.status_code == 200 and changed.content == first.content
+        # The Flask view (a query string skips the shortcut) answers the same way.
+        view = app.test_client().get(f"{path}?via=flask", headers={"If-None-Match": etag})
+        assert view.status_code == 304 and view.headers["ETag"] == etag
+
+
+def test_jwks_changes_etag_with_the_key_set(app: Any, live_server: str) -> None:
+    from idp.extensions import db
+    from idp.oidc.keys import rotate_keys
+
+    before = requests.get(f"{live_server}/oauth/jwks", timeout=10)
+    keyring = app.extensions["token_issuer"].keyring
+    with app.app_context():
+        keyring.refresh(db.session, force=True)
+        assert keyring.jwks_bytes(db.session) is keyring.jwks_bytes(db.session)
+        unchanged = keyring._jwks_bytes
+        keyring.refresh(db.session, force=True)
+        assert keyring._jwks_bytes is unchanged  # nothing changed: not re-serialised
+        rotate_keys(db.session, app.config)
+        db.session.commit()
+        keyring.refresh(db.session, force=True)
+    after = requests.get(f"{live_server}/oauth/jwks", timeout=10)
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert len(after.json()["keys"]) > len(before.json()["keys"])
+    stale = requests.get(f"{live_server}/oauth/jwks", headers={"If-None-Match": before.headers["ETag"]}, timeout=10)
+    assert stale.status_code == 200

@@ -7,6 +7,7 @@ signed has expired (SPEC §4.7).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -107,6 +108,7 @@ class KeyRing:
     _parsed: dict[str, Key] = field(default_factory=dict)
     _jwks: dict[str, Any] = field(default_factory=dict)
     _jwks_bytes: bytes = b""
+    _jwks_etag: str = ""
     _keyset: KeySet | None = None
 
     def refresh(self, session: Session, force: bool = False) -> None:
@@ -121,9 +123,12 @@ class KeyRing:
                     cls = RSAKey if record.alg == "RS256" else ECKey
                     self._parsed[record.kid] = cls.import_key(record.private_pem)
             self._records = records
-            self._jwks = {"keys": [r.public_jwk for r in records if r.published_at <= now]}
-            self._jwks_bytes = json.dumps(self._jwks, separators=(",", ":")).encode()
-            self._keyset = KeySet.import_key_set(self._jwks)
+            jwks = {"keys": [r.public_jwk for r in records if r.published_at <= now]}
+            if jwks != self._jwks or self._keyset is None:  # built once per key-set change
+                self._jwks = jwks
+                self._jwks_bytes = json.dumps(jwks, separators=(",", ":")).encode()
+                self._jwks_etag = etag_of(self._jwks_bytes)
+                self._keyset = KeySet.import_key_set(jwks)
             self._loaded_at = time.monotonic()
 
     def signing_key(self, session: Session, alg: str) -> tuple[str, Key]:
@@ -160,10 +165,14 @@ class KeyRing:
         self.refresh(session)
         return self._jwks_bytes
 
-    def cached_jwks_bytes(self) -> bytes | None:
-        """The serialised JWKS while it is fresh, without touching the database; else None."""
+    def jwks_etag(self, session: Session) -> str:
+        self.refresh(session)
+        return self._jwks_etag
+
+    def cached_jwks(self) -> tuple[bytes, str] | None:
+        """The serialised JWKS and its ETag while fresh, without touching the database; else None."""
         if self._jwks_bytes and time.monotonic() - self._loaded_at < self.ttl:
-            return self._jwks_bytes
+            return self._jwks_bytes, self._jwks_etag
         return None
 
     def keyset(self, session: Session) -> KeySet:
@@ -171,6 +180,11 @@ class KeyRing:
         self.refresh(session)
         assert self._keyset is not None
         return self._keyset
+
+
+def etag_of(body: bytes) -> str:
+    """A strong ETag for a published document: the same bytes give the same tag in every worker."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def ensure_keys(session: Session, config: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from sqlalchemy import Row, bindparam, exists, insert, select, update
+from sqlalchemy import Row, bindparam, exists, insert, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -246,8 +246,13 @@ class _HintClaims(jwt.JWTClaimsRegistry):
         pass
 
 
-def _live_user_statement(with_sid: bool) -> Any:
-    query = select(*user_columns()).where(
+def _live_user_statement(with_sid: bool, with_structure: bool = False) -> Any:
+    columns = user_columns()
+    if with_structure:  # userinfo: the session's current structure too (the claims cache's key)
+        current = (select(LoginSession.current_structure_id).where(LoginSession.id == bindparam("sid"))
+                   .scalar_subquery() if with_sid else null())
+        columns.append(current.label("current_structure_id"))
+    query = select(*columns).where(
         USERS.c.id == bindparam("user_id"),
         USERS.c.state == AccountState.ACTIVE,
         ~exists().where(RevokedAccessToken.jti.in_([bindparam("jti"), bindparam("family")])),
@@ -262,6 +267,7 @@ def _live_user_statement(with_sid: bool) -> Any:
 # Built once: SQLAlchemy memoizes a statement's cache key, so reusing the object skips both the
 # construction and the cache-key walk on every request (a third of the token path's time).
 _LIVE_USER = {True: _live_user_statement(True), False: _live_user_statement(False)}
+_LIVE_USER_WITH_STRUCTURE = {True: _live_user_statement(True, True), False: _live_user_statement(False, True)}
 
 
 def live_user(session: Session, claims: dict[str, Any]) -> UserView | None:
@@ -276,6 +282,21 @@ def live_user(session: Session, claims: dict[str, Any]) -> UserView | None:
     if sid:
         params["sid"] = sid
     return UserView.from_row(session.execute(_LIVE_USER[bool(sid)], params).first())
+
+
+def live_user_and_structure(session: Session, claims: dict[str, Any]) -> tuple[UserView | None, Any]:
+    """`live_user()` and the session's current structure, in the same statement (userinfo)."""
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except (ValueError, KeyError, TypeError):
+        return None, None
+    sid = claims.get("sid")
+    params = {"user_id": user_id, "jti": claims["jti"], "family": family_marker(claims)}
+    if sid:
+        params["sid"] = sid
+    row = session.execute(_LIVE_USER_WITH_STRUCTURE[bool(sid)], params).first()
+    user = UserView.from_row(row)
+    return user, (row.current_structure_id if user is not None else None)  # type: ignore[union-attr]
 
 
 def audit_row(event: str, origin: Origin, *, actor: uuid.UUID | None = None, subject: uuid.UUID | None = None,

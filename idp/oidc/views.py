@@ -29,11 +29,11 @@ from idp.core.memberships import active_memberships, choose_structure
 from idp.extensions import csrf, db, limiter
 from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
 from idp.oidc import freshness
-from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, user_claims
-from idp.oidc.keys import KeyRing
+from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache, user_claims
+from idp.oidc.keys import KeyRing, etag_of
 from idp.oidc.logout import BackchannelSender, sessions_ended
 from idp.oidc.provider import client_cache, create_server, issuer
-from idp.oidc.tokens import TokenIssuer, live_user
+from idp.oidc.tokens import TokenIssuer, live_user_and_structure
 from idp.web import current_login, end_login_session, record
 from idp.web import origin as web_origin
 from shared.web import CSP, SECURITY_HEADERS
@@ -52,19 +52,33 @@ def server() -> Any:
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
     """OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414), serialised once at start-up."""
-    return _json_response(current_app.extensions["discovery_bytes"], "public, max-age=3600")
+    return _json_response(current_app.extensions["discovery_bytes"], current_app.extensions["discovery_etag"],
+                          "public, max-age=3600")
 
 
 @bp.get("/oauth/jwks")
 def jwks() -> Response:
     """The published public keys, including the next key before it signs (serialised once per
-    key-ring refresh)."""
-    return _json_response(issuer().keyring.jwks_bytes(db.session),
+    key-set change)."""
+    keyring = issuer().keyring
+    return _json_response(keyring.jwks_bytes(db.session), keyring.jwks_etag(db.session),
                           f"public, max-age={current_app.config['JWKS_MAX_AGE']}")
 
 
-def _json_response(body: bytes, cache_control: str) -> Response:
-    return Response(body, content_type="application/json", headers={"Cache-Control": cache_control})
+def not_modified(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison, a list or `*`."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+def _json_response(body: bytes, etag: str, cache_control: str) -> Response:
+    headers = {"Cache-Control": cache_control, "ETag": etag}
+    if not_modified(request.headers.get("If-None-Match"), etag):
+        return Response(status=304, headers=headers)
+    return Response(body, content_type="application/json", headers=headers)
 
 
 class PublishedDocuments:
@@ -80,21 +94,46 @@ class PublishedDocuments:
         self.discovery_path = "/.well-known/openid-configuration"
         self.jwks_path = "/oauth/jwks"
 
-    def _headers(self, body: bytes, cache_control: str) -> list[tuple[str, str]]:
-        return [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                ("Cache-Control", cache_control), ("Content-Security-Policy", CSP), *SECURITY_HEADERS.items()]
+        self.discovery_cache = "public, max-age=3600"
+        self.jwks_cache = f"public, max-age={app.config['JWKS_MAX_AGE']}"
+        # The discovery document never changes in a process: its whole answer is built once.
+        body, etag = app.extensions["discovery_bytes"], app.extensions["discovery_etag"]
+        self.discovery = (body, self._headers(body, etag, self.discovery_cache),
+                          self._headers(None, etag, self.discovery_cache), etag)
+        self._jwks: tuple[bytes, list[tuple[str, str]], list[tuple[str, str]], str] | None = None
+
+    @staticmethod
+    def _headers(body: bytes | None, etag: str, cache_control: str) -> list[tuple[str, str]]:
+        """200's headers with a body, 304's without (RFC 9110 §15.4.5: ETag and Cache-Control kept)."""
+        head = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] if body is not None else []
+        return [*head, ("ETag", etag), ("Cache-Control", cache_control), ("Content-Security-Policy", CSP),
+                *SECURITY_HEADERS.items()]
+
+    def _jwks_answer(self) -> tuple[bytes, list[tuple[str, str]], list[tuple[str, str]], str] | None:
+        cached = self.app.extensions["token_issuer"].keyring.cached_jwks()
+        if cached is None:
+            return None
+        answer = self._jwks
+        if answer is None or answer[0] is not cached[0]:  # headers rebuilt once per key-set change
+            body, etag = cached
+            answer = self._jwks = (body, self._headers(body, etag, self.jwks_cache),
+                                   self._headers(None, etag, self.jwks_cache), etag)
+        return answer
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("REQUEST_METHOD") == "GET" and not environ.get("QUERY_STRING"):
             path = environ.get("PATH_INFO")
-            body: bytes | None = None
+            answer = None
             if path == self.discovery_path:
-                body, cache = self.app.extensions["discovery_bytes"], "public, max-age=3600"
+                answer = self.discovery
             elif path == self.jwks_path:
-                body = self.app.extensions["token_issuer"].keyring.cached_jwks_bytes()
-                cache = f"public, max-age={self.app.config['JWKS_MAX_AGE']}"
-            if body is not None:
-                start_response("200 OK", self._headers(body, cache))
+                answer = self._jwks_answer()
+            if answer is not None:
+                body, headers, headers_304, etag = answer
+                if not_modified(environ.get("HTTP_IF_NONE_MATCH"), etag):
+                    start_response("304 Not Modified", headers_304)
+                    return []
+                start_response("200 OK", headers)
                 return [body]
         return self.wrapped(environ, start_response)
 
@@ -363,7 +402,9 @@ def userinfo() -> Response:
     session = db.read_session()  # reads only: no transaction round trips on PostgreSQL
     try:
         claims = issuer().verify(session, value) if value else None
-        user = live_user(session, claims) if claims else None
+        # One statement: the account, the token's and the session's revocation, the current
+        # structure; the account's `updated_at` is the claims cache's stamp (read before the claims).
+        user, current = live_user_and_structure(session, claims) if claims else (None, None)
         if user is None:
             return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
         scopes = set(str(claims.get("scope", "")).split())  # type: ignore[union-attr]
@@ -372,7 +413,8 @@ def userinfo() -> Response:
         client = client_cache().get(session, claims["client_id"]) if isinstance(claims.get("client_id"), str) else None  # type: ignore[union-attr]
         if client is None:
             return _bearer_error("invalid_token", "Unknown client.")
-        body = user_claims(session, user, scopes, client, claims.get("sid"))  # type: ignore[arg-type, union-attr]
+        body = user_claims(session, user, scopes, client, claims.get("sid"), current,  # type: ignore[arg-type, union-attr]
+                           current_app.extensions["claims_cache"])
     finally:
         session.close()
     response = jsonify(body)
@@ -472,6 +514,7 @@ def init_app(app: Flask) -> None:
     keyring = KeyRing(ttl=app.config["KEY_CACHE_SECONDS"])
     app.extensions["token_issuer"] = TokenIssuer(app.config["ISSUER"], keyring, app.config)
     app.extensions["backchannel"] = BackchannelSender(app)
+    app.extensions["claims_cache"] = ClaimsCache()
     freshness.init_app(app)
     authorization_server = create_server(app)
     authorization_server.register_endpoint(EndSessionEndpoint)
@@ -510,4 +553,5 @@ def init_app(app: Flask) -> None:
         "frontchannel_logout_supported": False,
     }
     app.extensions["discovery_bytes"] = json.dumps(discovery_document, separators=(",", ":")).encode()
+    app.extensions["discovery_etag"] = etag_of(app.extensions["discovery_bytes"])
     app.wsgi_app = PublishedDocuments(app, app.wsgi_app)  # type: ignore[method-assign]
