@@ -33,7 +33,14 @@ from shared.forms import (
     required,
     strip_control,
 )
-from shared.guard import OwnedByStructure, RoleMissing, check_access, owned_or_404, parse_id
+from shared.guard import (
+    OwnedByStructure,
+    RoleMissing,
+    check_access,
+    one_of_or_404,
+    owned_or_404,
+    parse_id,
+)
 from shared.identity import Identity, StructureRef
 from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
 from shared.mail import send_mail
@@ -65,7 +72,7 @@ __all__ = [
     "accepted_label", "read_upload", "size_label", "store", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
-    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
+    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "one_of_or_404", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
     "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "strip_control", "switch_url",
     "utcnow",
 ]

@@ -83,3 +83,14 @@ def owned_or_404(session: Session, model: type[T], ident: Any, identity: Identit
         abort(404)
     check_access(identity, obj.structure_id, roles, all_structures)  # type: ignore[attr-defined]
     return obj
+
+
+def one_of_or_404(items: Iterable[T], ident: Any) -> T:
+    """The item of `items` whose id is `ident`, else 404. `items` is a collection of an object already
+    loaded through the guard (a consultation's lots, a response's offers): a child is only ever reached
+    through its checked parent, so another structure's child id looks missing too."""
+    wanted = parse_id(ident)
+    found = next((item for item in items if item.id == wanted), None)  # type: ignore[attr-defined]
+    if found is None:
+        abort(404)
+    return found

@@ -55,11 +55,12 @@ from shared import (
     ApiError,
     RoleMissing,
     StaleVersion,
-    check_access,
     check_version,
     current_identity,
     form_view,
     login_required,
+    one_of_or_404,
+    owned_or_404,
     paris,
     parse_id,
     send_mail,
@@ -86,27 +87,15 @@ def response_helpers() -> dict[str, Any]:
 
 def _my_response(rid: str, roles: tuple[str, ...] = ORGANISME) -> TenderResponse:
     """A response of the person's current structure, with one of `roles`; another structure's is missing."""
-    response = db.session.get(TenderResponse, parse_id(rid))
-    if response is None:
-        abort(404)
-    check_access(current_identity(), response.structure_siret, roles)
-    return response
+    return owned_or_404(db.session, TenderResponse, rid, current_identity(), roles=roles)
 
 
 def _my_offer(response: TenderResponse, oid: str) -> Offer:
-    offer_id = parse_id(oid)
-    offer = next((o for o in response.offers if o.id == offer_id), None)
-    if offer is None:
-        abort(404)
-    return offer
+    return one_of_or_404(response.offers, oid)
 
 
 def _document(response: TenderResponse, did: str) -> GeneratedDocument:
-    document_id = parse_id(did)
-    document = next((d for d in response.documents if d.id == document_id), None)
-    if document is None:
-        abort(404)
-    return document
+    return one_of_or_404(response.documents, did)
 
 
 def _response_url(response: TenderResponse, anchor: str | None = None) -> str:
@@ -433,10 +422,7 @@ def upload_offer_attachment(rid: str, oid: str) -> Any:
 def remove_attachment(rid: str, aid: str) -> Response:
     """Remove a file (its form returns to draft)."""
     response = _my_response(rid)
-    attachment_id = parse_id(aid)
-    attachment = next((a for a in response.attachments if a.id == attachment_id), None)
-    if attachment is None:
-        abort(404)
+    attachment = one_of_or_404(response.attachments, aid)
     if not _form_ok():
         return redirect(_response_url(response, "pieces"), 303)
     try:
@@ -458,10 +444,7 @@ def _send(path: Path, mimetype: str, name: str, sha256: str) -> Response:
 
 
 def _send_attachment(response: TenderResponse, aid: str) -> Response:
-    attachment_id = parse_id(aid)
-    attachment = next((a for a in response.attachments if a.id == attachment_id), None)
-    if attachment is None:
-        abort(404)
+    attachment = one_of_or_404(response.attachments, aid)
     return _send(domain.attachment_path(_files_dir(), response, attachment), attachment.content_type,
                  attachment.filename, attachment.sha256)
 
@@ -611,10 +594,7 @@ def receipt(rid: str, sid: str) -> Response:
 
 
 def _receipt_pdf(response: TenderResponse, sid: str) -> Response:
-    submission_id = parse_id(sid)
-    submission = next((s for s in response.submissions if s.id == submission_id), None)
-    if submission is None:
-        abort(404)
+    submission = one_of_or_404(response.submissions, sid)
     reply = send_file(io.BytesIO(domain.receipt_pdf(response, submission)), mimetype="application/pdf",
                       as_attachment=True,
                       download_name=f"Accusé de réception - {response.consultation.reference} - {submission.number}.pdf")
@@ -636,11 +616,7 @@ def _opened(ident: str) -> tuple[Consultation, list[TenderResponse]]:
 
 def _opened_response(ident: str, rid: str) -> tuple[Consultation, TenderResponse]:
     consultation, rows = _opened(ident)
-    response_id = parse_id(rid)
-    found = next((r for r in rows if r.id == response_id), None)
-    if found is None:
-        abort(404)
-    return consultation, found
+    return consultation, one_of_or_404(rows, rid)
 
 
 @bp.get("/consultations/<ident>/plis")

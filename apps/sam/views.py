@@ -47,11 +47,12 @@ from shared import (
     RoleMissing,
     StaleVersion,
     UploadRefused,
-    check_access,
     check_version,
     current_identity,
     form_view,
     login_required,
+    one_of_or_404,
+    owned_or_404,
     parse_id,
     requires_role,
     send_mail,
@@ -111,19 +112,11 @@ def _visible(ident: str) -> Consultation:
 
 def _owned(ident: str) -> Consultation:
     """A consultation of the buyer's own structure: another structure's looks missing (404)."""
-    consultation = db.session.get(Consultation, parse_id(ident))
-    if consultation is None:
-        abort(404)
-    check_access(current_identity(), consultation.structure_siret, BUYER)
-    return consultation
+    return owned_or_404(db.session, Consultation, ident, current_identity(), roles=BUYER)
 
 
 def _lot(consultation: Consultation, ident: str) -> Lot:
-    lot_id = parse_id(ident)
-    lot = next((lot for lot in consultation.lots if lot.id == lot_id), None)
-    if lot is None:
-        abort(404)
-    return lot
+    return one_of_or_404(consultation.lots, ident)
 
 
 def _files_dir() -> Path:
@@ -282,10 +275,7 @@ def ask(ident: str) -> Any:
 def answer(ident: str, qid: str) -> Any:
     """Publish (or correct) the answer to a question; registered structures are alerted."""
     consultation = _owned(ident)
-    question_id = parse_id(qid)
-    question = next((q for q in consultation.questions if q.id == question_id), None)
-    if question is None:
-        abort(404)
+    question = one_of_or_404(consultation.questions, qid)
     form = AnswerForm()
     if not form.validate():
         return _consultation_page(consultation, 422, answer_form=form, answer_for=question.id)
