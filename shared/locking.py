@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-CONFLICT_MESSAGE = ("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
-                    "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
+CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
+                      "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
 
 
 class StaleVersion(Exception):  # noqa: N818 - the domain word

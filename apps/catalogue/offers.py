@@ -25,28 +25,29 @@ from sqlalchemy.orm import Session
 from apps.catalogue import referential
 from apps.catalogue.models import Contact, Offer, OfferVersion, Organisation
 from shared import DomainError, check_version, utcnow
+from shared.i18n import N_
 
-ENTRY_MODES = {"fixes": "Entrées et sorties à dates fixes", "permanentes": "Entrées et sorties permanentes"}
-RECRUITMENT = {"1": "Ouvert", "2": "Fermé", "3": "Suspendu"}  # LHEO dict-etat-recrutement
-TEACHING = {"0": "En présentiel", "1": "Mixte (présentiel et à distance)", "2": "Entièrement à distance"}
-PATHS = {"1": "En groupe", "2": "Individualisé", "3": "Modularisé", "4": "Mixte"}  # LHEO dict-type-parcours
+ENTRY_MODES = {"fixes": N_("Entrées et sorties à dates fixes"), "permanentes": N_("Entrées et sorties permanentes")}
+RECRUITMENT = {"1": N_("Ouvert"), "2": N_("Fermé"), "3": N_("Suspendu")}  # LHEO dict-etat-recrutement
+TEACHING = {"0": N_("En présentiel"), "1": N_("Mixte (présentiel et à distance)"), "2": N_("Entièrement à distance")}
+PATHS = {"1": N_("En groupe"), "2": N_("Individualisé"), "3": N_("Modularisé"), "4": N_("Mixte")}  # LHEO dict-type-parcours
 LEVELS = {  # LHEO dict-niveaux
-    "0": "Information non communiquée", "1": "Sans niveau spécifique", "2": "Niveau VI (illettrisme, analphabétisme)",
-    "3": "Niveau V bis (préqualification)", "4": "Niveau V (CAP, BEP)", "5": "Niveau IV (baccalauréat, BP, BT)",
-    "6": "Niveau III (BTS, DUT)", "7": "Niveau II (licence, maîtrise)", "8": "Niveau I (supérieur à la maîtrise)",
+    "0": N_("Information non communiquée"), "1": N_("Sans niveau spécifique"), "2": N_("Niveau VI (illettrisme, analphabétisme)"),
+    "3": N_("Niveau V bis (préqualification)"), "4": N_("Niveau V (CAP, BEP)"), "5": N_("Niveau IV (baccalauréat, BP, BT)"),
+    "6": N_("Niveau III (BTS, DUT)"), "7": N_("Niveau II (licence, maîtrise)"), "8": N_("Niveau I (supérieur à la maîtrise)"),
 }
 PUBLICS = {  # Formacode V10 codes of public visé (LHEO code-public-vise, ref="V10")
-    "83056": "Tout public", "80006": "Demandeur d'emploi", "80009": "Demandeur d'emploi moins de 26 ans",
-    "80003": "Demandeur d'emploi plus de 26 ans", "80005": "Bénéficiaire du revenu de solidarité active",
-    "81020": "Handicapé", "81024": "Jeune", "82044": "Salarié", "82045": "Salarié en reconversion",
-    "82027": "Public dans le cadre du contrat d'apprentissage",
-    "82029": "Public dans le cadre du contrat de professionnalisation", "82055": "Agent de la fonction publique",
-    "81050": "Particulier, individuel",
+    "83056": N_("Tout public"), "80006": N_("Demandeur d'emploi"), "80009": N_("Demandeur d'emploi moins de 26 ans"),
+    "80003": N_("Demandeur d'emploi plus de 26 ans"), "80005": N_("Bénéficiaire du revenu de solidarité active"),
+    "81020": N_("Handicapé"), "81024": N_("Jeune"), "82044": N_("Salarié"), "82045": N_("Salarié en reconversion"),
+    "82027": N_("Public dans le cadre du contrat d'apprentissage"),
+    "82029": N_("Public dans le cadre du contrat de professionnalisation"), "82055": N_("Agent de la fonction publique"),
+    "81050": N_("Particulier, individuel"),
 }
-DECISIONS = {"pending": "En attente de validation", "published": "Publiée", "returned": "Renvoyée pour correction",
-             "replaced": "Remplacée avant décision"}
-STATUSES = {"pending": "En attente de validation", "returned": "Renvoyée pour correction", "published": "Publiée",
-            "draft": "Brouillon"}
+DECISIONS = {"pending": N_("En attente de validation"), "published": N_("Publiée"), "returned": N_("Renvoyée pour correction"),
+             "replaced": N_("Remplacée avant décision")}
+STATUSES = {"pending": N_("En attente de validation"), "returned": N_("Renvoyée pour correction"), "published": N_("Publiée"),
+            "draft": N_("Brouillon")}
 ONE_CONTACT = "Indiquez un et un seul contact pour cette session : choisissez un interlocuteur ou saisissez-en un."
 
 

@@ -24,9 +24,10 @@ from apps.catalogue import referential
 from apps.catalogue.models import ChangeRequest, Contact, Organisation, RecordEvent
 from apps.catalogue.offers import Invalid, check_postal_code
 from shared import ApiUnavailable, ServiceClient, check_version, utcnow
+from shared.i18n import N_
 
-TOPICS = {"identification": "Identification (SIRET, numéro de déclaration d'activité)",
-          "rattachement": "Structures de rattachement", "interlocuteurs": "Interlocuteurs"}
+TOPICS = {"identification": N_("Identification (SIRET, numéro de déclaration d'activité)"),
+          "rattachement": N_("Structures de rattachement"), "interlocuteurs": N_("Interlocuteurs")}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ATTESTATION_DAYS = 365
 

@@ -23,6 +23,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -67,12 +68,13 @@ from shared import (
     send_mail,
     utcnow,
 )
+from shared.i18n import N_, translated
 
 bp = Blueprint("catalogue", __name__, template_folder="templates")
 PARIS = ZoneInfo("Europe/Paris")
 ROLES = ANY
-TABS = {"identification": "Identification", "administratif": "Infos administratives",
-        "interlocuteurs": "Interlocuteurs", "infos-of": "Infos OF", "historique": "Historique"}
+TABS = {"identification": N_("Identification"), "administratif": N_("Infos administratives"),
+        "interlocuteurs": N_("Interlocuteurs"), "infos-of": N_("Infos OF"), "historique": N_("Historique")}
 
 
 def _identity() -> Identity:
@@ -96,9 +98,11 @@ def _links_ttl() -> timedelta:
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"STATUSES": offers.STATUSES, "DECISIONS": offers.DECISIONS, "ENTRY_MODES": offers.ENTRY_MODES,
-            "RECRUITMENT": offers.RECRUITMENT, "PUBLICS": offers.PUBLICS, "LEVELS": offers.LEVELS,
-            "TEACHING": offers.TEACHING, "PATHS": offers.PATHS, "TOPICS": organisations.TOPICS, "TABS": TABS,
+    return {"STATUSES": translated(offers.STATUSES), "DECISIONS": translated(offers.DECISIONS),
+            "ENTRY_MODES": translated(offers.ENTRY_MODES), "RECRUITMENT": translated(offers.RECRUITMENT),
+            "PUBLICS": translated(offers.PUBLICS), "LEVELS": translated(offers.LEVELS),
+            "TEACHING": translated(offers.TEACHING), "PATHS": translated(offers.PATHS),
+            "TOPICS": translated(organisations.TOPICS), "TABS": translated(TABS),
             "code_label": referential.label, "certification": referential.certification,
             "as_date": lambda value: date.fromisoformat(value).strftime("%d/%m/%Y") if value else "—"}
 
@@ -177,7 +181,7 @@ def _search_criteria() -> tuple[search.Criteria, list[str]]:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            errors.append(f"Date incorrecte : « {value[:20]} » (format aaaa-mm-jj).")
+            errors.append(_("Date incorrecte : « %(value)s » (format aaaa-mm-jj).", value=value[:20]))
             return None
 
     certifying = {"oui": True, "non": False}.get(args.get("certifiante", ""))

@@ -65,6 +65,7 @@ from shared import (
     send_mail,
     size_label,
 )
+from shared.i18n import translated
 
 log = logging.getLogger(__name__)
 ORGANISME = ("redacteur", "signataire")
@@ -78,7 +79,8 @@ def now() -> datetime:
 
 @bp.app_context_processor
 def response_helpers() -> dict[str, Any]:
-    return {"form_labels": FORM_LABELS, "response_labels": RESPONSE_LABELS, "dispatch_labels": dispatch.STATUS_LABELS,
+    return {"form_labels": translated(FORM_LABELS), "response_labels": translated(RESPONSE_LABELS),
+            "dispatch_labels": translated(dispatch.STATUS_LABELS),
             "candidature_kinds": domain.CANDIDATURE_ATTACHMENTS, "offer_kinds": domain.OFFER_ATTACHMENTS}
 
 
