@@ -20,7 +20,7 @@ from shared import mail
 from shared.applications import role_label, role_title
 from shared.db import init_database
 from shared.guard import RoleMissing
-from shared.i18n import LANGUAGE_NAMES, TRANSLATIONS, install_plural, select_locale
+from shared.i18n import LANGUAGE_NAMES, TRANSLATIONS, install_plural, page_language, select_locale
 from shared.i18n import bp as i18n_bp
 from shared.identity import Identity
 from shared.keys import init_rotation
@@ -87,9 +87,10 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
     app.before_request(_session_unavailable)
     app.after_request(apply_security_headers)
     app.after_request(_deliver_mail)
-    app.jinja_env.globals.update(role_label=role_label, role_title=role_title, app_name=app.config["SSO_APP_NAME"],
-                                 home_path=app.config["HOME_PATH"], dev_inbox=app.config["DEV_INBOX"],
-                                 LANGUAGE_NAMES=LANGUAGE_NAMES)
+    app.jinja_env.globals.update(role_label=lambda name, role: role_label(name, role, page_language()),
+                                 role_title=lambda name, role: role_title(name, role, page_language()),
+                                 app_name=app.config["SSO_APP_NAME"], home_path=app.config["HOME_PATH"],
+                                 dev_inbox=app.config["DEV_INBOX"], LANGUAGE_NAMES=LANGUAGE_NAMES)
     app.jinja_env.filters["paris"] = paris_shown
     # `label|tr`: a French label held in data (marked N_ in the code) in the page's language, then
     # escaped like any value (`_(value)` in a template would mark it safe: never on data).

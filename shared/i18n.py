@@ -33,6 +33,14 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "transla
     return message
 
 
+def page_language() -> str:
+    """ "en" or "fr": the page's language, for the tables that hold both (shared/applications.py)."""
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return "en" if locale is not None and locale.language == "en" else "fr"
+
+
 def translated(labels: Mapping[K, str]) -> dict[K, str]:
     """A table of French labels (marked `N_`) in the page's language, for the templates."""
     from flask_babel import gettext
@@ -40,15 +48,15 @@ def translated(labels: Mapping[K, str]) -> dict[K, str]:
     return {key: gettext(label) for key, label in labels.items()}
 
 
-def plural(singular: str, plural: str, n: int) -> str:
+def plural(singular: str, many: str, n: int) -> str:
     """ngettext with the French rule where there is no catalog to give it (0 and 1 are singular:
     "0 résultat"); English and other catalogs by their own rule."""
     from flask_babel import get_locale, get_translations
 
     locale = get_locale()
     if locale is None or locale.language == "fr":
-        return singular if n <= 1 else plural
-    return str(get_translations().ungettext(singular, plural, n))
+        return singular if n <= 1 else many
+    return str(get_translations().ungettext(singular, many, n))
 
 
 def install_plural(app: Flask) -> None:
@@ -63,14 +71,10 @@ def select_locale() -> str:
     """The language of this request (see the module's docstring)."""
     from shared.sso import current_identity
 
+    chosen = chosen_locale()
+    if chosen:
+        return chosen
     languages = current_app.config["LANGUAGES"]
-    for tag in (request.args.get("ui_locales") or "").split():
-        base = tag.split("-")[0].lower()
-        if base in languages:
-            return base
-    chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in languages:
-        return str(chosen)
     identity = current_identity()
     claim = (identity.locale if identity else "").split("-")[0].lower()
     if claim in languages:
@@ -79,11 +83,13 @@ def select_locale() -> str:
 
 
 def chosen_locale() -> str | None:
-    """The language this person chose explicitly (switcher or ui_locales), to pass on to the IdP."""
+    """The language this person chose: `?ui_locales=` (this request), else the switcher's cookie;
+    None when they chose nothing (the login passes a choice on to the IdP as `ui_locales`)."""
     languages = current_app.config["LANGUAGES"]
     for tag in (request.args.get("ui_locales") or "").split():
-        if tag.split("-")[0].lower() in languages:
-            return tag.split("-")[0].lower()
+        base = tag.split("-")[0].lower()
+        if base in languages:
+            return base
     chosen = request.cookies.get(LANG_COOKIE)
     return str(chosen) if chosen in languages else None
 

@@ -48,7 +48,7 @@ DECISIONS = {"pending": N_("En attente de validation"), "published": N_("Publié
              "replaced": N_("Remplacée avant décision")}
 STATUSES = {"pending": N_("En attente de validation"), "returned": N_("Renvoyée pour correction"), "published": N_("Publiée"),
             "draft": N_("Brouillon")}
-ONE_CONTACT = "Indiquez un et un seul contact pour cette session : choisissez un interlocuteur ou saisissez-en un."
+ONE_CONTACT = N_("Indiquez un et un seul contact pour cette session : choisissez un interlocuteur ou saisissez-en un.")
 
 
 class CatalogueError(DomainError):
@@ -140,11 +140,11 @@ def formation_part(data: FormationData) -> dict[str, Any]:
     if data.certification_key:
         found = referential.certification(data.certification_key)
         if found is None:
-            raise Invalid("Cette certification n'est pas dans le référentiel.", "certification_key")
+            raise Invalid(N_("Cette certification n'est pas dans le référentiel."), "certification_key")
         certification = {"key": found.key, "label": found.label, "rncp": found.rncp, "certifinfo": found.certifinfo,
                          "level": found.level}
     if data.certifying and certification is None:
-        raise Invalid("Une formation certifiante prépare une certification : choisissez-la dans le référentiel.",
+        raise Invalid(N_("Une formation certifiante prépare une certification : choisissez-la dans le référentiel."),
                       "certification_key")
     codes: dict[str, list[str]] = {}
     for kind, values, limit in (("formacode", data.formacodes, 5), ("rome", data.romes, 5), ("nsf", data.nsf, 3)):
@@ -154,9 +154,9 @@ def formation_part(data: FormationData) -> dict[str, Any]:
                           f"du référentiel : {', '.join(unknown)}.", f"{kind}s" if kind != "nsf" else "nsf")
         codes[kind] = known
     if data.entry_level not in LEVELS:
-        raise Invalid("Niveau d'entrée inconnu.", "entry_level")
+        raise Invalid(N_("Niveau d'entrée inconnu."), "entry_level")
     if data.path not in PATHS:
-        raise Invalid("Type de parcours inconnu.", "path")
+        raise Invalid(N_("Type de parcours inconnu."), "path")
     return {
         "title": data.title.strip(), "objectives": data.objectives.strip(), "content": data.content.strip(),
         "expected_results": data.expected_results.strip(), "prerequisites": data.prerequisites.strip(),
@@ -170,7 +170,7 @@ def apply_certification(data: FormationData, key: str) -> FormationData:
     """Picking a certification fills the title (its official label) and the domain codes (seed 004)."""
     found = referential.certification(key)
     if found is None:
-        raise Invalid("Cette certification n'est pas dans le référentiel.", "certification_key")
+        raise Invalid(N_("Cette certification n'est pas dans le référentiel."), "certification_key")
     data.certification_key = found.key
     data.certifying = True
     data.title = found.label
@@ -197,15 +197,15 @@ def action_part(data: ActionData, key: str, sessions: list[dict[str, Any]] | Non
     :raises Invalid: an unknown entry mode, public or teaching mode, a bad postal code.
     """
     if data.entry_mode not in ENTRY_MODES:
-        raise Invalid("Choisissez la modalité d'entrée : dates fixes ou entrées permanentes.", "entry_mode")
+        raise Invalid(N_("Choisissez la modalité d'entrée : dates fixes ou entrées permanentes."), "entry_mode")
     unknown = [p for p in data.publics if p not in PUBLICS]
     if unknown or not data.publics:
-        raise Invalid("Choisissez au moins un public visé dans la liste.", "publics")
+        raise Invalid(N_("Choisissez au moins un public visé dans la liste."), "publics")
     if data.teaching_mode not in TEACHING:
-        raise Invalid("Modalité d'enseignement inconnue.", "teaching_mode")
+        raise Invalid(N_("Modalité d'enseignement inconnue."), "teaching_mode")
     check_postal_code(data.postal_code, "postal_code")
     if data.hours is not None and not 0 < data.hours <= 10000:
-        raise Invalid("La durée en heures doit être comprise entre 1 et 10 000.", "hours")
+        raise Invalid(N_("La durée en heures doit être comprise entre 1 et 10 000."), "hours")
     return {
         "key": key, "place_name": data.place_name.strip(), "address": data.address.strip(),
         "postal_code": data.postal_code.strip(), "city": data.city.strip(), "publics": list(dict.fromkeys(data.publics))[:10],
@@ -225,7 +225,7 @@ def action_data(action: dict[str, Any]) -> ActionData:
 def check_postal_code(value: str, field_name: str) -> None:
     value = value.strip()
     if not (len(value) == 5 and value.isdigit()):
-        raise Invalid("Le code postal comporte 5 chiffres.", field_name)
+        raise Invalid(N_("Le code postal comporte 5 chiffres."), field_name)
 
 
 def resolve_contact(organisation: Organisation, contact_ids: list[str], new: ContactData | None) -> dict[str, Any]:
@@ -241,12 +241,12 @@ def resolve_contact(organisation: Organisation, contact_ids: list[str], new: Con
     if typed:
         assert new is not None
         if not new.name.strip() or not (new.phone.strip() or new.email.strip()):
-            raise Invalid("Pour un nouveau contact, indiquez son nom et un téléphone ou un courriel.", "contact")
+            raise Invalid(N_("Pour un nouveau contact, indiquez son nom et un téléphone ou un courriel."), "contact")
         return {"contact_id": None, "name": new.name.strip(), "function": new.function.strip(),
                 "phone": new.phone.strip(), "email": new.email.strip()}
     contact = next((c for c in organisation.contacts if str(c.id) == chosen[0]), None)
     if contact is None:
-        raise Invalid("Ce contact n'est pas un interlocuteur de l'organisme.", "contact")
+        raise Invalid(N_("Ce contact n'est pas un interlocuteur de l'organisme."), "contact")
     return contact_snapshot(contact)
 
 
@@ -261,9 +261,9 @@ def session_part(organisation: Organisation, data: SessionData, key: str) -> dic
     :raises Invalid: with the field concerned.
     """
     if data.end < data.start:
-        raise Invalid("La date de fin doit être postérieure ou égale à la date de début.", "end")
+        raise Invalid(N_("La date de fin doit être postérieure ou égale à la date de début."), "end")
     if data.recruitment not in RECRUITMENT:
-        raise Invalid("État du recrutement inconnu.", "recruitment")
+        raise Invalid(N_("État du recrutement inconnu."), "recruitment")
     check_postal_code(data.registration_postal_code, "registration_postal_code")
     contact = resolve_contact(organisation, data.contact_ids, data.new_contact)
     return {"key": key, "start": data.start.isoformat(), "end": data.end.isoformat(),
@@ -288,7 +288,7 @@ def find_action(doc: dict[str, Any], key: str) -> dict[str, Any]:
     """:raises NotFound: no such action in the document."""
     action = next((a for a in doc["actions"] if a["key"] == key), None)
     if action is None:
-        raise NotFound("Cette action n'existe pas.")
+        raise NotFound(N_("Cette action n'existe pas."))
     return action
 
 
@@ -296,7 +296,7 @@ def find_session(action: dict[str, Any], key: str) -> dict[str, Any]:
     """:raises NotFound: no such session in the action."""
     found = next((s for s in action["sessions"] if s["key"] == key), None)
     if found is None:
-        raise NotFound("Cette session n'existe pas.")
+        raise NotFound(N_("Cette session n'existe pas."))
     return found
 
 
@@ -431,7 +431,7 @@ def pending_version(session: Session, offer: Offer) -> OfferVersion:
     """:raises Invalid: nothing awaits a decision."""
     version = session.get(OfferVersion, offer.pending_version_id) if offer.pending_version_id else None
     if version is None:
-        raise Invalid("Aucune modification de cette offre n'attend de décision.")
+        raise Invalid(N_("Aucune modification de cette offre n'attend de décision."))
     return version
 
 
@@ -462,7 +462,7 @@ def return_for_correction(session: Session, offer: Offer, *, actor: str, comment
     """
     check_version(offer, expected_version)
     if not comment.strip():
-        raise Invalid("Expliquez à l'organisme ce qu'il doit corriger.", "comment")
+        raise Invalid(N_("Expliquez à l'organisme ce qu'il doit corriger."), "comment")
     version = pending_version(session, offer)
     version.decision, version.decided_by, version.decided_at = "returned", actor, utcnow()
     version.comment = comment.strip()

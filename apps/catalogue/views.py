@@ -68,7 +68,7 @@ from shared import (
     send_mail,
     utcnow,
 )
-from shared.i18n import N_, translated
+from shared.i18n import N_, plural, translated
 
 bp = Blueprint("catalogue", __name__, template_folder="templates")
 PARIS = ZoneInfo("Europe/Paris")
@@ -367,12 +367,12 @@ def organisation_tab(siret: str, tab: str) -> Any:
     else:
         abort(405)
     if not changes:
-        flash("Aucune modification : la fiche n'a pas été enregistrée.", "info")
+        flash(_("Aucune modification : la fiche n'a pas été enregistrée."), "info")
         return redirect(url_for("catalogue.organisation_tab", siret=siret, tab=tab))
     _mail_record(organisation, changes)
     db.session.commit()
-    flash("Fiche enregistrée. Un courriel de confirmation vous est envoyé ; le Carif-Oref en est informé."
-          + (" Le nom de l'organisme est mis à jour dans la recherche." if name_changed else ""), "success")
+    flash(_("Fiche enregistrée. Un courriel de confirmation vous est envoyé ; le Carif-Oref en est informé.")
+          + (" " + _("Le nom de l'organisme est mis à jour dans la recherche.") if name_changed else ""), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab=tab))
 
 
@@ -404,7 +404,7 @@ def change_request(siret: str) -> Any:
         send_mail("request_received", recipient, organisation=organisation, topic=organisations.TOPICS[form.topic.data],
                   text=form.text.data, actor=_actor(), link=url_for("catalogue.moderation", _external=True))
     db.session.commit()
-    flash("Votre demande est transmise au Carif-Oref, qui procédera aux modifications après contrôle.", "success")
+    flash(_("Votre demande est transmise au Carif-Oref, qui procédera aux modifications après contrôle."), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab=tab))
 
 
@@ -426,7 +426,7 @@ def attest(siret: str) -> Any:
         form.version.data = organisation.version
         return _render_record(organisation, rights, "historique", 409, attestation=form, conflict=CONFLICT_MESSAGE)
     db.session.commit()
-    flash("Merci : la vérification de votre fiche est enregistrée.", "success")
+    flash(_("Merci : la vérification de votre fiche est enregistrée."), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab="historique"))
 
 
@@ -448,7 +448,7 @@ def add_contact(siret: str) -> Any:
         return _render_record(organisation, rights, "interlocuteurs", 422, contact_form=form,
                               conflict=_field_error(form, exc))
     db.session.commit()
-    flash("Interlocuteur ajouté.", "success")
+    flash(_("Interlocuteur ajouté."), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab="interlocuteurs"))
 
 
@@ -531,7 +531,7 @@ def new_offer(siret: str) -> Any:
                                message=_field_error(form, exc)), 422
     _mail_saved(offer)
     db.session.commit()
-    flash("Formation enregistrée et transmise au Carif-Oref pour validation. Ajoutez maintenant une action et ses sessions.",
+    flash(_("Formation enregistrée et transmise au Carif-Oref pour validation. Ajoutez maintenant une action et ses sessions."),
           "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
@@ -586,7 +586,7 @@ def edit_formation(offer_id: str) -> Any:
         db.session.rollback()
         return render_template("catalogue/formation_form.html", form=form, organisation=offer.organisation, offer=offer,
                                message=_field_error(form, exc)), 422
-    flash("Formation enregistrée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Formation enregistrée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
 
@@ -633,7 +633,7 @@ def edit_action(offer_id: str, key: str | None) -> Any:
         db.session.rollback()
         return render_template("catalogue/action_form.html", form=form, offer=offer, key=key,
                                message=_field_error(form, exc)), 422
-    flash("Action enregistrée." + ("" if key else " Ajoutez maintenant ses sessions."), "success")
+    flash(_("Action enregistrée.") + ("" if key else " Ajoutez maintenant ses sessions."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id, _anchor=f"action-{new}"))
 
 
@@ -700,7 +700,7 @@ def edit_session(offer_id: str, action_key: str, key: str | None) -> Any:
         if exc.field == "contact":
             return _render_session(offer, action, key, form, 422, chosen, contact_error=exc.message)
         return _render_session(offer, action, key, form, 422, chosen, message=_field_error(form, exc))
-    flash("Session enregistrée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Session enregistrée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id, _anchor=f"action-{action_key}"))
 
 
@@ -716,7 +716,7 @@ def duplicate_session(offer_id: str, action_key: str, key: str) -> Any:
         _save(offer, doc, form.version.data)
     except offers.NotFound:
         abort(404)
-    flash("Session dupliquée : indiquez ses nouvelles dates.", "success")
+    flash(_("Session dupliquée : indiquez ses nouvelles dates."), "success")
     return redirect(url_for("catalogue.edit_session", offer_id=offer.id, action_key=action_key, key=new))
 
 
@@ -731,7 +731,7 @@ def delete_session(offer_id: str, action_key: str, key: str) -> Any:
         _save(offer, offers.without_session(offer.document, action_key, key), form.version.data)
     except offers.NotFound:
         abort(404)
-    flash("Session supprimée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Session supprimée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
 
@@ -746,7 +746,7 @@ def delete_action(offer_id: str, key: str) -> Any:
         _save(offer, offers.without_action(offer.document, key), form.version.data)
     except offers.NotFound:
         abort(404)
-    flash("Action supprimée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Action supprimée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
 
@@ -820,7 +820,8 @@ def publish(offer_id: str) -> Any:
     search.reindex_offer(db.session, offer, _today())
     _decision_mail(offer, version)
     db.session.commit()
-    flash(f"Version {version.number} publiée : elle est visible dans la recherche publique et l'export LHEO.", "success")
+    flash(_("Version %(number)d publiée : elle est visible dans la recherche publique et l'export LHEO.",
+            number=version.number), "success")
     return redirect(url_for("catalogue.moderation"))
 
 
@@ -847,7 +848,7 @@ def return_offer(offer_id: str) -> Any:
         return redirect(url_for("catalogue.offer", offer_id=offer.id))
     _decision_mail(offer, version)
     db.session.commit()
-    flash("La modification est renvoyée à l'organisme avec votre commentaire.", "success")
+    flash(_("La modification est renvoyée à l'organisme avec votre commentaire."), "success")
     return redirect(url_for("catalogue.moderation"))
 
 
@@ -861,7 +862,7 @@ def decide_request(request_id: str) -> Any:
         abort(404)
     form = RequestDecisionForm()
     if not form.validate():
-        flash("Choisissez une décision.", "error")
+        flash(_("Choisissez une décision."), "error")
         return redirect(url_for("catalogue.moderation"))
     try:
         organisations.decide_request(db.session, change, accept=form.decision.data == "accept",
@@ -875,7 +876,7 @@ def decide_request(request_id: str) -> Any:
         send_mail("request_decided", recipient, change=change, organisation=change.organisation,
                   topic=organisations.TOPICS[change.topic])
     db.session.commit()
-    flash("Demande traitée ; l'organisme en est informé par courriel.", "success")
+    flash(_("Demande traitée ; l'organisme en est informé par courriel."), "success")
     return redirect(url_for("catalogue.moderation"))
 
 
@@ -886,7 +887,7 @@ def send_reminders() -> Any:
     PlainForm()
     count = remind(utcnow())
     db.session.commit()
-    flash(f"{count} rappel{'s' if count > 1 else ''} envoyé{'s' if count > 1 else ''}.", "success")
+    flash(plural(_("%(num)d rappel envoyé.", num=count), _("%(num)d rappels envoyés.", num=count), count), "success")
     return redirect(url_for("catalogue.moderation"))
 
 

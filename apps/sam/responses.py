@@ -51,6 +51,7 @@ from apps.sam.models import (
     TenderResponse,
 )
 from shared import OFFICE, PDF, ZIP, UploadRefused, read_upload, store
+from shared.i18n import N_
 
 
 class Incomplete(SamError):
@@ -63,14 +64,14 @@ class Incomplete(SamError):
 
 # Attachments (seed 003, FAQ "Quelles sont les pièces à déposer…"): code → (label, required).
 CANDIDATURE_ATTACHMENTS = {
-    "pouvoir": ("Pouvoir de la personne habilitée à engager le candidat", True),
-    "qualiopi": ("Certification Qualiopi (ou devis en cours)", True),
-    "habilitation": ("Lettre d'habilitation du mandataire par chaque co-traitant", False),  # required for a group
-    "bilan": ("Bilan DREETS (année N-1 ou N-2)", False),
+    "pouvoir": (N_("Pouvoir de la personne habilitée à engager le candidat"), True),
+    "qualiopi": (N_("Certification Qualiopi (ou devis en cours)"), True),
+    "habilitation": (N_("Lettre d'habilitation du mandataire par chaque co-traitant"), False),  # required for a group
+    "bilan": (N_("Bilan DREETS (année N-1 ou N-2)"), False),
 }
 OFFER_ATTACHMENTS = {
-    "annexe": ("Annexe technique", True),
-    "cv": ("CV de l'équipe pédagogique", False),
+    "annexe": (N_("Annexe technique"), True),
+    "cv": (N_("CV de l'équipe pédagogique"), False),
 }
 MAX_ROWS = 5  # members, sites, sessions shown in a form
 ACCEPTED = (PDF, ZIP, *OFFICE)  # attachments: types read from the content (shell's upload path)
@@ -199,17 +200,17 @@ def find_response(session: Session, consultation: Consultation, siret: str) -> T
 def _require_open(consultation: Consultation, now: datetime) -> None:
     if consultation.state(now) != PUBLISHED:
         if consultation.state(now) == CLOSED:
-            raise NotAllowed("La date limite de remise des offres est passée : la réponse ne peut plus être modifiée "
-                             "ni déposée.")
-        raise NotAllowed("Cette consultation n'est pas ouverte aux réponses.")
+            raise NotAllowed(N_("La date limite de remise des offres est passée : la réponse ne peut plus être modifiée "
+                             "ni déposée."))
+        raise NotAllowed(N_("Cette consultation n'est pas ouverte aux réponses."))
 
 
 def require_editable(response: TenderResponse, now: datetime) -> None:
     """:raises NotAllowed: the response is submitted (immutable) or the deadline has passed."""
     _require_open(response.consultation, now)
     if response.is_submitted:
-        raise NotAllowed("La réponse est déposée : elle ne peut plus être modifiée. Retirez-la avant la date limite "
-                         "pour la modifier puis la déposer à nouveau.")
+        raise NotAllowed(N_("La réponse est déposée : elle ne peut plus être modifiée. Retirez-la avant la date limite "
+                         "pour la modifier puis la déposer à nouveau."))
 
 
 def start_response(session: Session, consultation: Consultation, actor: Actor, *, prefill: dict[str, str],
@@ -251,10 +252,10 @@ def save_candidature(session: Session, files_dir: Path, response: TenderResponse
     """
     require_editable(response, now)
     if data.group_kind not in (SOLO, GROUP):
-        raise InvalidInput("Choisissez : candidat seul ou groupement.", "group_kind")
+        raise InvalidInput(N_("Choisissez : candidat seul ou groupement."), "group_kind")
     members = [m for m in data.members if m.name.strip() or m.siret.strip() or m.share.strip()]
     if data.group_kind == GROUP and not 0 <= data.lead <= len(members):
-        raise InvalidInput("Le mandataire doit être le candidat ou l'un des membres saisis.", "lead")
+        raise InvalidInput(N_("Le mandataire doit être le candidat ou l'un des membres saisis."), "lead")
     for name in CANDIDATURE_FIELDS:
         if name not in ("group_kind", "lead"):
             setattr(response, name, getattr(data, name).strip())
@@ -347,11 +348,11 @@ def add_offer(session: Session, response: TenderResponse, lot: Lot, *, actor: Ac
     """
     require_editable(response, now)
     if response.candidature_status != FORM_VALIDATED:
-        raise NotAllowed("Validez d'abord la candidature : une offre ne peut être créée qu'ensuite.")
+        raise NotAllowed(N_("Validez d'abord la candidature : une offre ne peut être créée qu'ensuite."))
     if lot.consultation_id != response.consultation_id:
-        raise NotAllowed("Ce lot n'appartient pas à cette consultation.")
+        raise NotAllowed(N_("Ce lot n'appartient pas à cette consultation."))
     if any(o.lot_id == lot.id for o in response.offers):
-        raise NotAllowed(f"Votre réponse comporte déjà une offre sur le lot n° {lot.number} (une seule par lot).")
+        raise NotAllowed(N_("Votre réponse comporte déjà une offre sur le lot n° %(number)d (une seule par lot)."), number=lot.number)
     offer = Offer(lot_id=lot.id, lot=lot, sites=response.sites, contact_name=response.signatory,
                   contact_email=response.email, contact_phone=response.phone, created_at=now, updated_at=now,
                   updated_by=actor.name)
@@ -429,7 +430,7 @@ def validate_offer(session: Session, files_dir: Path, offer: Offer, *, actor: Ac
     """
     require_editable(offer.response, now)
     if offer.response.candidature_status != FORM_VALIDATED:
-        raise NotAllowed("Validez d'abord la candidature.")
+        raise NotAllowed(N_("Validez d'abord la candidature."))
     missing = offer_missing(offer)
     if missing:
         raise Incomplete(missing)
@@ -477,7 +478,7 @@ def store_attachment(session: Session, files_dir: Path, response: TenderResponse
     require_editable(response, now)
     kinds = OFFER_ATTACHMENTS if offer is not None else CANDIDATURE_ATTACHMENTS
     if kind not in kinds:
-        raise InvalidInput("Choisissez le type de pièce.", "kind")
+        raise InvalidInput(N_("Choisissez le type de pièce."), "kind")
     try:
         upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
     except UploadRefused as exc:
@@ -605,7 +606,7 @@ def sign_document(session: Session, files_dir: Path, document: GeneratedDocument
     require_editable(response, now)
     path = document_path(files_dir, response, document)
     if not path.is_file():
-        raise NotAllowed("Le document à signer est introuvable : validez à nouveau le formulaire pour le régénérer.")
+        raise NotAllowed(N_("Le document à signer est introuvable : validez à nouveau le formulaire pour le régénérer."))
     original = path.read_bytes()
     signed = signing.sign_pdf(original, signer, name=actor.name, reason=f"Signature de : {document.filename}",
                               location=response.city)
@@ -691,7 +692,7 @@ def submit(session: Session, files_dir: Path, response: TenderResponse, *, actor
     """
     _require_open(response.consultation, now)
     if response.is_submitted:
-        raise NotAllowed("La réponse est déjà déposée.")
+        raise NotAllowed(N_("La réponse est déjà déposée."))
     problems = submission_problems(response, files_dir, roots)
     if problems:
         raise NotAllowed("La réponse ne peut pas être déposée : " + " ; ".join(problems) + ".")
@@ -714,7 +715,7 @@ def withdraw(session: Session, response: TenderResponse, *, actor: Actor, now: d
     _require_open(response.consultation, now)
     current = response.current_submission
     if not response.is_submitted or current is None:
-        raise NotAllowed("La réponse n'est pas déposée.")
+        raise NotAllowed(N_("La réponse n'est pas déposée."))
     current.withdrawn_at, current.withdrawn_by = now, actor.name
     response.status = RESPONSE_PREPARING
     _touch(response, actor, now)
@@ -778,9 +779,9 @@ def open_responses(session: Session, consultation: Consultation, *, actor: Actor
     :raises NotAllowed: before the deadline, or already opened.
     """
     if not can_open(consultation, now):
-        raise NotAllowed("Les plis restent scellés jusqu'à la date limite de remise des offres.")
+        raise NotAllowed(N_("Les plis restent scellés jusqu'à la date limite de remise des offres."))
     if consultation.opened_at is not None:
-        raise NotAllowed("Les plis sont déjà ouverts.")
+        raise NotAllowed(N_("Les plis sont déjà ouverts."))
     consultation.opened_at, consultation.opened_by = now, actor.name
     audit(consultation, actor, "Ouverture des plis", f"{submitted_count(session, consultation)} pli(s) déposé(s)", now=now)
     session.flush()
@@ -793,7 +794,7 @@ def opened_responses(session: Session, consultation: Consultation, now: datetime
     :raises NotAllowed: sealed (before the deadline or before the opening).
     """
     if not can_open(consultation, now) or consultation.opened_at is None:
-        raise NotAllowed("Les plis sont scellés.")
+        raise NotAllowed(N_("Les plis sont scellés."))
     return list(session.scalars(select(TenderResponse).where(
         TenderResponse.consultation_id == consultation.id, TenderResponse.status == RESPONSE_SUBMITTED)
         .order_by(TenderResponse.structure_name, TenderResponse.id)))
@@ -807,9 +808,9 @@ def set_admissibility(session: Session, consultation: Consultation, offer: Offer
     """
     opened_responses(session, consultation, now)
     if offer.lot.status != LOT_OPEN:
-        raise NotAllowed(f"Le lot n° {offer.lot.number} est déjà décidé.")
+        raise NotAllowed(N_("Le lot n° %(number)d est déjà décidé."), number=offer.lot.number)
     if not reason.strip():
-        raise InvalidInput("Indiquez le motif de la décision d'admissibilité.", "reason")
+        raise InvalidInput(N_("Indiquez le motif de la décision d'admissibilité."), "reason")
     offer.admissible, offer.admissibility_reason = admissible, reason.strip()
     audit(consultation, actor, "Analyse d'une offre",
           f"Lot {offer.lot.number}, {offer.response.structure_name} : {'admissible' if admissible else 'non admissible'}"
@@ -826,9 +827,9 @@ def award(session: Session, consultation: Consultation, lot: Lot, offer: Offer, 
     """
     opened_responses(session, consultation, now)
     if offer.lot_id != lot.id or not offer.response.is_submitted:
-        raise NotAllowed("Cette offre ne porte pas sur ce lot.")
+        raise NotAllowed(N_("Cette offre ne porte pas sur ce lot."))
     if offer.admissible is not True:
-        raise NotAllowed("Seule une offre déclarée admissible peut être retenue.")
+        raise NotAllowed(N_("Seule une offre déclarée admissible peut être retenue."))
     decide_lot(session, consultation, lot, AWARDED, offer.response.legal_name or offer.response.structure_name,
                actor=actor, now=now)
     offer.awarded = True
@@ -849,8 +850,8 @@ def decide_without_award(session: Session, consultation: Consultation, lot: Lot,
     :raises NotAllowed: an award by name on a lot with submitted offers; see `decide_lot`.
     """
     if outcome == AWARDED and candidates_of(session, lot):
-        raise NotAllowed(f"Le lot n° {lot.number} a reçu des offres : attribuez-le depuis l'analyse des plis "
-                         "(ouverture, admissibilité, attribution).")
+        raise NotAllowed(N_("Le lot n° %(number)d a reçu des offres : attribuez-le depuis l'analyse des plis "
+                            "(ouverture, admissibilité, attribution)."), number=lot.number)
     return decide_lot(session, consultation, lot, outcome, awardee, actor=actor, now=now)
 
 
