@@ -187,7 +187,7 @@ def respond(ident: str) -> Any:
         response = domain.find_response(db.session, consultation, identity.structure.siret)
         assert response is not None
     flash(_("Votre réponse est créée : complétez la candidature, puis vos offres.") if source != "repernet" else
-          "Votre réponse est créée ; l'identité et l'adresse de votre structure sont reprises de REPERNET.",
+          _("Votre réponse est créée ; l'identité et l'adresse de votre structure sont reprises de REPERNET."),
           "success")
     return redirect(_response_url(response), 303)
 
@@ -558,7 +558,7 @@ def verify_upload() -> Any:
     if form.is_submitted():
         upload = request.files.get("file")
         if not form.validate() or upload is None or not upload.filename:
-            form.file.errors = [*form.file.errors, "Choisissez un document PDF."]
+            form.file.errors = [*form.file.errors, _("Choisissez un document PDF.")]
             return render_template("sam/verification.html", form=form, result=None, name="", back=None), 422
         name = upload.filename
         result = signing.verify_pdf(upload.stream.read(current_app.config["MAX_ATTACHMENT_BYTES"]), _roots())
@@ -780,8 +780,8 @@ def award(ident: str, lot_id: str, oid: str) -> Response:
                   won=offer.id == item.id, link=link)
     db.session.commit()
     _send_to_catalogue()
-    flash(f"Le lot n° {lot.number} est attribué à {lot.awardee} ; chaque candidat est prévenu par e-mail et "
-          "l'offre est transmise au Catalogue.", "success")
+    flash(_("Le lot n° %(number)d est attribué à %(awardee)s ; chaque candidat est prévenu par e-mail et "
+            "l'offre est transmise au Catalogue.", number=lot.number, awardee=lot.awardee), "success")
     return redirect(back, 303)
 
 
