@@ -522,7 +522,7 @@ def sign(rid: str, did: str) -> Any:
         db.session.commit()
     except signing.SigningFailed as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(_(exc.message), "error")
         return redirect(_response_url(response, "documents"), 303)
     except SamError as exc:
         return _refused(exc, response, "documents")
