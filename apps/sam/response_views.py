@@ -203,12 +203,12 @@ def _response_page(response: TenderResponse, status: int = 200, **forms: Any) ->
     new_offer.lot.choices = [(lot.id, _("Lot n° %(number)d", number=lot.number) + f" — {lot.title}")
                              for lot in response.consultation.lots if lot.id not in taken]
     upload = forms.get("upload") or AttachmentForm(formdata=None)
-    upload.kind.choices = [("", "— Choisissez —"), *((k, v[0]) for k, v in domain.CANDIDATURE_ATTACHMENTS.items())]
+    upload.kind.choices = [("", _("— Choisissez —")), *((k, _(v[0])) for k, v in domain.CANDIDATURE_ATTACHMENTS.items())]
     offer_uploads = {}
     for offer in response.offers:
         form = forms.get("offer_upload") if forms.get("upload_for") == offer.id else None
         form = form or AttachmentForm(formdata=None)
-        form.kind.choices = [("", "— Choisissez —"), *((k, v[0]) for k, v in domain.OFFER_ATTACHMENTS.items())]
+        form.kind.choices = [("", _("— Choisissez —")), *((k, _(v[0])) for k, v in domain.OFFER_ATTACHMENTS.items())]
         offer_uploads[offer.id] = form
     c = response.consultation
     return render_template(
@@ -397,7 +397,7 @@ def _upload(response: TenderResponse, offer: Offer | None) -> Any:
         return redirect(_response_url(response, anchor), 303)
     form = AttachmentForm()
     kinds = domain.OFFER_ATTACHMENTS if offer else domain.CANDIDATURE_ATTACHMENTS
-    form.kind.choices = [("", "— Choisissez —"), *((k, v[0]) for k, v in kinds.items())]
+    form.kind.choices = [("", _("— Choisissez —")), *((k, _(v[0])) for k, v in kinds.items())]
     upload = request.files.get("file")
     if not form.validate() or upload is None or not upload.filename:
         if upload is None or not upload.filename:
