@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, session
-from flask_babel import Babel, gettext
+from flask_babel import Babel, get_locale, gettext
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.wrappers import Response
@@ -90,7 +90,8 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
     app.jinja_env.globals.update(role_label=lambda name, role: role_label(name, role, page_language()),
                                  role_title=lambda name, role: role_title(name, role, page_language()),
                                  app_name=app.config["SSO_APP_NAME"], home_path=app.config["HOME_PATH"],
-                                 dev_inbox=app.config["DEV_INBOX"], LANGUAGE_NAMES=LANGUAGE_NAMES)
+                                 dev_inbox=app.config["DEV_INBOX"], LANGUAGE_NAMES=LANGUAGE_NAMES,
+                                 get_locale=get_locale)
     app.jinja_env.filters["paris"] = paris_shown
     # `label|tr`: a French label held in data (marked N_ in the code) in the page's language, then
     # escaped like any value (`_(value)` in a template would mark it safe: never on data).
