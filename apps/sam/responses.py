@@ -20,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -55,10 +56,10 @@ from shared.i18n import N_
 
 
 class Incomplete(SamError):
-    """"Valider" found missing fields or attachments: `missing` lists them in French."""
+    """"Valider" found missing fields or attachments: `missing` lists them (in the page's language)."""
 
     def __init__(self, missing: list[str]) -> None:
-        super().__init__("Le formulaire reste en brouillon : " + " ; ".join(missing) + ".")
+        super().__init__(N_("Le formulaire reste en brouillon : %(missing)s."), missing=" ; ".join(missing))
         self.missing = missing
 
 
@@ -277,44 +278,44 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _site_problems(sites: list[Site], what: str) -> list[str]:
     if not sites:
-        return [f"{what} : au moins un site de réalisation"]
+        return [_("%(what)s : au moins un site de réalisation", what=what)]
     problems = []
     for i, site in enumerate(sites, start=1):
         if not (site.address.strip() and site.city.strip()):
-            problems.append(f"{what} : adresse et ville du site n° {i}")
+            problems.append(_("%(what)s : adresse et ville du site n° %(number)d", what=what, number=i))
         if not _POSTAL.match(site.postal_code.strip()):
-            problems.append(f"{what} : code postal (5 chiffres) du site n° {i}")
+            problems.append(_("%(what)s : code postal (5 chiffres) du site n° %(number)d", what=what, number=i))
     return problems
 
 
 def _attachment_problems(present: set[str], kinds: dict[str, tuple[str, bool]], extra: tuple[str, ...] = ()) -> list[str]:
-    return [f"Pièce jointe manquante : {label}" for code, (label, required) in kinds.items()
+    return [_("Pièce jointe manquante : %(label)s", label=_(label)) for code, (label, required) in kinds.items()
             if (required or code in extra) and code not in present]
 
 
 def candidature_missing(response: TenderResponse) -> list[str]:
-    """What "Valider" would refuse, in French (empty: complete)."""
-    labels = {"legal_name": "Dénomination du candidat", "address": "Adresse du siège", "city": "Ville du siège",
-              "representative": "Représentant légal", "representative_title": "Qualité du représentant légal",
-              "signatory": "Signataire habilité", "signatory_title": "Qualité du signataire", "email": "Courriel",
-              "phone": "Téléphone"}
-    missing = [label for name, label in labels.items() if not getattr(response, name).strip()]
+    """What "Valider" would refuse, in the page's language (empty: complete)."""
+    labels = {"legal_name": N_("Dénomination du candidat"), "address": N_("Adresse du siège"),
+              "city": N_("Ville du siège"), "representative": N_("Représentant légal"),
+              "representative_title": N_("Qualité du représentant légal"), "signatory": N_("Signataire habilité"),
+              "signatory_title": N_("Qualité du signataire"), "email": N_("Courriel"), "phone": N_("Téléphone")}
+    missing = [_(label) for name, label in labels.items() if not getattr(response, name).strip()]
     if not _POSTAL.match(response.postal_code or ""):
-        missing.append("Code postal du siège (5 chiffres)")
+        missing.append(_("Code postal du siège (5 chiffres)"))
     if response.email and not _EMAIL.match(response.email):
-        missing.append("Courriel valide")
+        missing.append(_("Courriel valide"))
     if response.group_kind == GROUP:
         members = members_of(response)
         if not members:
-            missing.append("Membres du groupement : au moins un co-traitant")
+            missing.append(_("Membres du groupement : au moins un co-traitant"))
         for i, member in enumerate(members, start=1):
             if not member.name.strip():
-                missing.append(f"Nom du membre n° {i}")
+                missing.append(_("Nom du membre n° %(number)d", number=i))
             if not _SIRET.match(member.siret.strip()):
-                missing.append(f"SIRET (14 chiffres) du membre n° {i}")
+                missing.append(_("SIRET (14 chiffres) du membre n° %(number)d", number=i))
             if not member.share.strip():
-                missing.append(f"Répartition des prestations du membre n° {i}")
-    missing += _site_problems(sites_of(response), "Sites de réalisation")
+                missing.append(_("Répartition des prestations du membre n° %(number)d", number=i))
+    missing += _site_problems(sites_of(response), _("Sites de réalisation"))
     present = {a.kind for a in response.attachments if a.offer_id is None}
     missing += _attachment_problems(present, CANDIDATURE_ATTACHMENTS,
                                     ("habilitation",) if response.group_kind == GROUP else ())
@@ -386,38 +387,38 @@ def save_offer(session: Session, files_dir: Path, offer: Offer, data: OfferData,
 
 
 def offer_missing(offer: Offer) -> list[str]:
-    """What "Valider" would refuse on an offer, in French."""
+    """What "Valider" would refuse on an offer, in the page's language."""
     missing = []
     if not re.fullmatch(r"\d{5}", offer.formacode or ""):
-        missing.append("Formacode (5 chiffres)")
-    for name, label in (("objectives", "Objectifs de la formation"), ("content", "Contenu de la formation"),
-                        ("accessibility", "Accessibilité aux personnes en situation de handicap"),
-                        ("contact_name", "Nom du contact des sessions")):
+        missing.append(_("Formacode (5 chiffres)"))
+    for name, label in (("objectives", N_("Objectifs de la formation")), ("content", N_("Contenu de la formation")),
+                        ("accessibility", N_("Accessibilité aux personnes en situation de handicap")),
+                        ("contact_name", N_("Nom du contact des sessions"))):
         if not getattr(offer, name).strip():
-            missing.append(label)
+            missing.append(_(label))
     if not (offer.contact_phone.strip() or offer.contact_email.strip()):
-        missing.append("Téléphone ou courriel du contact")
+        missing.append(_("Téléphone ou courriel du contact"))
     if not offer.hours:
-        missing.append("Durée en heures par stagiaire")
+        missing.append(_("Durée en heures par stagiaire"))
     if not offer.headcount:
-        missing.append("Effectif prévu")
+        missing.append(_("Effectif prévu"))
     if offer.unit_price_cents is None:
-        missing.append(f"Prix unitaire par unité d'œuvre ({offer.lot.unit})")
+        missing.append(_("Prix unitaire par unité d'œuvre (%(unit)s)", unit=offer.lot.unit))
     sites = sites_of(offer)
-    missing += _site_problems(sites, "Sites")
+    missing += _site_problems(sites, _("Sites"))
     sessions = sessions_of(offer)
     if not sessions:
-        missing.append("Sessions prévues : au moins une session")
+        missing.append(_("Sessions prévues : au moins une session"))
     for i, s in enumerate(sessions, start=1):
         try:
             start, end = date.fromisoformat(s.start), date.fromisoformat(s.end)
         except ValueError:
-            missing.append(f"Dates de début et de fin de la session n° {i}")
+            missing.append(_("Dates de début et de fin de la session n° %(number)d", number=i))
             continue
         if end < start:
-            missing.append(f"Session n° {i} : la fin doit suivre le début")
+            missing.append(_("Session n° %(number)d : la fin doit suivre le début", number=i))
         if not 1 <= s.site <= len(sites):
-            missing.append(f"Session n° {i} : site de réalisation")
+            missing.append(_("Session n° %(number)d : site de réalisation", number=i))
     present = {a.kind for a in offer.response.attachments if a.offer_id == offer.id}
     missing += _attachment_problems(present, OFFER_ATTACHMENTS)
     return missing
@@ -661,26 +662,26 @@ def manifest_of(files_dir: Path, response: TenderResponse, submitted_at: datetim
 
 
 def submission_problems(response: TenderResponse, files_dir: Path, roots: list[Any]) -> list[str]:
-    """Why the response cannot be submitted yet (French; empty when it can)."""
+    """Why the response cannot be submitted yet (in the page's language; empty when it can)."""
     problems = []
     if response.candidature_status != FORM_VALIDATED:
-        problems.append("la candidature n'est pas validée")
+        problems.append(_("la candidature n'est pas validée"))
     if not response.offers:
-        problems.append("la réponse ne comporte aucune offre")
+        problems.append(_("la réponse ne comporte aucune offre"))
     for offer in sorted(response.offers, key=lambda o: o.lot.number):
         if offer.status != FORM_VALIDATED:
-            problems.append(f"l'offre sur le lot n° {offer.lot.number} n'est pas validée")
+            problems.append(_("l'offre sur le lot n° %(number)d n'est pas validée", number=offer.lot.number))
     if response.consultation.signature_required:
         for document in response.documents:
             if document.kind != "ae":
                 continue
             if not document.is_signed:
-                problems.append(f"« {document.filename} » n'est pas signé")
+                problems.append(_("« %(name)s » n'est pas signé", name=document.filename))
                 continue
             path = document_path(files_dir, response, document, signed=True)
             check = signing.verify_pdf(path.read_bytes() if path.is_file() else b"", roots)
             if not check.valid:
-                problems.append(f"la signature de « {document.filename} » n'est pas valide")
+                problems.append(_("la signature de « %(name)s » n'est pas valide", name=document.filename))
     return problems
 
 
@@ -695,7 +696,7 @@ def submit(session: Session, files_dir: Path, response: TenderResponse, *, actor
         raise NotAllowed(N_("La réponse est déjà déposée."))
     problems = submission_problems(response, files_dir, roots)
     if problems:
-        raise NotAllowed("La réponse ne peut pas être déposée : " + " ; ".join(problems) + ".")
+        raise NotAllowed(N_("La réponse ne peut pas être déposée : %(problems)s."), problems=" ; ".join(problems))
     number = len(response.submissions) + 1
     manifest = manifest_of(files_dir, response, now, number)
     submission = Submission(number=number, submitted_at=now, submitted_by=actor.name, submitted_by_email=actor.email,
@@ -735,19 +736,19 @@ def check_receipt(files_dir: Path, response: TenderResponse, submission: Submiss
     """Recompute the sealed content from the database and the stored files' bytes, and compare."""
     problems = []
     if hashlib.sha256(submission.manifest.encode()).hexdigest() != submission.digest:
-        problems.append("l'accusé de réception ne correspond plus à son empreinte")
+        problems.append(_("l'accusé de réception ne correspond plus à son empreinte"))
     try:
         sealed = json.loads(submission.manifest)["response"]
     except (ValueError, KeyError, TypeError):
-        return ReceiptCheck(False, ["l'accusé de réception est illisible"])
+        return ReceiptCheck(False, [_("l'accusé de réception est illisible")])
     folder = response_folder(files_dir, response)
     for item in sealed.get("files", []):
         path = folder / str(item.get("path", ""))
         actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         if actual != item.get("sha256"):
-            problems.append(f"le fichier « {item.get('name')} » a changé ou manque")
+            problems.append(_("le fichier « %(name)s » a changé ou manque", name=item.get("name")))
     if canonical(content_of(files_dir, response)) != canonical(sealed) and not problems:
-        problems.append("les formulaires ne correspondent plus au pli déposé")
+        problems.append(_("les formulaires ne correspondent plus au pli déposé"))
     return ReceiptCheck(not problems, problems)
 
 
