@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import FieldList, FormField, HiddenField
 from wtforms.fields.choices import SelectChoice
 from wtforms.utils import unset_value
 from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+from shared.i18n import lazy_gettext as _l
 
 REQUIRED = _l("Ce champ est obligatoire.")
 EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Saisissez une adresse e-mail valide."))

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, redirect, request
+from flask import Blueprint, Flask, current_app, has_request_context, redirect, request
+from flask_babel import LazyString, gettext
+from markupsafe import escape
 from werkzeug.wrappers import Response
 
 K = TypeVar("K")
@@ -33,6 +35,19 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "transla
     return message
 
 
+class LazyText(LazyString):
+    """flask-babel's lazy string, escaped in HTML like any text (flask-babel's own is inserted as
+    markup, unescaped): `CONFLICT_MESSAGE`, form labels and messages defined at import time."""
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
+
+
+def lazy_gettext(string: str, **variables: Any) -> LazyText:
+    """`gettext` when the text is shown, for texts defined at import time (form labels)."""
+    return LazyText(gettext, string, **variables)
+
+
 def page_language() -> str:
     """ "en" or "fr": the page's language, for the tables that hold both (shared/applications.py)."""
     from flask_babel import get_locale
@@ -43,8 +58,6 @@ def page_language() -> str:
 
 def translated(labels: Mapping[K, str]) -> dict[K, str]:
     """A table of French labels (marked `N_`) in the page's language, for the templates."""
-    from flask_babel import gettext
-
     return {key: gettext(label) for key, label in labels.items()}
 
 
@@ -68,9 +81,12 @@ def install_plural(app: Flask) -> None:
 
 
 def select_locale() -> str:
-    """The language of this request (see the module's docstring)."""
+    """The language of this request (see the module's docstring); French outside a request (the
+    command line, the mail worker)."""
     from shared.sso import current_identity
 
+    if not has_request_context():
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     chosen = chosen_locale()
     if chosen:
         return chosen

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from shared.i18n import lazy_gettext as _l
 
 CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
                       "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")

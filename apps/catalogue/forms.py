@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     DateField,
@@ -23,6 +22,7 @@ from apps.catalogue import referential
 from apps.catalogue.offers import ENTRY_MODES, LEVELS, PATHS, PUBLICS, RECRUITMENT, TEACHING
 from apps.catalogue.organisations import TOPICS
 from shared import REQUIRED, Form, VersionedForm, choices, optional, required
+from shared import lazy_gettext as _l
 
 
 def options(pairs: Any) -> list[SelectChoice]:

@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session
 
 from apps.catalogue import referential
 from apps.catalogue.models import Contact, Offer, OfferVersion, Organisation
-from shared import DomainError, check_version, utcnow
-from shared.i18n import N_
+from shared import N_, DomainError, check_version, utcnow
 
 ENTRY_MODES = {"fixes": N_("Entrées et sorties à dates fixes"), "permanentes": N_("Entrées et sorties permanentes")}
 RECRUITMENT = {"1": N_("Ouvert"), "2": N_("Fermé"), "3": N_("Suspendu")}  # LHEO dict-etat-recrutement

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from apps.catalogue import referential
 from apps.catalogue.models import ChangeRequest, Contact, Organisation, RecordEvent
 from apps.catalogue.offers import Invalid, check_postal_code
-from shared import ApiUnavailable, ServiceClient, check_version, utcnow
-from shared.i18n import N_
+from shared import N_, ApiUnavailable, ServiceClient, check_version, utcnow
 
 TOPICS = {"identification": N_("Identification (SIRET, numéro de déclaration d'activité)"),
           "rattachement": N_("Structures de rattachement"), "interlocuteurs": N_("Interlocuteurs")}

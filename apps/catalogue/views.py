@@ -56,6 +56,7 @@ from apps.catalogue.models import (
 from apps.catalogue.offers import CatalogueError, Invalid
 from shared import (
     CONFLICT_MESSAGE,
+    N_,
     Identity,
     RoleMissing,
     ServiceClient,
@@ -64,11 +65,12 @@ from shared import (
     form_view,
     login_required,
     parse_id,
+    plural,
     requires_role,
     send_mail,
+    translated,
     utcnow,
 )
-from shared.i18n import N_, plural, translated
 
 bp = Blueprint("catalogue", __name__, template_folder="templates")
 PARIS = ZoneInfo("Europe/Paris")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import DateField, HiddenField, RadioField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -12,6 +11,7 @@ from wtforms.validators import InputRequired, Optional, Regexp
 
 from apps.repernet.reference import ACTION_LABELS, DOMAINS, LEGAL_CATEGORIES, SUBDOMAINS
 from shared import EMAIL, REQUIRED, Form, VersionedForm, choices, optional, required
+from shared import lazy_gettext as _l
 
 
 class RecordForm(VersionedForm):

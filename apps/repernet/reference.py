@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.i18n import N_
+from shared import N_
 
 
 @dataclass(frozen=True)

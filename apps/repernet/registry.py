@@ -18,6 +18,7 @@ from apps.repernet.models import LegalDocument, StructureRecord
 from apps.repernet.reference import DOCUMENT_KINDS, LEGAL_CATEGORIES, required_documents
 from shared import (
     JPEG,
+    N_,
     PDF,
     PNG,
     ApiConflict,
@@ -29,7 +30,6 @@ from shared import (
     store,
     utcnow,
 )
-from shared.i18n import N_
 
 
 class RegistryError(DomainError):

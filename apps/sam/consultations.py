@@ -34,8 +34,7 @@ from apps.sam.models import (
     Question,
     Withdrawal,
 )
-from shared import OFFICE, PDF, ZIP, DomainError, paris, read_upload, size_label, store
-from shared.i18n import N_
+from shared import N_, OFFICE, PDF, ZIP, DomainError, paris, read_upload, size_label, store
 
 
 class SamError(DomainError):

@@ -20,8 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from apps.sam.models import CatalogueDispatch
-from shared import ApiError, ApiInvalid, ServiceClient
-from shared.i18n import N_
+from shared import N_, ApiError, ApiInvalid, ServiceClient
 
 log = logging.getLogger(__name__)
 PENDING, SENT, REJECTED = "pending", "sent", "rejected"

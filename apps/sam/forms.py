@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -42,6 +41,7 @@ from apps.sam.responses import (
     Site,
 )
 from shared import REQUIRED, Form, VersionedForm, choices, from_paris, optional, required
+from shared import lazy_gettext as _l
 
 DATETIME = "%Y-%m-%dT%H:%M"
 BAD_DATETIME = _l("Saisissez une date et une heure valides (jj/mm/aaaa hh:mm).")

@@ -14,8 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared import BigId, OwnedByStructure, Versioned, make_db, utcnow
-from shared.i18n import N_
+from shared import N_, BigId, OwnedByStructure, Versioned, make_db, utcnow
 
 db = make_db()
 

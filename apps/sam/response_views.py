@@ -61,12 +61,12 @@ from shared import (
     current_identity,
     form_view,
     login_required,
+    paris_shown,
     parse_id,
     send_mail,
     size_label,
+    translated,
 )
-from shared.i18n import translated
-from shared.timefmt import paris_shown
 
 log = logging.getLogger(__name__)
 ORGANISME = ("redacteur", "signataire")

@@ -51,8 +51,7 @@ from apps.sam.models import (
     Submission,
     TenderResponse,
 )
-from shared import OFFICE, PDF, ZIP, UploadRefused, read_upload, store
-from shared.i18n import N_
+from shared import N_, OFFICE, PDF, ZIP, UploadRefused, read_upload, store
 
 
 class Incomplete(SamError):

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from apps.sam.models import SigningKey
-from shared.i18n import N_
+from shared import N_
 
 with warnings.catch_warnings():
     # pyHanko imports cryptography's DSA names, deprecated by cryptography (the suite runs warnings as errors).

@@ -57,9 +57,9 @@ from shared import (
     requires_role,
     send_mail,
     size_label,
+    translated,
     utcnow,
 )
-from shared.i18n import translated
 
 bp = Blueprint("sam", __name__, template_folder="templates", static_folder="static",
                static_url_path="/sam-static")
