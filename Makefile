@@ -58,7 +58,7 @@ messages: $(STAMP)
 	@for dir in shared $(addprefix apps/,$(APPS)); do mkdir -p $$dir/translations && \
 	  $(BIN)/pybabel -q extract -F babel-apps.cfg -k _l -k lazy_gettext -k N_ -o $$dir/translations/messages.pot $$dir \
 	  && if test -f $$dir/translations/en/LC_MESSAGES/messages.po; \
-	     then $(BIN)/pybabel -q update -i $$dir/translations/messages.pot -d $$dir/translations -l en; \
+	     then $(BIN)/pybabel -q update --ignore-obsolete -i $$dir/translations/messages.pot -d $$dir/translations -l en; \
 	     else $(BIN)/pybabel -q init -i $$dir/translations/messages.pot -d $$dir/translations -l en; fi \
 	  && rm $$dir/translations/messages.pot || exit 1; done
 

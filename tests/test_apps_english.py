@@ -51,7 +51,7 @@ def english_browser() -> requests.Session:
     return browser
 
 
-def with_cookie(rp: RP, lang: str = "en") -> requests.Session:
+def with_cookie(lang: str = "en") -> requests.Session:
     """A French browser that chose `lang` with the switcher (the portal's cookie, on this host)."""
     browser = new_browser()
     browser.cookies.set("portail_lang", lang, domain="127.0.0.1", path="/")
@@ -163,7 +163,7 @@ def test_ui_locales_and_error_pages(rep: RP) -> None:
 
 def test_registration_in_english_with_english_validation_messages(app: Any, rep: RP) -> None:
     person = make_person(app)
-    browser = with_cookie(rep)
+    browser = with_cookie()
     page = rp_login(browser, rep, person.email, path="/structures/nouvelle")
     assert page.status_code == 200
     markup = text(page)
@@ -190,7 +190,7 @@ def test_registration_in_english_with_english_validation_messages(app: Any, rep:
 
 def test_a_registration_in_english_ends_on_an_english_confirmation(app: Any, rep: RP, mailbox: Mailbox) -> None:
     person = make_person(app)
-    browser = with_cookie(rep)
+    browser = with_cookie()
     rp_login(browser, rep, person.email)
     fields, page = registration(browser, rep)
     question = re.search(r"What is (\d+) \+ (\d+)\?", html.unescape(page))
@@ -252,7 +252,7 @@ def test_sam_s_public_pages_in_english(app: Any, sam_en: RP) -> None:
     home = text(english_browser().get(f"{sam_en.url}/"))
     assert "SAM — the Région's training contracts" in home and "Open consultations" in home
     assert "Closed consultations" in home and "Consultations en cours" not in home
-    listing = text(with_cookie(sam_en).get(f"{sam_en.url}/consultations", params={"q": "anglais"}))
+    listing = text(with_cookie().get(f"{sam_en.url}/consultations", params={"q": "anglais"}))
     for expected in ("Open consultations", "Keyword", "All schemes", "Search", "1 consultation for “anglais”",
                      "Published on", "deadline for tenders:", "1 lot", "Ref."):
         assert expected in listing, expected
@@ -284,7 +284,7 @@ def test_the_catalogue_s_public_search_and_offer_in_english(app: Any, cat_en: RP
     assert publish_offer(moderator(app, cat_en), cat_en, offer_id).status_code == 302
     home = text(english_browser().get(f"{cat_en.url}/"))
     assert "Training offer catalogue" in home and "Search for a course" in home and "LHEO 2.3 export" in home
-    found = text(with_cookie(cat_en).get(f"{cat_en.url}/recherche", params={"q": "anglophones"}))
+    found = text(with_cookie().get(f"{cat_en.url}/recherche", params={"q": "anglophones"}))
     for expected in ("Search for a course", "Keywords (title, objectives, content, training body)", "Any",
                      "1 course", "Current or upcoming", "next session on"):
         assert expected in found, expected

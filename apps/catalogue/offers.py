@@ -149,8 +149,10 @@ def formation_part(data: FormationData) -> dict[str, Any]:
     for kind, values, limit in (("formacode", data.formacodes, 5), ("rome", data.romes, 5), ("nsf", data.nsf, 3)):
         known, unknown = referential.clean_codes(kind, values, limit)
         if unknown:
-            raise Invalid(f"Code{'s' if len(unknown) > 1 else ''} {referential.KINDS[kind]} inconnu{'s' if len(unknown) > 1 else ''} "
-                          f"du référentiel : {', '.join(unknown)}.", f"{kind}s" if kind != "nsf" else "nsf")
+            message = (N_("Codes %(kind)s inconnus du référentiel : %(codes)s.") if len(unknown) > 1
+                       else N_("Code %(kind)s inconnu du référentiel : %(codes)s."))
+            raise Invalid(message, f"{kind}s" if kind != "nsf" else "nsf", kind=referential.KINDS[kind],
+                          codes=", ".join(unknown))
         codes[kind] = known
     if data.entry_level not in LEVELS:
         raise Invalid(N_("Niveau d'entrée inconnu."), "entry_level")

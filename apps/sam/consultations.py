@@ -366,7 +366,8 @@ def decide_lot(session: Session, consultation: Consultation, lot: Lot, outcome: 
     if consultation.state(now) != CLOSED:
         raise NotAllowed(N_("Un lot ne peut être attribué ou déclaré infructueux qu'une fois la consultation clôturée."))
     if lot.status != LOT_OPEN:
-        raise NotAllowed(N_("Le lot n° %(number)d a déjà été %(status)s."), number=lot.number, status=lot.status_label.lower())
+        raise NotAllowed(N_("Le lot n° %(number)d a déjà été attribué.") if lot.status == AWARDED
+                         else N_("Le lot n° %(number)d a déjà été infructueux."), number=lot.number)
     if outcome not in (AWARDED, UNSUCCESSFUL):
         raise InvalidInput(N_("Choisissez : attribuer le lot ou le déclarer infructueux."), "outcome")
     if outcome == AWARDED and not awardee.strip():
