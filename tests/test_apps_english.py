@@ -298,6 +298,10 @@ def test_the_catalogue_s_public_search_and_offer_in_english(app: Any, cat_en: RP
         assert expected in offer, expected
     french = text(new_browser().get(f"{cat_en.url}/formations/{public_id.group(1)}"))
     assert "Objectifs" in french and "Demandeur d'emploi" in french and "420 heures" in french
+    # Signed in: the offer's history, its differences computed in the page's language.
+    history = text(editor.get(f"{cat_en.url}/offres/{offer_id}/historique", headers={"Accept-Language": "en"}))
+    assert "Version 1 — Published" in history and "Course › Title" in history and "Field" in history
+    assert "Formation › Intitulé" in text(editor.get(f"{cat_en.url}/offres/{offer_id}/historique"))
 
 
 def _catalogue_editor(app: Any, rp: RP) -> tuple[requests.Session, Any, str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -479,18 +480,19 @@ def published_document(session: Session, offer: Offer) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------- history: field-by-field differences
+# Computed when the history page is shown, in the page's language (nothing of it is stored).
 
 FIELD_LABELS = {
-    "title": "Intitulé", "objectives": "Objectifs", "content": "Contenu", "expected_results": "Résultats attendus",
-    "prerequisites": "Prérequis", "certifying": "Certifiante", "certification": "Certification",
-    "formacodes": "Formacode", "romes": "ROME", "nsf": "NSF", "entry_level": "Niveau d'entrée", "path": "Parcours",
-    "keywords": "Mots-clés", "place_name": "Lieu", "address": "Adresse", "postal_code": "Code postal", "city": "Ville",
-    "publics": "Public visé", "public_info": "Précisions sur le public", "entry_mode": "Modalité d'entrée",
-    "rhythm": "Rythme", "teaching_mode": "Enseignement", "hours": "Durée (heures)",
-    "entry_level_required": "Niveau d'entrée obligatoire", "accessibility": "Accessibilité", "transport": "Transport",
-    "accommodation": "Hébergement", "catering": "Restauration", "funders": "Financeurs", "start": "Début",
-    "end": "Fin", "registration_address": "Adresse d'inscription", "registration_postal_code": "Code postal d'inscription",
-    "registration_city": "Ville d'inscription", "recruitment": "Recrutement", "contact": "Contact",
+    "title": N_("Intitulé"), "objectives": N_("Objectifs"), "content": N_("Contenu"), "expected_results": N_("Résultats attendus"),
+    "prerequisites": N_("Prérequis"), "certifying": N_("Certifiante"), "certification": N_("Certification"),
+    "formacodes": N_("Formacode"), "romes": N_("ROME"), "nsf": N_("NSF"), "entry_level": N_("Niveau d'entrée"), "path": N_("Parcours"),
+    "keywords": N_("Mots-clés"), "place_name": N_("Lieu"), "address": N_("Adresse"), "postal_code": N_("Code postal"), "city": N_("Ville"),
+    "publics": N_("Public visé"), "public_info": N_("Précisions sur le public"), "entry_mode": N_("Modalité d'entrée"),
+    "rhythm": N_("Rythme"), "teaching_mode": N_("Enseignement"), "hours": N_("Durée (heures)"),
+    "entry_level_required": N_("Niveau d'entrée obligatoire"), "accessibility": N_("Accessibilité"), "transport": N_("Transport"),
+    "accommodation": N_("Hébergement"), "catering": N_("Restauration"), "funders": N_("Financeurs"), "start": N_("Début"),
+    "end": N_("Fin"), "registration_address": N_("Adresse d'inscription"), "registration_postal_code": N_("Code postal d'inscription"),
+    "registration_city": N_("Ville d'inscription"), "recruitment": N_("Recrutement"), "contact": N_("Contact"),
 }
 
 
@@ -498,7 +500,7 @@ def _show(name: str, value: Any) -> str:
     if value in (None, "", [], {}):
         return "—"
     if isinstance(value, bool):
-        return "oui" if value else "non"
+        return _("oui") if value else _("non")
     if name == "certification" and isinstance(value, dict):
         return str(value.get("label", ""))
     if name == "contact" and isinstance(value, dict):
@@ -506,14 +508,18 @@ def _show(name: str, value: Any) -> str:
     if name in ("start", "end"):
         return date.fromisoformat(value).strftime("%d/%m/%Y")
     if name == "entry_mode":
-        return ENTRY_MODES.get(value, value)
+        return _(ENTRY_MODES[value]) if value in ENTRY_MODES else value
     if name == "recruitment":
-        return RECRUITMENT.get(value, value)
+        return _(RECRUITMENT[value]) if value in RECRUITMENT else value
     if name == "publics":
-        return ", ".join(PUBLICS.get(v, v) for v in value)
+        return ", ".join(_(PUBLICS[v]) if v in PUBLICS else v for v in value)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def _label(name: str) -> str:
+    return _(FIELD_LABELS[name]) if name in FIELD_LABELS else name
 
 
 def _flatten(doc: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
@@ -522,20 +528,22 @@ def _flatten(doc: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
     if not doc:
         return out
     for name, value in doc["formation"].items():
-        out[f"f.{name}"] = (f"Formation › {FIELD_LABELS.get(name, name)}", _show(name, value))
+        out[f"f.{name}"] = (_("Formation › %(field)s", field=_label(name)), _show(name, value))
     for action in doc["actions"]:
         where = action.get("city") or action["key"]
         for name, value in action.items():
             if name in ("key", "sessions"):
                 continue
-            out[f"a.{action['key']}.{name}"] = (f"Action ({where}) › {FIELD_LABELS.get(name, name)}", _show(name, value))
+            out[f"a.{action['key']}.{name}"] = (_("Action (%(place)s) › %(field)s", place=where, field=_label(name)),
+                                                _show(name, value))
         for item in action["sessions"]:
             when = _show("start", item["start"])
             for name, value in item.items():
                 if name == "key":
                     continue
-                out[f"s.{item['key']}.{name}"] = (f"Action ({where}) › Session du {when} › {FIELD_LABELS.get(name, name)}",
-                                                  _show(name, value))
+                out[f"s.{item['key']}.{name}"] = (
+                    _("Action (%(place)s) › Session du %(date)s › %(field)s", place=where, date=when, field=_label(name)),
+                    _show(name, value))
     return out
 
 
