@@ -41,6 +41,7 @@ from shared.guard import (
     owned_or_404,
     parse_id,
 )
+from shared.i18n import N_, lazy_gettext, plural, translated
 from shared.identity import Identity, StructureRef
 from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
 from shared.mail import send_mail
@@ -63,11 +64,12 @@ from shared.sso import (
     safe_next,
     switch_url,
 )
-from shared.timefmt import PARIS, from_paris, paris
+from shared.timefmt import PARIS, from_paris, paris, paris_shown
 from shared.types import BigId, UTCDateTime, utcnow
 from shared.web import error_page, problem
 
 __all__ = [
+    "N_", "lazy_gettext", "paris_shown", "plural", "translated",
     "APPLICATIONS", "PARIS", "BigId", "DomainError", "JPEG", "OFFICE", "PDF", "PNG", "Page", "Upload", "UploadRefused", "ZIP",
     "accepted_label", "read_upload", "size_label", "store", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",

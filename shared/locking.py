@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-CONFLICT_MESSAGE = ("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
-                    "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
+from shared.i18n import lazy_gettext as _l
+
+CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
+                      "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
 
 
 class StaleVersion(Exception):  # noqa: N818 - the domain word

@@ -9,6 +9,7 @@ import hmac
 import secrets
 import time
 
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 SALT = "repernet.challenge"
@@ -24,22 +25,22 @@ def new_challenge(secret: str) -> tuple[str, str]:
     nonce = secrets.token_urlsafe(8)
     token = URLSafeTimedSerializer(secret, salt=SALT).dumps(
         {"q": f"{a} + {b}", "n": nonce, "m": _mac(secret, nonce, str(a + b)), "t": time.time()})
-    return f"Combien font {a} + {b} ?", token
+    return _("Combien font %(a)d + %(b)d ?", a=a, b=b), token
 
 
 def check_challenge(secret: str, token: str, answer: str, honeypot: str, *, min_seconds: float,
                     max_age: int = 3600) -> str | None:
-    """None when the challenge is passed, else a French message."""
+    """None when the challenge is passed, else a message in the page's language."""
     if honeypot:
-        return "La vérification anti-robot a échoué."
+        return _("La vérification anti-robot a échoué.")
     try:
         data = URLSafeTimedSerializer(secret, salt=SALT).loads(token or "", max_age=max_age)
     except SignatureExpired:
-        return "Le code de vérification a expiré : répondez à la nouvelle question."
+        return _("Le code de vérification a expiré : répondez à la nouvelle question.")
     except BadSignature:
-        return "Le code de vérification est invalide : répondez à la nouvelle question."
+        return _("Le code de vérification est invalide : répondez à la nouvelle question.")
     if time.time() - float(data.get("t", 0)) < min_seconds:
-        return "Formulaire envoyé trop vite : relisez-le puis validez à nouveau."
+        return _("Formulaire envoyé trop vite : relisez-le puis validez à nouveau.")
     if not hmac.compare_digest(data.get("m", ""), _mac(secret, data.get("n", ""), (answer or "").strip())):
-        return "Le code de vérification est incorrect : répondez à la nouvelle question."
+        return _("Le code de vérification est incorrect : répondez à la nouvelle question.")
     return None
