@@ -43,6 +43,7 @@ from shared.guard import (
 )
 from shared.i18n import N_, lazy_gettext, plural, translated
 from shared.identity import Identity, StructureRef
+from shared.keys import signing_keys
 from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
 from shared.mail import send_mail
 from shared.migrations import run_env
@@ -75,6 +76,6 @@ __all__ = [
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
     "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "one_of_or_404", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
-    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "strip_control", "switch_url",
+    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "signing_keys", "strip_control", "switch_url",
     "utcnow",
 ]

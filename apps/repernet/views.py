@@ -44,6 +44,7 @@ from shared import (
     form_view,
     login_required,
     requires_role,
+    signing_keys,
     size_label,
     switch_url,
 )
@@ -85,7 +86,7 @@ def _idp_return(value: str | None) -> str | None:
 
 
 def _render_registration(form: RegistrationForm, status: int, error: str | None = None) -> tuple[str, int]:
-    question, token = new_challenge(current_app.config["SECRET_KEY"])
+    question, token = new_challenge(signing_keys(current_app))
     form.challenge_token.data = token
     form.challenge_answer.data = ""
     return render_template("repernet/register.html", form=form, question=question, error=error,
@@ -103,7 +104,7 @@ def register_structure() -> Any:
         form.return_to.data = request.args.get("return_to", "")[:2000]
         return _render_registration(form, 200)
     valid = form.validate()
-    challenge_error = check_challenge(current_app.config["SECRET_KEY"], form.challenge_token.data or "",
+    challenge_error = check_challenge(signing_keys(current_app), form.challenge_token.data or "",
                                       form.challenge_answer.data or "", form.website.data or "",
                                       min_seconds=current_app.config["CHALLENGE_MIN_SECONDS"])
     if challenge_error:
