@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
@@ -208,7 +209,7 @@ def test_idp_journey_pages_an_application_sends_people_to(app: Any, live_server:
     guarded = make_person(app, given_name="Double", family_name="Facteur")
     with app.app_context():
         user = db.session.get(User, guarded.user_id)
-        user.totp_secret, user.totp_enabled_at = "JBSWY3DPEHPK3PXP", utcnow()
+        user.totp_secret, user.totp_enabled_at = pyotp.random_base32(), utcnow()
         db.session.commit()
     _verifier, challenge = pkce_pair()
     url = authorize_url(live_server, client_id, challenge=challenge)
@@ -225,6 +226,7 @@ def test_idp_journey_pages_an_application_sends_people_to(app: Any, live_server:
     assert "/login/totp" in chrome.current_url
     check(chrome, chrome.current_url, found)
     submit(chrome, {"code": "000000"}, "Valider")
+    assert "Code incorrect" in chrome.page_source
     found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
     # The structure choice and the consent on the way back to the application.
     chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
@@ -232,6 +234,7 @@ def test_idp_journey_pages_an_application_sends_people_to(app: Any, live_server:
     log_in(chrome, member.email)
     assert "/account/structure" in chrome.current_url
     check(chrome, chrome.current_url, found)
+    chrome.find_element(By.CSS_SELECTOR, "input[name=structure]").click()
     click(chrome, "Continuer")
     assert 'name="decision"' in chrome.page_source
     check(chrome, chrome.current_url, found)

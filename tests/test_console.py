@@ -384,7 +384,10 @@ def test_settings_with_their_source(app: Any, console: Any, monkeypatch: Any) ->
     row = html[html.index('data-setting="MAX_FAILED_LOGINS"'):]
     assert "environnement" in row[:row.index("</tr>")]
     row = html[html.index('data-setting="ACCESS_TOKEN_LIFETIME"'):]
-    assert "défaut" in row[:row.index("</tr>")]
+    row = row[:row.index("</tr>")]
+    assert "défaut" in row and "300 s (5\xa0min)" in row  # in seconds as the variable takes it, and in words
+    row = html[html.index('data-setting="TOTP_REQUIRED_FOR_ADMINS"'):]
+    assert "configuration" in row[:row.index("</tr>")]  # the application was built with another value
     assert "SECRET_KEY" not in html
 
 

@@ -35,7 +35,8 @@ class LifetimeField(StringField):
 
     def process_formdata(self, valuelist: list[object]) -> None:
         super().process_formdata(valuelist)
-        text = (self.data or "").strip().replace(" ", "").replace("\u202f", "")
+        self.typed = str(self.data or "")[:40]  # shown again as typed when refused
+        text = self.typed.strip().replace(" ", "").replace("\u202f", "")
         if not text:
             self.data = None
         elif text.isascii() and text.isdigit() and len(text) <= 9:
@@ -45,7 +46,7 @@ class LifetimeField(StringField):
             raise ValueError(_l("Saisissez un nombre entier de secondes, ou laissez vide."))
 
     def _value(self) -> str:
-        return "" if self.data is None else str(self.data)
+        return getattr(self, "typed", "") if self.data is None else str(self.data)
 
 
 class LifetimeForm(FlaskForm):
