@@ -19,11 +19,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from idp.core.security import random_token
-from idp.models import SigningKey, utcnow
+from idp.models import Client, SigningKey, utcnow
 
 ALGORITHMS = ("RS256", "ES256")
 Key = RSAKey | ECKey
@@ -41,12 +41,29 @@ def _generate(alg: str) -> tuple[str, Key]:
     return pem, key
 
 
+def key_retention(session: Session, config: Mapping[str, Any]) -> timedelta:
+    """How long a retired key stays published: past the longest-lived JWT it may have signed, the
+    platform's or a client's own lifetime (issue 16 point 9), plus a minute."""
+    own = session.execute(select(func.max(Client.id_token_lifetime), func.max(Client.access_token_lifetime))).one()
+    return timedelta(seconds=max(config["ID_TOKEN_LIFETIME"], config["ACCESS_TOKEN_LIFETIME"],
+                                 *(value or 0 for value in own)) + 60)
+
+
+def extend_retired_keys(session: Session, config: Mapping[str, Any]) -> None:
+    """A client's token lifetime was raised: a key still signing but due to retire stays published
+    long enough for the tokens it signs until then (a key already retired signs no new token)."""
+    keep = key_retention(session, config)
+    for key in session.scalars(select(SigningKey).where(SigningKey.retired_at > utcnow())):
+        if key.retired_at is not None and (key.expires_at is None or key.expires_at < key.retired_at + keep):
+            key.expires_at = key.retired_at + keep
+
+
 def rotate_keys(session: Session, config: Mapping[str, Any], *, immediate: bool = False) -> list[SigningKey]:
     """Add one new key per algorithm and schedule the current ones to retire when it starts."""
     now = utcnow()
     starts = now if immediate else now + timedelta(seconds=config["KEY_PUBLISH_BEFORE_USE"])
-    # A retired key must verify every token it signed: the longest-lived JWT is the ID token.
-    keep = timedelta(seconds=max(config["ID_TOKEN_LIFETIME"], config["ACCESS_TOKEN_LIFETIME"]) + 60)
+    # A retired key must verify every token it signed: until the longest-lived JWT expires.
+    keep = key_retention(session, config)
     created = []
     for alg in ALGORITHMS:
         for old in session.scalars(

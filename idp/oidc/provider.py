@@ -273,7 +273,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             )
             if replayed is not None:
                 # RFC 6749 §4.1.2: a code used twice revokes what it gave.
-                revoke_family(db.session, replayed.family_id, issuer().access_lifetime)
+                revoke_family(db.session, replayed.family_id, issuer().revocation_lifetime(client))
                 record("token.code_replayed", subject=replayed.user_id, client_id=client.client_id)
         return item
 
@@ -307,7 +307,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             reused = db.session.scalar(
                 select(RefreshToken).where(RefreshToken.token_digest == digest, RefreshToken.rotated_at.is_not(None))
             )
-            if reused is not None and revoke_family(db.session, reused.family_id, issuer().access_lifetime):
+            lifetime = issuer().revocation_lifetime(self.request.client)
+            if reused is not None and revoke_family(db.session, reused.family_id, lifetime):
                 record("token.refresh_reused", subject=reused.user_id, client_id=reused.client_id,
                        family=reused.family_id)
         return item
@@ -447,7 +448,7 @@ class RevocationEndpoint(_RevocationEndpoint):
     def revoke_token(self, token: PresentedToken, request: Any) -> None:
         if token.refresh:
             # Revoking a refresh token ends its whole family (RFC 7009 §2.1 allows it; it is safer).
-            revoke_family(db.session, token.refresh.family_id, issuer().access_lifetime)
+            revoke_family(db.session, token.refresh.family_id, issuer().revocation_lifetime(request.client))
             subject = token.refresh.user_id
         else:
             revoke_access_token(db.session, token.claims or {})

@@ -119,6 +119,17 @@ class TokenIssuer:
         self.api_audiences: dict[str, frozenset[str]] = {
             audience: frozenset(scopes) for audience, scopes in config.get("API_AUDIENCES", {}).items()}
 
+    def lifetimes(self, client: Client) -> tuple[int, int, int]:
+        """The (access, ID, refresh) token lifetimes of a client, in seconds: its own where the
+        console set one (issue 16 point 9), else the platform's."""
+        return (client.access_token_lifetime or self.access_lifetime, client.id_token_lifetime or self.id_lifetime,
+                client.refresh_token_lifetime or self.refresh_lifetime)
+
+    def revocation_lifetime(self, client: Client) -> int:
+        """How long a family's revocation row must last for this client's access tokens (at least the
+        platform's lifetime: a client's own may have been shortened since a token was issued)."""
+        return max(self.access_lifetime, client.access_token_lifetime or 0)
+
     def audience(self, client_id: str, scopes: set[str]) -> str | list[str]:
         """The client itself, plus every app API whose scopes the token carries (RFC 9068 §3: the
         receiving app checks its own name in `aud`, so a token for one API is refused by another)."""
@@ -134,11 +145,12 @@ class TokenIssuer:
         """Build the token response, and the new refresh token's row for `record_issuance()` (the
         caller writes it, with the audit record, in one statement where it can)."""
         now = int(time.time())
+        access_lifetime, id_lifetime, refresh_lifetime = self.lifetimes(auth.client)
         scopes = set(auth.scope.split())
         subject = str(auth.user.id) if auth.user else auth.client.client_id
         access: dict[str, Any] = {
             "iss": self.issuer, "sub": subject, "aud": self.audience(auth.client.client_id, scopes),
-            "client_id": auth.client.client_id, "iat": now, "exp": now + self.access_lifetime,
+            "client_id": auth.client.client_id, "iat": now, "exp": now + access_lifetime,
             "jti": random_token(16), "scope": auth.scope,
         }
         if auth.family_id:
@@ -152,7 +164,7 @@ class TokenIssuer:
         token: dict[str, Any] = {
             "access_token": self.sign(session, access, ACCESS_TOKEN_ALG, typ="at+jwt"),
             "token_type": "Bearer",
-            "expires_in": self.access_lifetime,
+            "expires_in": access_lifetime,
             "scope": auth.scope,
         }
         if auth.user is not None and "openid" in scopes:
@@ -160,7 +172,7 @@ class TokenIssuer:
             id_claims = {
                 **claims,
                 "iss": self.issuer, "aud": auth.client.client_id, "azp": auth.client.client_id,
-                "iat": now, "exp": now + self.id_lifetime, "jti": random_token(16),
+                "iat": now, "exp": now + id_lifetime, "jti": random_token(16),
                 "at_hash": _half_hash(token["access_token"], alg),
                 **self._login_claims(auth),
             }
@@ -175,7 +187,7 @@ class TokenIssuer:
                 "token_digest": sha256_hex(value), "family_id": auth.family_id or uuid.uuid4().hex,
                 "client_id": auth.client.client_id, "user_id": auth.user.id, "sid": auth.sid,
                 "scope": auth.scope, "auth_time": auth.auth_time or now_dt, "amr": auth.amr,
-                "created_at": now_dt, "expires_at": now_dt + timedelta(seconds=self.refresh_lifetime),
+                "created_at": now_dt, "expires_at": now_dt + timedelta(seconds=refresh_lifetime),
                 "rotated_at": None, "revoked_at": None,
             }
             token["refresh_token"] = value
