@@ -153,7 +153,53 @@ def print_sql(n: int) -> None:
           + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ")\n")
 
 
+def cpu_cost(label: str, fn, n: int) -> None:
+    """CPU time of this process per request, without a profiler (PostgreSQL's own CPU is not in it):
+    steadier than wall time when the box is shared."""
+    SQL_LOG.clear()
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    c1, t1 = time.process_time(), time.perf_counter()
+    print(f"\n{label}, without profiler: {1e6 * (c1 - c0) / n:.0f} µs CPU, {1000 * (t1 - t0) / n:.2f} ms wall "
+          f"per request; {len(SQL_LOG) / n:.1f} SQL statements per request")
+
+
+def wsgi_calls(app, n: int, method: str, path: str, headers: dict[str, str], data: dict[str, str] | None = None):
+    """N calls of the WSGI application itself with a prebuilt environ, as a server makes them: the
+    cost of the test client (building the environ, wrapping the response) is left out."""
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    builder = EnvironBuilder(method=method, path=path, headers=headers, data=data,
+                             environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    template = builder.get_environ()
+    body = template["wsgi.input"].read()
+    statuses: list[str] = []
+
+    def start_response(status: str, _headers, _exc_info=None) -> None:
+        statuses.append(status)
+
+    def run() -> None:
+        for _ in range(n):
+            environ = dict(template)
+            environ["wsgi.input"] = io.BytesIO(body)
+            chunks = app(environ, start_response)
+            try:
+                for _chunk in chunks:
+                    pass
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        assert all(s.startswith("200") for s in statuses), statuses[:3]
+        statuses.clear()
+
+    return run
+
+
 def profile(label: str, fn, n: int, args) -> None:
+    if args.other_paths and not label.startswith(("code exchange", "refresh")):
+        cpu_cost(label, fn, n)  # the same requests once more, unprofiled (these paths are repeatable)
     SQL_LOG.clear()
     if args.profiler == "pyinstrument":
         from pyinstrument import Profiler
@@ -220,11 +266,14 @@ def main() -> None:
     ap.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default=default_profiler,
                     help="pyinstrument (sampling, low overhead; default when installed) or cProfile (stdlib)")
     ap.add_argument("--dump", help="also write the full profiles with this prefix (e.g. /tmp/token)")
+    ap.add_argument("--pg-db", default="portail_profile", help="the PostgreSQL database to create afresh")
+    ap.add_argument("--limiter", action="store_true",
+                    help="keep the rate limiter on (memory storage), as `run.py` does; off by default")
     args = ap.parse_args()
     args.n = max(10, min(args.n, 2000))
     ns = argparse.Namespace(sqlite=not args.pg, sqlite_path="/tmp/portail-bench/profile.sqlite3",
                             pg_admin="postgresql://postgres@127.0.0.1:5432/postgres", pg_user="postgres",
-                            pg_port=5432, pg_db="portail_profile")
+                            pg_port=5432, pg_db=args.pg_db)
     url = bench_run.fresh_database(ns)
     bench_run.make_schema(url, args.schema)
     issuer = "http://127.0.0.1:9300"
@@ -233,7 +282,8 @@ def main() -> None:
     from idp import create_app
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": secret, "ISSUER": issuer, "WTF_CSRF_ENABLED": False,
-                      "RATELIMIT_ENABLED": False, "AUTHORIZATION_CODE_LIFETIME": 3600})
+                      "RATELIMIT_ENABLED": args.limiter, "AUTHORIZATION_CODE_LIFETIME": 3600,
+                      "RATELIMIT_CLIENT_AUTH_IP": "1000000/minute", "RATELIMIT_CLIENT_AUTH_CLIENT": "1000000/minute"})
     client_id = "bench-client" if args.alg == "RS256" else "bench-client-es256"
     from sqlalchemy import event
 
@@ -253,10 +303,11 @@ def main() -> None:
     def _commit(_conn) -> None:
         SQL_LOG.append("COMMIT")
 
-    with app.app_context():
-        engine = app.extensions["db"].engine
-    event.listen(engine, "before_cursor_execute", _count)
-    event.listen(engine, "commit", _commit)
+    from sqlalchemy import Engine
+
+    # Every engine (the audit connection of client_credentials has its own pool).
+    event.listen(Engine, "before_cursor_execute", _count)
+    event.listen(Engine, "commit", _commit)
     with app.test_client() as browser:
         client = browser
         print(f"# Token path profile ({args.alg}, {'PostgreSQL' if args.pg else 'SQLite'}, "
@@ -267,16 +318,17 @@ def main() -> None:
         for _ in range(20):
             rt = refresh(client, client_id, rt)["refresh_token"]
         # the same work without a profiler: the real cost per request in one thread
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for code, verifier in codes[20:20 + args.n]:
             rt = exchange(client, client_id, code, verifier)["refresh_token"]
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         for _ in range(args.n):
             rt = refresh(client, client_id, rt)["refresh_token"]
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         print(f"\nWithout profiler, one thread, in-process: code exchange {1000 * (t1 - t0) / args.n:.2f} ms/request "
-              f"({args.n / (t1 - t0):.0f}/s), refresh {1000 * (t2 - t1) / args.n:.2f} ms/request "
-              f"({args.n / (t2 - t1):.0f}/s)")
+              f"({args.n / (t1 - t0):.0f}/s, {1e6 * (c1 - c0) / args.n:.0f} µs CPU), refresh "
+              f"{1000 * (t2 - t1) / args.n:.2f} ms/request ({args.n / (t2 - t1):.0f}/s, "
+              f"{1e6 * (c2 - c1) / args.n:.0f} µs CPU)")
         tokens: list[str] = []
         client = app.test_client(use_cookies=False)  # API clients send no cookies
 
@@ -310,6 +362,14 @@ def main() -> None:
                     r = client.get("/.well-known/openid-configuration")
                     assert r.status_code == 200
 
+            bearer = {"Authorization": f"Bearer {access}"}
+            cpu_cost("client_credentials, WSGI call (no test client)",
+                     wsgi_calls(app, args.n, "POST", "/oauth/token", basic(client_id),
+                                {"grant_type": "client_credentials"}), args.n)
+            cpu_cost("userinfo (GET, Bearer), WSGI call (no test client)",
+                     wsgi_calls(app, args.n, "GET", "/oauth/userinfo", bearer), args.n)
+            cpu_cost("userinfo (POST, form), WSGI call (no test client)",
+                     wsgi_calls(app, args.n, "POST", "/oauth/userinfo", {}, {"access_token": access}), args.n)
             profile("client_credentials", run_cc, args.n, args)
             profile("userinfo (GET, Bearer)", run_userinfo, args.n, args)
             profile("discovery (GET /.well-known/openid-configuration)", run_discovery, args.n, args)
