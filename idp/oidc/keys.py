@@ -19,7 +19,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import Connection, bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -73,6 +76,16 @@ def rotate_keys(session: Session, config: Mapping[str, Any], *, immediate: bool 
         created.append(record)
     session.flush()
     return created
+
+
+def jws_signature(key: Key, alg: str, signing_input: bytes) -> bytes:
+    """The JWS signature of `signing_input` with one of our private keys (RFC 7515 §5.1, RFC 7518
+    §3.3-3.4: ES256 as R and S, 32 octets each), straight from `cryptography`."""
+    private: Any = key.private_key
+    if alg == "ES256":
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
 
 @dataclass(frozen=True)

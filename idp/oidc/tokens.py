@@ -37,7 +37,7 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc.claims import user_claims
-from idp.oidc.keys import KeyRing
+from idp.oidc.keys import KeyRing, jws_signature
 
 SIGNING_ALGORITHMS = ("ES256", "RS256")  # what our keys sign with; nothing else is ever accepted
 MAX_TOKEN_LENGTH = 8192  # far above our largest JWT: a bigger one is not ours, and is not parsed
@@ -131,8 +131,11 @@ class TokenIssuer:
         return [client_id, *apis] if apis else client_id
 
     def sign(self, session: Session, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+        """A compact JWS of `claims` (RFC 7515 §7.1), signed with the active key of `alg`."""
         kid, key = self.keyring.signing_key(session, alg)
-        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+        signing_input = (_b64encode(json.dumps({"alg": alg, "kid": kid, "typ": typ}, separators=(",", ":")).encode())
+                         + b"." + _b64encode(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()))
+        return (signing_input + b"." + _b64encode(jws_signature(key, alg, signing_input))).decode("ascii")
 
     def issue(self, session: Session, auth: Authorization, *, include_refresh: bool,
               with_nonce: bool = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -249,6 +252,10 @@ class TokenIssuer:
         if not isinstance(claims["sub"], str) or not isinstance(claims["aud"], (str, list)):
             return None
         return claims
+
+
+def _b64encode(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _b64decode(segment: bytes) -> bytes:
