@@ -2,8 +2,8 @@
 for the Flask view alike.
 
 The layer serves the requests relying parties send (GET or POST, the token in `Authorization:
-Bearer`, or alone in a form body) without a request context, routing, hooks or the ORM: on the
-box of issue 18, Flask's per-request machinery was most of userinfo's CPU. Anything else (a query
+Bearer`, or alone in a form body) without a request context, routing, hooks or the ORM, which were
+about half of userinfo's CPU (issue 18, bench/README.md). Anything else (a query
 string, another `Authorization` scheme, a body it does not recognise, HEAD…) goes on to Flask,
 whose guard and view answer it with the same function, so no rule lives in two places.
 """
@@ -175,7 +175,8 @@ class UserinfoLayer:
 
 
 def init_app(app: Flask) -> None:
-    """Answer userinfo before Flask (after `idp.oidc.views.init_app`: the issuer and caches exist)."""
+    """Answer userinfo before Flask (called by `idp.oidc.views.init_app`, once the issuer and the
+    caches exist)."""
     from idp.extensions import db
 
     with app.app_context():
