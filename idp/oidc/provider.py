@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
-from sqlalchemy import and_, bindparam, event, exists, literal, select, update
+from sqlalchemy import Connection, and_, bindparam, event, exists, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -35,6 +35,7 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc.client_events import ClientChanges, notify
+from idp.oidc.keys import connection_of
 from idp.oidc.tokens import (
     REVOKED_ACCESS_TOKENS,
     USERS,
@@ -73,7 +74,7 @@ class ClientCache:
         self._lock = threading.Lock()
         self.changes: ClientChanges | None = None  # PostgreSQL: every worker hears of a change
 
-    def get(self, session: Session, client_id: str) -> Client | None:
+    def get(self, session: Session | Connection, client_id: str) -> Client | None:
         entry = self._entries.get(client_id)
         now = time.monotonic()
         trusted = self.changes is None or self.changes.listening
@@ -81,7 +82,7 @@ class ClientCache:
             return entry[1]
         generation = self._generation
         table = Client.__table__
-        row = session.connection().execute(SELECT_CLIENT, {"p_client_id": client_id}).first()
+        row = connection_of(session).execute(SELECT_CLIENT, {"p_client_id": client_id}).first()
         if row is None:
             self._entries.pop(client_id, None)  # unknown ids are never kept: no memory to fill
             return None
