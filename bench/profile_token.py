@@ -253,8 +253,10 @@ def main() -> None:
     def _commit(_conn) -> None:
         SQL_LOG.append("COMMIT")
 
+    from idp.extensions import db
+
     with app.app_context():
-        engine = app.extensions["db"].engine
+        engine = db.engine
     event.listen(engine, "before_cursor_execute", _count)
     event.listen(engine, "commit", _commit)
     with app.test_client() as browser:

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from sqlalchemy import event, select
 
+from idp.extensions import db
 from tests.oidc_helpers import authorize_url, browse, code_flow, exchange, pkce_pair, query, refresh
 
 SCOPE = "openid profile email structures"
@@ -23,7 +24,8 @@ SCOPE = "openid profile email structures"
 def statements(app: Any) -> Iterator[list[str]]:
     """The SQL statements the app's engine runs inside the block (COMMIT included)."""
     seen: list[str] = []
-    engine = app.extensions["db"].engine
+    with app.app_context():
+        engine = db.engine
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE; PostgreSQL's is implicit
