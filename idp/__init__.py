@@ -30,9 +30,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from idp import health, web
     from idp.core.passwords import make_hasher
-    from idp.extensions import babel, csrf, db, limiter, locale_selector
+    from idp.extensions import babel, csrf, init_db, limiter, locale_selector
 
-    db.init_app(app)
+    init_db(app)
     app.extensions["hasher"] = make_hasher(
         app.config["ARGON2_TIME_COST"],
         app.config["ARGON2_MEMORY_COST"],

@@ -402,6 +402,7 @@ def mail_group() -> None:
 @with_appcontext
 def mail_worker(interval: float, once: bool) -> None:
     """Deliver the outbox over SMTP, with retries and backoff, until stopped (SIGTERM, Ctrl-C)."""
+    from idp.extensions import db
     from idp.web import deliver_mail
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -425,7 +426,7 @@ def mail_worker(interval: float, once: bool) -> None:
             sent = 0
         finally:
             # End the session between passes: no transaction (SQLite write lock) held while idle.
-            app.extensions["db"].session.remove()
+            db.session.remove()
         if sent:
             click.echo(f"{sent} message(s) envoyé(s)")
         if once:

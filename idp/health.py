@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -103,8 +103,9 @@ def answer(status: int, *, error: str, french: str) -> Any:
         response.headers.update({"Cache-Control": "no-store", **headers})
         return response
     if status == 503:  # the page must not read the database again: no login, no structure, no badge
-        g.login_session = None
-        g.current_membership = None
+        from idp.web import as_visitor
+
+        as_visitor()
     exception = {503: ServiceUnavailable, 409: Conflict}.get(status, BadRequest)(french)
     return render_template("error.html", code=status, error=exception), status, headers
 

@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_babel import force_locale
+from flask_login import AnonymousUserMixin, current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -38,7 +39,7 @@ from idp.models import (
 )
 from shared.keys import signing_keys
 from shared.mail import render_mail
-from shared.web import apply_security_headers
+from shared.web import apply_security_headers, init_login
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,22 +60,10 @@ def record(event: str, **kwargs: Any) -> None:
     audit(db.session, event, origin(), **kwargs)
 
 
-def current_login() -> LoginSession | None:
-    """The valid login session of this browser, loaded once per request."""
-    if "login_session" not in g:
-        g.login_session = _load_login_session()
-    return g.login_session
-
-
-def current_user() -> User | None:
-    login = current_login()
-    return login.user if login else None
-
-
 def current_membership() -> Membership | None:
     """The session's current structure ("casquette") as an active membership, once per request."""
     if "current_membership" not in g:
-        login = current_login()
+        login = current_user.login_session
         g.current_membership = None
         if login is not None and login.current_structure_id is not None:
             membership = db.session.scalar(select(Membership).where(
@@ -90,25 +79,32 @@ def current_structure() -> Structure | None:
 
 
 def platform_admin_required(view: F) -> F:
-    """Platform administrators only (the `idp` admin flag); others get 403, anonymous the login page."""
+    """Platform administrators only (the `idp` admin flag); others get 403, visitors the login page."""
 
     @functools.wraps(view)
+    @login_required
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        user = current_user()
-        if user is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        if not user.is_admin:
+        if not current_user.is_admin:
             abort(403)
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
 
 
-def _load_login_session() -> LoginSession | None:
-    sid = session.get("sid")
-    if not sid:
-        return None
-    login = db.session.get(LoginSession, sid)
+# ------------------------------------------------------------------ who is signed in (Flask-Login)
+
+class Visitor(AnonymousUserMixin):
+    """Flask-Login's anonymous user, with the attributes views and templates read on an account."""
+
+    is_admin = False
+    login_session: LoginSession | None = None
+
+
+def load_user(sid: str) -> User | None:
+    """Flask-Login's loader, on each request that asks who is signed in: the login-session row is
+    the source of truth, so a logout, a revocation ("end my other sessions"), an expiry, a blocked
+    or deactivated account takes effect at once, in every worker."""
+    login = db.session.get(LoginSession, sid)  # with its account (joined)
     now = utcnow()
     if (
         login is None
@@ -117,16 +113,18 @@ def _load_login_session() -> LoginSession | None:
         or login.last_seen_at + current_app.config["LOGIN_SESSION_IDLE"] <= now
         or login.user.state != AccountState.ACTIVE
     ):
-        session.pop("sid", None)
+        session.pop("_user_id", None)  # Flask-Login's key: an ended session is not looked up again
         return None
     if now - login.last_seen_at > LAST_SEEN_RESOLUTION:
         login.last_seen_at = now
         db.session.commit()
-    return login
+    login.user.login_session = login
+    return login.user
 
 
 def start_login_session(user: User, amr: str) -> LoginSession:
-    """Open a new IdP session: a fresh id in a cleared cookie (no session fixation)."""
+    """Open a new IdP session and sign `user` in with it: a fresh id in a cleared cookie (no
+    session fixation)."""
     lang = session.get("lang")
     session.clear()
     if lang or user.locale:  # the language chosen on this browser, else the one saved on the account
@@ -147,37 +145,37 @@ def start_login_session(user: User, amr: str) -> LoginSession:
     login.current_structure_id = default_structure(db.session, user)
     db.session.add(login)
     user.last_login_at = now
-    session["sid"] = login.id
+    user.login_session = login
+    login_user(user)  # the cookie keeps login.id (User.get_id); never a remember-me cookie
     session.permanent = True
-    g.login_session = login
     g.pop("current_membership", None)
     return login
 
 
 def end_login_session() -> LoginSession | None:
-    """Revoke this browser's IdP session and forget it; returns it for back-channel logout."""
-    login = current_login()
+    """Revoke this browser's IdP session and sign it out; returns it for back-channel logout."""
+    login = current_user.login_session
     if login is not None:
         login.revoked_at = utcnow()
+    logout_user()
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
-    g.login_session = None
     g.pop("current_membership", None)
     return login
 
 
-def login_required(view: F) -> F:
-    """Send anonymous visitors to the login page, then back here."""
+def as_visitor() -> None:
+    """The rest of this request sees a visitor, and reads nothing more from the database (it is
+    down); the cookie is left alone: the person is still signed in once the database is back."""
+    current_app.login_manager._update_request_context_with_user()  # type: ignore[attr-defined]  # Flask-Login: g only
+    g.current_membership = None
 
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_user() is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+def _to_login() -> Response:
+    """Where login_required sends visitors: the login page, then back here."""
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def safe_next(default: str = "account.index") -> str:
@@ -236,6 +234,7 @@ def deliver_mail(app: Flask) -> int:
 
 def init_app(app: Flask) -> None:
     app.after_request(apply_security_headers)  # the shell's list: the same for the four services
+    init_login(app, anonymous=Visitor, unauthorized=_to_login).user_loader(load_user)
 
     @app.after_request
     def deliver_enqueued_mail(response: Response) -> Response:
@@ -246,11 +245,9 @@ def init_app(app: Flask) -> None:
     def template_globals() -> dict[str, Any]:
         from idp.core.memberships import pending_request_count
 
-        user = current_user()
         return {
-            "current_user": user,
             "current_membership": current_membership(),
             # The alert badge of "Gérer ma structure": pending requests where I am admin.
-            "pending_requests": pending_request_count(db.session, user.id) if user else 0,
+            "pending_requests": pending_request_count(db.session, current_user.id) if current_user.is_authenticated else 0,
             "portal_name": app.config["PORTAL_NAME"],
         }

@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, session
+from flask import Blueprint, Flask, redirect, session
 from flask_babel import Babel, get_locale, gettext
-from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.wrappers import Response
 
@@ -35,6 +34,7 @@ from shared.web import (
     csrf,
     database_unavailable,
     error_page,
+    init_login,
     register_error_pages,
 )
 
@@ -58,6 +58,7 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
 
     engine = init_database(app, db)
     app.extensions["shell.db"] = db
+    app.after_request(_end_transaction)
     csrf.init_app(app)
     # The shell's catalog, then the app's own (`<app>/translations`): merged, the app's entries win.
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", f"{TRANSLATIONS};translations")
@@ -115,15 +116,8 @@ def _check_settings(app: Flask, prefix: str) -> None:
 
 def _init_login(app: Flask) -> None:
     """Flask-Login's `current_user` is the identity the IdP's claims describe (no user table)."""
-    manager = LoginManager(app)
-    manager.request_loader(lambda _request: current_identity())
-    manager.anonymous_user = _Anonymous
-
-    @manager.unauthorized_handler
-    def _to_login() -> Response:
-        from flask import redirect
-
-        return redirect(login_url())
+    init_login(app, anonymous=_Anonymous, unauthorized=lambda: redirect(login_url())).request_loader(
+        lambda _request: current_identity())
 
 
 class _Anonymous:
@@ -139,6 +133,15 @@ class _Anonymous:
 
     def has_role(self, *_roles: str) -> bool:
         return False
+
+
+def _end_transaction(response: Response) -> Response:
+    """End the request's transaction before the session interface saves the server-side session:
+    an open SQLite transaction (BEGIN IMMEDIATE) would make that write wait on the same request."""
+    from flask import current_app
+
+    current_app.extensions["shell.db"].session.remove()
+    return response
 
 
 def _session_unavailable() -> Response | None:

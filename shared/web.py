@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -59,6 +60,24 @@ def apply_security_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def init_login(app: Flask, *, anonymous: type, unauthorized: Callable[[], Response]) -> LoginManager:
+    """Flask-Login as the four services use it. Who is signed in is read on every request from the
+    server side (the IdP's login-session row, an app's server-side session), so nothing else is
+    trusted: no remember-me cookie is ever set, and session protection is off (the server-side
+    record decides, not a hash of the address and browser: a phone changing networks stays signed
+    in, and the cookie is not rewritten). Visitors are `anonymous`; `login_required` answers them
+    `unauthorized()`."""
+    manager = LoginManager(app)
+    # Its after-request hook only manages the remember-me cookie we never set, and it reads the
+    # session on every response: that adds `Vary: Cookie` to discovery, JWKS and userinfo answers
+    # (defeating shared caches) and opens a session nobody asked for. Unhooked.
+    app.after_request_funcs[None].remove(manager._update_remember_cookie)
+    manager.session_protection = None  # type: ignore[assignment]
+    manager.anonymous_user = anonymous
+    manager.unauthorized_handler(unauthorized)
+    return manager
 
 
 def problem(status: int, detail: str | None = None, title: str | None = None,

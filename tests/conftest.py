@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from idp import create_app
+from idp.extensions import db
 from idp.migrations import upgrade
 
 pytest_plugins = ["ldap_server"]
@@ -181,8 +182,8 @@ def app(database_url: str, redis_url: str, smtp_server: tuple[str, Mailbox], liv
         db.session.commit()
     yield app
     app.extensions["backchannel"].pool.shutdown(wait=True)
-    app.extensions["db"].session.remove()
-    app.extensions["db"].engine.dispose()
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -295,7 +296,6 @@ def create_account(app: Any) -> Any:
                 admin: bool = False, given_name: str = "Camille", family_name: str = "Test") -> Any:
         from idp.core.accounts import create_user
         from idp.core.security import SYSTEM
-        from idp.extensions import db
 
         with app.app_context():
             user = create_user(db.session, app.extensions["hasher"], SYSTEM, email=email or unique_email(),
@@ -314,7 +314,6 @@ def create_client(app: Any, live_server: str) -> Any:
 
     def factory(**spec: Any) -> tuple[str, str | None]:
         from idp.core.security import SYSTEM
-        from idp.extensions import db
         from idp.oidc.clients import ClientSpec, create_client
 
         spec.setdefault("name", "Client de test")

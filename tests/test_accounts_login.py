@@ -36,6 +36,30 @@ def test_login_success_redirects_to_next_and_rotates_session(testclient: Any, cr
     assert testclient.get("/account/").status_code == 200
 
 
+def test_the_cookie_names_the_login_session_and_its_row_decides(app: Any, testclient: Any,
+                                                                create_account: Any) -> None:
+    """Flask-Login keeps the login session's id in the cookie, never a remember-me cookie; the row,
+    read on every request, decides: an account blocked by another worker is signed out at once."""
+    from sqlalchemy import update
+
+    from idp.extensions import db
+    from idp.models import LoginSession, User
+
+    user = create_account()
+    assert login(testclient, user.email).status_code == 302
+    assert testclient.get_cookie("remember_token") is None
+    with testclient.session_transaction() as session:
+        sid = session["_user_id"]
+    with app.app_context():
+        row = db.session.get(LoginSession, sid)
+        assert row is not None and row.user_id == user.id and row.revoked_at is None
+        db.session.execute(update(User).where(User.id == user.id).values(state=AccountState.BLOCKED))
+        db.session.commit()
+    assert testclient.get("/account/").status_code == 302
+    with testclient.session_transaction() as session:
+        assert "_user_id" not in session  # an ended session is not looked up again
+
+
 def test_login_refuses_offsite_next(testclient: Any, create_account: Any) -> None:
     user = create_account()
     response = login(testclient, user.email, query="?next=https://evil.example/steal")

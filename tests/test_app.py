@@ -16,6 +16,7 @@ import pytest
 
 from idp import create_app
 from idp.cli import main as idp_main
+from idp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose"
@@ -39,7 +40,8 @@ def test_starts_in_the_demo_or_with_a_secret_key(monkeypatch: pytest.MonkeyPatch
         assert not app.testing and app.config["ISSUER"]
     finally:
         app.extensions["backchannel"].pool.shutdown(wait=True)
-        app.extensions["db"].engine.dispose()
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_the_secret_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -49,7 +51,8 @@ def test_the_secret_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
         assert app.config["SECRET_KEY"] == "from-the-environment-0123456789"
     finally:
         app.extensions["backchannel"].pool.shutdown(wait=True)
-        app.extensions["db"].engine.dispose()
+        with app.app_context():
+            db.engine.dispose()
 
 
 # ---------------------------------------------------------------- headers and cookies

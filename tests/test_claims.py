@@ -16,6 +16,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from idp.extensions import db
 from tests.conftest import PASSWORD, forms, new_siret, unique_email
 from tests.oidc_helpers import (
     authorize_url,
@@ -347,8 +348,8 @@ def second_worker(app: Any) -> Any:
     other = create_app({key: app.config[key] for key in keys})
     yield other
     other.extensions["backchannel"].pool.shutdown(wait=True)
-    other.extensions["db"].session.remove()
-    other.extensions["db"].engine.dispose()
+    with other.app_context():
+        db.engine.dispose()
 
 
 def _userinfo_in(worker: Any, access_token: str) -> dict[str, Any]:

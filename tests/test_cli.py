@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from idp import create_app
 from idp.demo import DEMO_ACCOUNTS
+from idp.extensions import db
 from idp.models import Client, SigningKey, User, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,7 +331,8 @@ def keys_app(tmp_path: Path) -> Iterator[Any]:
                       "SMTP_URL": "", "KEY_PUBLISH_BEFORE_USE": 3600, "KEY_CACHE_SECONDS": 0})
     yield app
     app.extensions["backchannel"].pool.shutdown(wait=True)
-    app.extensions["db"].engine.dispose()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def _keys(app: Any) -> tuple[list[SigningKey], str, str, list[str]]:

@@ -28,7 +28,7 @@ def session(app: Any) -> Iterator[Session]:
     with app.app_context():
         db.session.execute(delete(OutboxMail))
         db.session.commit()
-        yield db.session
+        yield db.session()  # this app context's Session itself
         db.session.rollback()
         db.session.execute(delete(OutboxMail))
         db.session.commit()

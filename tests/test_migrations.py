@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 import idp.models
-from idp.extensions import make_engine
+from idp.extensions import db
 from idp.migrations import (
     alembic_config,
     current_revision,
@@ -19,15 +19,17 @@ from idp.migrations import (
     head_revision,
     upgrade,
 )
+from shared.db import make_engine
 
 
 def schema_diffs(database_url: str) -> list[Any]:
-    """What `alembic revision --autogenerate` would write: empty when migrations match the models."""
+    """What `alembic revision --autogenerate` would write: empty when migrations match the models
+    (the tables of the IdP's Flask-SQLAlchemy layer, which are its declarative base's)."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return compare_metadata(context, idp.models.Base.metadata)
+            return compare_metadata(context, db.metadata)
     finally:
         engine.dispose()
 
@@ -38,6 +40,13 @@ def tables(database_url: str) -> set[str]:
         return set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_the_database_layer_maps_every_model() -> None:
+    """Flask-SQLAlchemy's `db` shares the typed models' registry: one metadata, every table."""
+    assert db.metadata is idp.models.Base.metadata
+    assert db.Model.registry is idp.models.Base.registry
+    assert {"users", "login_sessions", "oauth_clients", "memberships"} <= set(db.metadata.tables)
 
 
 def test_one_linear_history() -> None:

@@ -32,6 +32,7 @@ from manage_helpers import World, build_world, role_id
 from test_accounts_helpers import login
 
 from idp import create_app
+from idp.extensions import db
 from idp.migrations import upgrade
 
 PARALLEL = 10
@@ -39,8 +40,8 @@ PARALLEL = 10
 
 def _close(app: Any) -> None:
     app.extensions["backchannel"].pool.shutdown(wait=True)
-    app.extensions["db"].session.remove()
-    app.extensions["db"].engine.dispose()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def _text(response: Any) -> str:
@@ -147,7 +148,7 @@ def test_an_outage_gives_503_pages_to_people(down: Any) -> None:
     assert posted.mimetype == "text/html" and "momentanément indisponible" in _text(posted)
 
     with client.session_transaction() as session:
-        session["sid"] = "a-login-session-whose-row-cannot-be-read"
+        session["_user_id"] = "a-login-session-whose-row-cannot-be-read"  # Flask-Login's key: a login session id
     for path in ("/account/", "/oauth/authorize?client_id=x&response_type=code&scope=openid"):
         response = client.get(path, headers={"Accept-Language": "fr"})
         _assert_unavailable(response)

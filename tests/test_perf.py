@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from sqlalchemy import event, select
 
+from idp.extensions import db
 from tests.oidc_helpers import authorize_url, browse, code_flow, exchange, pkce_pair, query, refresh
 
 SCOPE = "openid profile email structures"
@@ -23,7 +24,8 @@ SCOPE = "openid profile email structures"
 def statements(app: Any) -> Iterator[list[str]]:
     """The SQL statements the app's engine runs inside the block (COMMIT included)."""
     seen: list[str] = []
-    engine = app.extensions["db"].engine
+    with app.app_context():
+        engine = db.engine
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE; PostgreSQL's is implicit
@@ -204,6 +206,9 @@ def test_published_documents_answer_304_to_a_matching_etag(app: Any, live_server
         # The Flask view (a query string skips the shortcut) answers the same way.
         view = app.test_client().get(f"{path}?via=flask", headers={"If-None-Match": etag})
         assert view.status_code == 304 and view.headers["ETag"] == etag
+        # Public documents: nothing varies by cookie, so shared caches may keep them.
+        full = app.test_client().get(f"{path}?via=flask")
+        assert full.status_code == 200 and "Cookie" not in full.headers.get("Vary", ""), full.headers
 
 
 def test_jwks_changes_etag_with_the_key_set(app: Any, live_server: str) -> None:

@@ -232,8 +232,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, smtp_server: tuple[str, M
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         admin_app.extensions["backchannel"].pool.shutdown(wait=True)
-        admin_app.extensions["db"].session.remove()
-        admin_app.extensions["db"].engine.dispose()
+        with admin_app.app_context():
+            db.engine.dispose()
         with admin.connect() as conn:
             for name in names.values():
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -334,6 +334,7 @@ def test_a_restored_backup_logs_in_with_earlier_credentials(topology: Topology, 
     from test_accounts_helpers import login
 
     from idp import create_app
+    from idp.extensions import db
 
     person = make_person(topology.admin_app, given_name="Sauvegarde", family_name="Restaurée")
     pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
@@ -360,8 +361,8 @@ def test_a_restored_backup_logs_in_with_earlier_credentials(topology: Topology, 
     finally:
         if app is not None:
             app.extensions["backchannel"].pool.shutdown(wait=True)
-            app.extensions["db"].session.remove()
-            app.extensions["db"].engine.dispose()
+            with app.app_context():
+                db.engine.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{restored_name}" WITH (FORCE)'))
         admin.dispose()

@@ -74,7 +74,10 @@ def down() -> Iterator[Any]:
                       "DATABASE_URL": f"postgresql+psycopg://nobody@127.0.0.1:{_free_port()}/portail"})
     yield app
     app.extensions["backchannel"].pool.shutdown(wait=True)
-    app.extensions["db"].engine.dispose()
+    from idp.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_an_outage_is_a_503_on_both_paths(down: Any) -> None:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -33,20 +34,19 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 def _me() -> User:
-    user = web.current_user()
-    assert user is not None  # login_required
-    return user
+    """The signed-in account, as the model instance the core takes (behind login_required)."""
+    return current_user._get_current_object()  # type: ignore[no-any-return]
 
 
 @bp.get("/")
-@web.login_required
+@login_required
 def index() -> str:
     """Account home: my information and the account menu."""
     return render_template("account/index.html", user=_me())
 
 
 @bp.route("/profile", methods=["GET", "POST"])
-@web.login_required
+@login_required
 def profile() -> Any:
     """Edit my civility, given name and family name."""
     user = _me()
@@ -70,18 +70,17 @@ def profile() -> Any:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@web.login_required
+@login_required
 def password() -> Any:
     """Change my password; my other sessions end."""
     user = _me()
     form = PasswordForm()
     if form.validate_on_submit():
-        login = web.current_login()
         try:
             accounts.change_password(
                 db.session, web.hasher(), web.origin(), user, current=form.current.data or "",
                 new=form.password.data or "", portal_name=current_app.config["PORTAL_NAME"],
-                keep_session=login.id if login else None,
+                keep_session=current_user.login_session.id,
             )
         except InvalidInput as exc:
             if exc.message == "bad_password":
@@ -99,7 +98,7 @@ def password() -> Any:
 
 
 @bp.route("/email", methods=["GET", "POST"])
-@web.login_required
+@login_required
 def contact_email() -> Any:
     """Change my contact e-mail (the login e-mail stays): a link proves the new address."""
     user = _me()
@@ -117,7 +116,7 @@ def contact_email() -> Any:
 
 
 @bp.get("/email/confirm/<token>")
-@web.login_required
+@login_required
 def confirm_email(token: str) -> Any:
     """Follow the link sent to the new contact address."""
     user = _me()
@@ -137,7 +136,7 @@ def confirm_email(token: str) -> Any:
 # ------------------------------------------------------------------ two-factor
 
 @bp.get("/totp")
-@web.login_required
+@login_required
 def two_factor() -> str:
     """Two-factor status: enrol, regenerate recovery codes, or disable."""
     user = _me()
@@ -146,7 +145,7 @@ def two_factor() -> str:
 
 
 @bp.route("/totp/enroll", methods=["GET", "POST"])
-@web.login_required
+@login_required
 def totp_enroll() -> Any:
     """Show the QR code, then confirm with a code; shows the recovery codes once."""
     user = _me()
@@ -171,7 +170,7 @@ def totp_enroll() -> Any:
 
 
 @bp.post("/totp/recovery-codes")
-@web.login_required
+@login_required
 def totp_regenerate() -> Any:
     """Replace my recovery codes."""
     form = ConfirmForm()
@@ -186,7 +185,7 @@ def totp_regenerate() -> Any:
 
 
 @bp.post("/totp/disable")
-@web.login_required
+@login_required
 def totp_disable() -> Any:
     """Turn two-factor off (password required)."""
     user = _me()
@@ -207,19 +206,19 @@ def totp_disable() -> Any:
 # ------------------------------------------------------------------ sessions
 
 @bp.get("/sessions")
-@web.login_required
+@login_required
 def sessions() -> str:
     """My active sessions, this one first."""
     user = _me()
     now = utcnow()
     logins = accounts.active_sessions(db.session, user, now, now - current_app.config["LOGIN_SESSION_IDLE"])
-    current = web.current_login()
-    logins.sort(key=lambda login: login.id != (current.id if current else None))
+    current = current_user.login_session
+    logins.sort(key=lambda login: login.id != current.id)
     return render_template("account/sessions.html", logins=logins, current=current, form=SessionForm())
 
 
 @bp.post("/sessions/revoke")
-@web.login_required
+@login_required
 def revoke_session() -> Response:
     """End one of my sessions (this one too, if chosen)."""
     form = SessionForm()
@@ -236,13 +235,12 @@ def revoke_session() -> Response:
 
 
 @bp.post("/sessions/revoke-others")
-@web.login_required
+@login_required
 def revoke_others() -> Response:
     """End all my sessions except this one."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        login = web.current_login()
-        count = accounts.revoke_other_sessions(db.session, web.origin(), _me(), login.id if login else None)
+        count = accounts.revoke_other_sessions(db.session, web.origin(), _me(), current_user.login_session.id)
         db.session.commit()
         flash(_("%(count)d session(s) fermée(s).", count=count), "success")
     return redirect(url_for("account.sessions"))
@@ -270,12 +268,11 @@ def device(user_agent: str | None) -> str:
 # ------------------------------------------------------------------ current structure
 
 @bp.route("/structure", methods=["GET", "POST"])
-@web.login_required
+@login_required
 def switch_structure() -> Any:
     """Choose the session's current structure ("casquette"): at login when there are several, from
     the menu, or on the way back to an application (SPEC §4.2, §5.3). `siret_hint` pre-selects."""
-    login = web.current_login()
-    assert login is not None
+    login = current_user.login_session
     choices = memberships.active_memberships(db.session, login.user_id)
     form = SwitchStructureForm(next=request.args.get("next", ""))
     form.structure.choices = [(str(m.structure_id), m.structure.name) for m in choices]

@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import exists, select
 
-from idp import web
 from idp.extensions import db
 from idp.models import Membership, MembershipRole, MembershipStatus, User
 
@@ -39,8 +39,7 @@ def _require() -> Any:
     if request.blueprint in ALLOWED_BLUEPRINTS or request.endpoint in ALLOWED_ENDPOINTS or request.path.startswith(
             ("/oauth/token", "/oauth/userinfo", "/oauth/introspect", "/oauth/revoke", "/api/")):
         return None
-    user = web.current_user()
-    if user is None or not needs_second_factor(user):
+    if not current_user.is_authenticated or not needs_second_factor(current_user):
         return None
     if request.method == "GET":
         session[NEXT_KEY] = request.full_path.rstrip("?")

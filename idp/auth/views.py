@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from idp import web
@@ -147,7 +148,7 @@ def _portal() -> str:
 
 
 def _finish_login(user: User, amr: str) -> Response:
-    previous = web.current_login()
+    previous = current_user.login_session
     if previous is not None and previous.user_id != user.id:
         # Another person logs in on this browser: the previous account's session ends for real.
         web.end_login_session()
@@ -168,7 +169,7 @@ def _finish_login(user: User, amr: str) -> Response:
 
 
 @bp.get("/bienvenue")
-@web.login_required
+@login_required
 def welcome() -> str:
     """First login without a structure: how to get one, then on to where the person was going."""
     return render_template("auth/welcome.html", next_url=web.safe_next())
@@ -182,7 +183,7 @@ def welcome() -> str:
 def login() -> Any:
     """Log in with the login e-mail and password; on to /login/totp when enrolled."""
     force = request.values.get("force") == "1"
-    if web.current_user() is not None and not force:
+    if current_user.is_authenticated and not force:
         return redirect(web.safe_next())
     # OIDC login_hint (forwarded by /authorize) pre-fills the e-mail on the first display.
     form = LoginForm(next=request.args.get("next", ""), force="1" if force else "",
@@ -261,7 +262,7 @@ def logout() -> Any:
             sessions_ended(db.session, [login])
         db.session.commit()
         return render_template("auth/logged_out.html")
-    if web.current_user() is None:
+    if not current_user.is_authenticated:
         return render_template("auth/logged_out.html")
     return render_template("auth/logout.html", form=form)
 

@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from idp import web
@@ -38,9 +39,7 @@ CHART_DAYS = 14
 
 
 def _me() -> User:
-    user = web.current_user()
-    assert user is not None
-    return user
+    return current_user._get_current_object()  # type: ignore[no-any-return]  # behind login_required
 
 
 def _client(client_pk: int) -> Client:

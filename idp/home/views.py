@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from flask import Blueprint, current_app, redirect, render_template, request, session
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -23,9 +24,9 @@ LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 @bp.get("/")
 def index() -> str:
     """The portal's home: an introduction signed out, my applications and structures signed in."""
-    user = web.current_user()
-    if user is None:
+    if not current_user.is_authenticated:
         return render_template("home/welcome.html")
+    user = current_user
     memberships = active_memberships(db.session, user.id)
     current = web.current_membership()
     apps: dict[str, set[str]] = defaultdict(set)
@@ -58,9 +59,8 @@ def language() -> Response:
     session["lang"] = lang
     response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True,
                         secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
-    user = web.current_user()
-    if user is not None and user.locale != lang:
-        user.locale = lang
+    if current_user.is_authenticated and current_user.locale != lang:
+        current_user.locale = lang
         db.session.commit()
     return response
 

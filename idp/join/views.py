@@ -25,6 +25,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -77,8 +78,7 @@ def _search_limit() -> str:
 
 
 def _searcher_key() -> str:
-    user = web.current_user()
-    return "structure-search:" + (str(user.id) if user else request.remote_addr or "")
+    return "structure-search:" + (str(current_user.id) if current_user.is_authenticated else request.remote_addr or "")
 
 
 def _not_searching() -> bool:
@@ -88,9 +88,7 @@ def _not_searching() -> bool:
 # ------------------------------------------------------------------ helpers
 
 def _me() -> User:
-    user = web.current_user()
-    assert user is not None
-    return user
+    return current_user._get_current_object()  # type: ignore[no-any-return]  # behind login_required
 
 
 def _roles_by_app(membership: Membership) -> list[tuple[str, list[str]]]:
@@ -220,7 +218,7 @@ def start() -> Any:
 @limiter.limit(_search_limit, key_func=_searcher_key, scope="structure-search")
 def search() -> Any:
     """Instant search (typeahead) by name, city or code: JSON, searchable structures only, at most 10."""
-    if web.current_user() is None:
+    if not current_user.is_authenticated:
         return jsonify(error=_("Connectez-vous pour rechercher une structure.")), 401
     text = (request.args.get("q") or "").strip()
     if len(text) < SEARCH_MIN_LENGTH:
@@ -278,7 +276,7 @@ def structure(siret: str) -> Any:
 def _became_admin(membership: Membership) -> Response:
     """SPEC §4.2: the registered account admin's e-mail → admin at once, no request."""
     structure = membership.structure
-    login = web.current_login()
+    login = current_user.login_session
     if login is not None and web.current_membership() is None:
         # Acting for no structure yet: this one becomes current; otherwise the user switches when they wish.
         choose_structure(db.session, login, structure.id, web.origin())

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from idp import web
@@ -22,6 +23,7 @@ from idp.core.security import LinkInvalid
 from idp.directory import DirectoryUnavailable, directory_for
 from idp.extensions import db, limiter
 from idp.legacy.forms import ConfirmLinkForm, ForgotForm, LinkForm
+from idp.models import User
 
 if TYPE_CHECKING:
     from idp.directory.ldap import Directory
@@ -51,8 +53,7 @@ def _legacy_key() -> str:
 
 
 def _user_key() -> str:
-    user = web.current_user()
-    return "legacy-user:" + (str(user.id) if user else request.remote_addr or "")
+    return "legacy-user:" + (str(current_user.id) if current_user.is_authenticated else request.remote_addr or "")
 
 
 def _failed(response: Response) -> bool:
@@ -73,6 +74,11 @@ def directory_unavailable(exc: DirectoryUnavailable) -> Any:
     return render_template("legacy/unavailable.html"), 503
 
 
+def _me() -> User:
+    """The signed-in account, as the model instance the core takes (behind login_required)."""
+    return current_user._get_current_object()  # type: ignore[no-any-return]
+
+
 def _clean_id(form: LinkForm | ForgotForm) -> str:
     return (form.legacy_id.data or "").strip()
 
@@ -80,16 +86,15 @@ def _clean_id(form: LinkForm | ForgotForm) -> str:
 # ------------------------------------------------------------------ pages
 
 @bp.get("/")
-@web.login_required
+@login_required
 def index() -> str:
     """The two ways (I know the password / I forgot it) and the accounts already linked."""
-    user = web.current_user()
-    assert user is not None
+    user = _me()
     return render_template("legacy/index.html", links=core.links_of(db.session, user.id))
 
 
 @bp.route("/lier", methods=["GET", "POST"])
-@web.login_required
+@login_required
 @limiter.limit(_login_ip_limit, methods=["POST"])
 @limiter.limit(_login_account_limit, key_func=_legacy_key, methods=["POST"], scope="legacy-account",
                deduct_when=_failed)
@@ -97,8 +102,7 @@ def index() -> str:
                deduct_when=_failed)
 def link() -> Any:
     """Method 1: the legacy id and its password → a member of its structure at once."""
-    user = web.current_user()
-    assert user is not None
+    user = _me()
     form = LinkForm()
     if request.method == "GET":
         return render_template("legacy/link.html", form=form)
@@ -129,9 +133,7 @@ def link() -> Any:
 
 
 def _linked(result: core.LinkResult) -> Response:
-    login = web.current_login()
-    if login is not None:
-        choose_structure(db.session, login, result.structure.id, web.origin())
+    choose_structure(db.session, current_user.login_session, result.structure.id, web.origin())
     db.session.commit()
     message = _("Votre compte est lié à l'ancien compte : vous êtes rattaché(e) à %(name)s.",
                 name=result.structure.name)
@@ -142,14 +144,13 @@ def _linked(result: core.LinkResult) -> Response:
 
 
 @bp.route("/oubli", methods=["GET", "POST"])
-@web.login_required
+@login_required
 @limiter.limit(_reset_ip_limit, methods=["POST"])
 @limiter.limit(_reset_ip_limit, key_func=_legacy_key, methods=["POST"], scope="legacy-forgot")
 def forgot() -> Any:
     """Method 2: only the id → a join request to the structure's admins, or when it has none a
     signed link to the legacy account's mail. The answer is the same whatever happened."""
-    user = web.current_user()
-    assert user is not None
+    user = _me()
     form = ForgotForm()
     if request.method == "GET":
         return render_template("legacy/forgot.html", form=form)
@@ -188,11 +189,10 @@ def forgot() -> Any:
 
 
 @bp.route("/confirmer/<token>", methods=["GET", "POST"])
-@web.login_required
+@login_required
 def confirm(token: str) -> Any:
     """The signed link mailed to the legacy account's address, followed by the usager who asked."""
-    user = web.current_user()
-    assert user is not None
+    user = _me()
     try:
         payload = web.unsign("legacy-link", token, current_app.config["LEGACY_LINK_MAX_AGE"])
         uid, legacy_id = str(payload["uid"]), str(payload["lid"])

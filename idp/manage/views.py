@@ -25,6 +25,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import select
 
 from idp import web
@@ -67,8 +68,8 @@ def _structure_admins_only() -> Any:
     args = request.view_args or {}
     if "structure_id" not in args:
         return None
-    user = web.current_user()
-    if user is None:
+    user = current_user._get_current_object()
+    if not user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     structure = db.session.get(Structure, args["structure_id"])
     if structure is None:
@@ -587,8 +588,7 @@ def invitation(token: str) -> Any:
     try:
         found = core.find_invitation(db.session, token)
     except NotFound:
-        current = web.current_user()
-        if current is not None and core.invitation_holder(db.session, token) == current.id:
+        if current_user.is_authenticated and core.invitation_holder(db.session, token) == current_user.id:
             # The same browser following its link again (a double click, the mail opened twice).
             return redirect(url_for("account.index"))
         g.link_refused = True
@@ -610,8 +610,7 @@ def invitation(token: str) -> Any:
                 # The same form sent twice: the first one set the password and signed this browser in.
                 return redirect(url_for("account.index"))
             return render_template("manage/invitation_invalid.html"), 404
-        current = web.current_user()
-        if current is None or current.id == user.id:
+        if not current_user.is_authenticated or current_user.id == user.id:
             web.start_login_session(user, "pwd")
             web.record("login.success", actor=user.id, subject=user.id, amr="pwd", via="invitation")
             db.session.commit()

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session
 
-from idp.extensions import make_engine
+from shared.db import make_engine
 
 HERE = Path(__file__).parent
 

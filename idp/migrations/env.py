@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import idp.models  # noqa: F401 - registers every table
-from idp.extensions import make_engine
 from idp.models import Base
+from shared.db import make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -75,6 +75,29 @@ class User(Base):
     def totp_enabled(self) -> bool:
         return self.totp_enabled_at is not None
 
+    # Flask-Login's user (idp.web.load_user). The browser's cookie carries the id of its login
+    # session, not the account's (Flask-Login's "alternative token"): the row, loaded on every
+    # request, decides, and ending it signs the browser out at once in every worker.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == AccountState.ACTIVE
+
+    @property
+    def login_session(self) -> LoginSession | None:
+        """The login session this account is signed in through on this request (set by the loader
+        or at login), else None."""
+        return self.__dict__.get("_login_session")
+
+    @login_session.setter
+    def login_session(self, login: LoginSession | None) -> None:
+        self.__dict__["_login_session"] = login
+
+    def get_id(self) -> str | None:
+        return self.login_session.id if self.login_session is not None else None
+
     def __repr__(self) -> str:
         return f"<User {self.email} {self.state}>"
 

@@ -155,7 +155,7 @@ def _apply(session: Session) -> None:
 
 
 def init_app(app: Flask) -> None:
-    factory: sessionmaker[Session] = app.extensions["db"].session.session_factory
+    factory: sessionmaker[Session] = app.extensions["sqlalchemy"].session.session_factory
     event.listen(factory, "before_flush", _collect)
     event.listen(factory, "before_commit", _apply)
     event.listen(factory, "before_flush", _collect_stamps)

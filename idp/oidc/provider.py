@@ -18,13 +18,14 @@ from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from flask import Flask, current_app
+from flask_login import current_user
 from joserfc.jwk import KeySet
 from sqlalchemy import Connection, and_, bindparam, event, exists, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from idp.core.security import sha256_hex
-from idp.extensions import db
+from idp.extensions import audit_connection, db, is_postgres
 from idp.models import (
     AccountState,
     AuthorizationCode,
@@ -49,7 +50,7 @@ from idp.oidc.tokens import (
     revoke_family,
     user_columns,
 )
-from idp.web import current_login, origin, record
+from idp.web import origin, record
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -99,25 +100,24 @@ class ClientCache:
             self._generation += 1
             self._entries.clear()
 
-    def watch(self, factory: Any) -> None:
-        """Empty the cache when a transaction that touched a Client commits."""
 
-        def noted(session: Session, _context: Any) -> None:
-            if any(isinstance(o, Client) for o in (*session.new, *session.dirty, *session.deleted)):
-                session.info["portail.clients_changed"] = True
-                self.clear()  # also now: a reader between flush and commit must not keep the old row
+# A change to a Client empties the cache of the app whose session made it (`db.session` belongs to
+# the current app context): now, at flush, so that a reader between flush and commit does not keep
+# the old row, and again at commit; on PostgreSQL the other workers hear of it at the commit.
+def _clients_flushed(session: Session, _context: Any) -> None:
+    if any(isinstance(o, Client) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info["portail.clients_changed"] = True
+        client_cache().clear()
 
-        def committing(session: Session) -> None:
-            if self.changes is not None and session.info.get("portail.clients_changed"):
-                notify(session.connection())  # the other workers and instances, at commit
 
-        def committed(session: Session) -> None:
-            if session.info.pop("portail.clients_changed", False):
-                self.clear()
+def _clients_committing(session: Session) -> None:
+    if session.info.get("portail.clients_changed") and client_cache().changes is not None:
+        notify(session.connection())
 
-        event.listen(factory, "after_flush", noted)
-        event.listen(factory, "before_commit", committing)
-        event.listen(factory, "after_commit", committed)
+
+def _clients_committed(session: Session) -> None:
+    if session.info.pop("portail.clients_changed", False):
+        client_cache().clear()
 
 
 def client_cache() -> ClientCache:
@@ -141,10 +141,11 @@ class AuthorizationServer(_AuthorizationServer):
                            client_id=request.client.client_id, grant_type=request.payload.grant_type,
                            scope=token.get("scope"))
         refresh_row = getattr(request, "new_refresh_row", None)
-        if refresh_row is None and db.is_postgres and not db.session.in_transaction():
+        # db.session() is the scoped session's Session: in_transaction() is not proxied.
+        if refresh_row is None and is_postgres() and not db.session().in_transaction():
             # client_credentials: the audit row is the request's only write. It gets its own
             # autocommit connection with asynchronous commit: one round trip, no WAL flush wait.
-            with db.audit_connection() as conn:
+            with audit_connection() as conn:
                 insert_audit(conn, values)
             return
         record_issuance(db.session, refresh_row, values)
@@ -246,7 +247,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
-        login = current_login()
+        login = current_user.login_session
         assert login is not None  # the view only issues codes to a logged-in user
         data = request.payload.data
         item = AuthorizationCode(
@@ -469,10 +470,14 @@ def remember_client_session(sid: str, client_id: str, user_id: uuid.UUID) -> Non
 
 def create_server(app: Flask) -> AuthorizationServer:
     cache = ClientCache(float(app.config["CLIENT_CACHE_SECONDS"]))
-    cache.watch(app.extensions["db"].session.session_factory)
+    # Module-level listeners on the scoped session: registered once per process, whatever the apps.
+    event.listen(db.session, "after_flush", _clients_flushed)
+    event.listen(db.session, "before_commit", _clients_committing)
+    event.listen(db.session, "after_commit", _clients_committed)
     if app.config["DATABASE_URL"].startswith("postgresql"):
         cache.changes = changes = ClientChanges(app.config["DATABASE_URL"], cache)
-        event.listen(app.extensions["db"].engine, "engine_disposed", lambda _engine: changes.stop())
+        with app.app_context():
+            event.listen(db.engine, "engine_disposed", lambda _engine: changes.stop())
     app.extensions["client_cache"] = cache
     server = AuthorizationServer()
     server.init_app(app)

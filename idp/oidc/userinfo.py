@@ -112,7 +112,7 @@ def userinfo_answer(conn: Connection | Session, token: str | None, issuer: Token
 class Userinfo:
     """What the answer needs from the app, gathered once (no app context on the layer's path)."""
 
-    engine: Engine  # the read-only engine of `db.read_session()`: no BEGIN/ROLLBACK on PostgreSQL
+    engine: Engine  # the read-only engine of `idp.extensions.read_session()`: no BEGIN/ROLLBACK on PostgreSQL
     issuer: TokenIssuer
     clients: ClientCache
     claims_cache: ClaimsCache
@@ -177,12 +177,6 @@ class UserinfoLayer:
 def init_app(app: Flask) -> None:
     """Answer userinfo before Flask (called by `idp.oidc.views.init_app`, once the issuer and the
     caches exist)."""
-    from idp.extensions import db
-
-    with app.app_context():
-        session = db.read_session()
-        engine = session.get_bind()
-        session.close()
-    app.extensions["userinfo"] = Userinfo(engine, app.extensions["token_issuer"], app.extensions["client_cache"],
+    app.extensions["userinfo"] = Userinfo(app.extensions["read_engine"], app.extensions["token_issuer"], app.extensions["client_cache"],
                                           app.extensions["claims_cache"])
     app.wsgi_app = UserinfoLayer(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -22,11 +22,12 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp.core.memberships import active_memberships, choose_structure
-from idp.extensions import csrf, db, limiter
+from idp.extensions import csrf, db, limiter, read_session
 from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
 from idp.oidc import freshness
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache
@@ -36,7 +37,7 @@ from idp.oidc.provider import create_server, issuer
 from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import init_app as init_userinfo
 from idp.oidc.userinfo import presented_token
-from idp.web import current_login, end_login_session, record
+from idp.web import end_login_session, record
 from idp.web import origin as web_origin
 from shared.web import CSP, SECURITY_HEADERS
 
@@ -264,7 +265,7 @@ def authorize() -> Any:
     decision = request.form.get("decision") if request.method == "POST" else None
     if decision is not None:
         csrf.protect()  # the consent form is ours: its CSRF token is checked
-    login = current_login()
+    login = current_user.login_session
     user = login.user if login else None
     try:
         grant = server().get_consent_grant(end_user=user)
@@ -402,7 +403,7 @@ def userinfo() -> Response:
     """UserInfo (OIDC Core §5.3), GET or POST: what the WSGI layer leaves to Flask (idp.oidc.userinfo)."""
     form_token = (request.form.get("access_token") if request.method == "POST"
                   and request.mimetype == "application/x-www-form-urlencoded" else None)
-    session = db.read_session()  # reads only: no transaction round trips on PostgreSQL
+    session = read_session()  # reads only: no transaction round trips on PostgreSQL
     try:
         answer = current_app.extensions["userinfo"].answer(
             session, presented_token(request.headers.get("Authorization"), form_token))
@@ -450,7 +451,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
 
     def end_session(self, end_session_request: Any) -> None:
         claims = end_session_request.id_token_claims or {}
-        login = current_login()
+        login = current_user.login_session
         # An id_token_hint for another session must not log out this browser's session.
         if login is not None and claims.get("sid") not in (None, login.id):
             return
@@ -472,7 +473,7 @@ def end_session() -> Any:
     except ValueError:
         return _invalid_request_page("Malformed logout request.")
     if req.needs_confirmation and request.form.get("confirm") != "1":
-        if current_login() is None:
+        if not current_user.is_authenticated:
             return render_template("oidc/logged_out.html", client=req.client, redirect_uri=req.redirect_uri)
         return render_template("oidc/confirm_logout.html", client=req.client)
     if req.needs_confirmation:
