@@ -29,7 +29,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "idp"
 
 def idp_argv() -> list[str]:
     """The installed console script when there is one (what an operator types), else the module."""
-    return [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "idp.cli"]
+    return [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "idp"]
 
 
 def operator_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from idp.admin.forms import ConfirmForm
 from idp.console.forms import AccountForm, EditAccountForm, ScopeForm
 from idp.core import console as core
 from idp.core.accounts import get_user
-from idp.core.errors import InvalidInput
+from idp.core.errors import Conflict, InvalidInput
 from idp.extensions import db
 from idp.models import AccountState, Civility, Client, OutboxMail, User
 
@@ -245,7 +245,7 @@ def account(user_id: uuid.UUID) -> Any:
                               given_name=form.given_name.data or "", family_name=form.family_name.data or "",
                               civility=Civility(form.civility.data) if form.civility.data else None,
                               contact_email=form.contact_email.data)
-        except InvalidInput:
+        except Conflict:
             db.session.rollback()
             form.form_errors.append(_("Ce compte a été modifié entre-temps : rechargez la page puis recommencez."))
             status = 409

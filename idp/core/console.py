@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from idp.core.accounts import _end_sessions, create_user, normalize_email
+from idp.core import accounts
+from idp.core.accounts import create_user, normalize_email
 from idp.core.audit import audit
 from idp.core.errors import InvalidInput
+from idp.core.locking import claim
 from idp.core.passwords import Hasher
 from idp.core.security import Origin
 from idp.models import (
@@ -127,10 +129,9 @@ def edit_account(session: Session, user: User, origin: Origin, *, actor: uuid.UU
                  given_name: str, family_name: str, civility: Civility | None, contact_email: str | None) -> User:
     """Names, civility and contact e-mail (the login e-mail stays, as for the person themselves).
 
-    :raises InvalidInput: ``stale`` when someone saved the account meanwhile.
+    :raises Conflict: ``stale`` when someone saved the account meanwhile.
     """
-    if user.version != expected_version:
-        raise InvalidInput("stale")
+    claim(session, user, expected_version)
     changed = []
     for name, value in (("given_name", given_name.strip()), ("family_name", family_name.strip()),
                         ("civility", civility), ("contact_email", (contact_email or "").strip().lower() or None)):
@@ -138,7 +139,6 @@ def edit_account(session: Session, user: User, origin: Origin, *, actor: uuid.UU
             setattr(user, name, value)
             changed.append(name)
     if changed:
-        user.version += 1
         audit(session, "account.updated", origin, actor=actor, subject=user.id, fields=changed, by="console")
     session.flush()
     return user
@@ -165,7 +165,7 @@ def live_sessions(session: Session, user: User) -> list[LoginSession]:
 def end_sessions(session: Session, user: User, origin: Origin, *, actor: uuid.UUID) -> int:
     """End every session of an account (refresh tokens revoked, back-channel logout sent)."""
     logins = live_sessions(session, user)
-    _end_sessions(session, logins)
+    accounts.end_sessions(session, logins)
     audit(session, "account.sessions_ended", origin, actor=actor, subject=user.id, count=len(logins))
     return len(logins)
 
