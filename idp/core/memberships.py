@@ -297,9 +297,14 @@ def detach(session: Session, auth: Authority, membership: Membership, origin: Or
     session.flush()
 
 
-def _same_structure(auth: Authority, membership: Membership) -> None:
-    if membership.structure_id != auth.structure.id:
-        raise NotFound("membership")
+def _same_structure(auth: Authority, found: Membership | JoinRequest | None, what: str = "membership") -> None:
+    """Another structure's member or request looks missing: NotFound (a 404), never "forbidden", so
+    that ids of other structures tell nothing (STYLE: loaders that 404).
+
+    :raises NotFound: `what`, when `found` is None or belongs to another structure than the actor's.
+    """
+    if found is None or found.structure_id != auth.structure.id:
+        raise NotFound(what)
 
 
 # ------------------------------------------------------------------ joining
@@ -374,8 +379,7 @@ def _decide(session: Session, request: JoinRequest, status: JoinStatus, actor: u
 def accept_request(session: Session, auth: Authority, request: JoinRequest, role_ids: Iterable[int],
                    origin: Origin) -> Membership:
     """Accept with the grants the admin chose (the grant rule applies)."""
-    if request.structure_id != auth.structure.id:
-        raise NotFound("request")
+    _same_structure(auth, request, "request")
     _pending(request)
     role_ids = set(role_ids)
     _check_roles(auth, role_ids)
@@ -387,8 +391,7 @@ def accept_request(session: Session, auth: Authority, request: JoinRequest, role
 
 
 def decline_request(session: Session, auth: Authority, request: JoinRequest, origin: Origin, reason: str = "") -> None:
-    if request.structure_id != auth.structure.id:
-        raise NotFound("request")
+    _same_structure(auth, request, "request")
     _pending(request)
     _decide(session, request, JoinStatus.DECLINED, auth.actor_id)
     request.reason = reason.strip()[:500]
@@ -595,17 +598,15 @@ def get_membership(session: Session, auth: Authority, membership_id: int) -> Mem
     :raises NotFound: unknown, or in another structure (never tell which).
     """
     membership = session.get(Membership, membership_id)
-    if membership is None or membership.structure_id != auth.structure.id:
-        raise NotFound("membership")
-    return membership
+    _same_structure(auth, membership)
+    return membership  # type: ignore[return-value]
 
 
 def get_request(session: Session, auth: Authority, request_id: int) -> JoinRequest:
     """:raises NotFound: unknown, or a request to another structure."""
     request = session.get(JoinRequest, request_id)
-    if request is None or request.structure_id != auth.structure.id:
-        raise NotFound("request")
-    return request
+    _same_structure(auth, request, "request")
+    return request  # type: ignore[return-value]
 
 
 def pending_requests(session: Session, structure_id: uuid.UUID) -> list[JoinRequest]:

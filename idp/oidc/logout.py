@@ -28,7 +28,9 @@ from idp.models import Client, ClientSession, LoginSession, RefreshToken, utcnow
 
 log = logging.getLogger(__name__)
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-_NOTICES_KEY = "portail.logout_notices"  # Session.info: logout tokens waiting for the commit
+# Session.info: the logout tokens waiting for the commit, and the sender that will post them.
+_NOTICES_KEY = "portail.logout_notices"
+_SENDER_KEY = "portail.backchannel"
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def notify_client_sessions(session: Session, client_sessions_query: object) -> N
     session.flush()
     if notices:
         session.info.setdefault(_NOTICES_KEY, []).extend(notices)
-        session.info["portail.backchannel"] = current_app.extensions["backchannel"]
+        session.info[_SENDER_KEY] = current_app.extensions["backchannel"]
 
 
 # ------------------------------------------------------------------ the core's signals
@@ -124,15 +126,19 @@ def _on_sessions_ended(session: Session, *, sids: list[str], **_: Any) -> None:
 
 
 def _send_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: the transaction goes on
+        return
     notices = session.info.pop(_NOTICES_KEY, None)
-    sender = session.info.pop("portail.backchannel", None)
+    sender = session.info.pop(_SENDER_KEY, None)
     if notices and sender is not None:
         sender.send(notices)
 
 
-def _forget_on_rollback(session: Session, *_: Any) -> None:
+def _forget_on_rollback(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint rolled back: what came before it stands
+        return
     session.info.pop(_NOTICES_KEY, None)
-    session.info.pop("portail.backchannel", None)
+    session.info.pop(_SENDER_KEY, None)
 
 
 def init_app(app: Flask) -> None:
