@@ -14,7 +14,7 @@ APT_GET ?= apt-get
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-postgres lint translations migration bench clean
+.PHONY: run test test-postgres lint translations messages migration bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,15 +45,28 @@ $(TEST_STAMP): $(STAMP)
 	  exit $$STATUS; }
 	touch $@
 
+## the English catalogs (French is the source text): the IdP's, the shell's, and each app's, which
+## Flask-Babel merges with the shell's when it loads them (shared/i18n.py)
+APPS := sam repernet catalogue
+CATALOGS := idp/translations shared/translations $(foreach app,$(APPS),apps/$(app)/translations)
 translations: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -d idp/translations >/dev/null
+	@for dir in $(CATALOGS); do $(BIN)/pybabel -q compile --use-fuzzy -d $$dir || exit 1; done
+
+## make messages: extract the shell's and the apps' texts and merge them into their catalogs (then
+## translate the new entries; tests/test_translations.py lists what is missing)
+messages: $(STAMP)
+	@for dir in shared $(addprefix apps/,$(APPS)); do mkdir -p $$dir/translations && \
+	  $(BIN)/pybabel -q extract -F babel-apps.cfg -k _l -k lazy_gettext -k N_ -o $$dir/translations/messages.pot $$dir \
+	  && if test -f $$dir/translations/en/LC_MESSAGES/messages.po; \
+	     then $(BIN)/pybabel -q update --ignore-obsolete -i $$dir/translations/messages.pot -d $$dir/translations -l en; \
+	     else $(BIN)/pybabel -q init -i $$dir/translations/messages.pot -d $$dir/translations -l en; fi \
+	  && rm $$dir/translations/messages.pot || exit 1; done
 
 var:
 	mkdir -p var
 
 ## make run: build .venv, migrate, seed the demo, serve the IdP on 127.0.0.1:8000, SAM on :8001,
 ## REPERNET on :8002 and the Catalogue on :8003 (each app migrates its own database first)
-APPS := sam repernet catalogue
 run: export SAM_DEMO = true
 run: export REPERNET_DEMO = true
 run: export CATALOGUE_DEMO = true

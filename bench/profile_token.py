@@ -153,7 +153,53 @@ def print_sql(n: int) -> None:
           + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ")\n")
 
 
+def cpu_cost(label: str, fn, n: int) -> None:
+    """CPU time of this process per request, without a profiler (PostgreSQL's own CPU is not in it):
+    steadier than wall time when the box is shared."""
+    SQL_LOG.clear()
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    c1, t1 = time.process_time(), time.perf_counter()
+    print(f"\n{label}, without profiler: {1e6 * (c1 - c0) / n:.0f} µs CPU, {1000 * (t1 - t0) / n:.2f} ms wall "
+          f"per request; {len(SQL_LOG) / n:.1f} SQL statements per request")
+
+
+def wsgi_calls(app, n: int, method: str, path: str, headers: dict[str, str], data: dict[str, str] | None = None):
+    """N calls of the WSGI application itself with a prebuilt environ, as a server makes them: the
+    cost of the test client (building the environ, wrapping the response) is left out."""
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    builder = EnvironBuilder(method=method, path=path, headers=headers, data=data,
+                             environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    template = builder.get_environ()
+    body = template["wsgi.input"].read()
+    statuses: list[str] = []
+
+    def start_response(status: str, _headers, _exc_info=None) -> None:
+        statuses.append(status)
+
+    def run() -> None:
+        for _ in range(n):
+            environ = dict(template)
+            environ["wsgi.input"] = io.BytesIO(body)
+            chunks = app(environ, start_response)
+            try:
+                for _chunk in chunks:
+                    pass
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        assert all(s.startswith("200") for s in statuses), statuses[:3]
+        statuses.clear()
+
+    return run
+
+
 def profile(label: str, fn, n: int, args) -> None:
+    if args.other_paths and not label.startswith(("code exchange", "refresh")):
+        cpu_cost(label, fn, n)  # the same requests once more, unprofiled (these paths are repeatable)
     SQL_LOG.clear()
     if args.profiler == "pyinstrument":
         from pyinstrument import Profiler
@@ -180,14 +226,15 @@ def profile(label: str, fn, n: int, args) -> None:
         if args.dump:
             Path(f"{args.dump}-{label.split()[0]}.txt").write_text(tree)
         return
-    prof = cProfile.Profile()
+    # "cpu": the thread's CPU time as the clock, so waiting on PostgreSQL or on a busy box counts nothing.
+    prof = cProfile.Profile(time.thread_time) if args.profiler == "cpu" else cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
     fn()
     prof.disable()
     wall = time.perf_counter() - t0
     st = pstats.Stats(prof)
-    print(f"\n### {label}: {n} requests, {1000 * wall / n:.2f} ms per request under cProfile "
+    print(f"\n### {label}: {n} requests, {1000 * wall / n:.2f} ms per request under cProfile{' (CPU clock)' if args.profiler == 'cpu' else ''} "
           f"(profiler overhead included; {n / wall:.0f} req/s in one thread)\n")
     print_sql(n)
     print("By component (own time):\n")
@@ -217,14 +264,21 @@ def main() -> None:
         default_profiler = "pyinstrument"
     except ImportError:
         default_profiler = "cprofile"
-    ap.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default=default_profiler,
-                    help="pyinstrument (sampling, low overhead; default when installed) or cProfile (stdlib)")
+    ap.add_argument("--profiler", choices=["pyinstrument", "cprofile", "cpu"], default=default_profiler,
+                    help="pyinstrument (sampling, low overhead; default when installed), cProfile (stdlib), or "
+                         "cpu: cProfile timing the thread's CPU only (robust on a loaded box)")
     ap.add_argument("--dump", help="also write the full profiles with this prefix (e.g. /tmp/token)")
+    ap.add_argument("--only-other-paths", action="store_true",
+                    help="client_credentials, userinfo and discovery only (no code exchange or refresh profile)")
+    ap.add_argument("--pg-db", default="portail_profile", help="the PostgreSQL database to create afresh")
+    ap.add_argument("--limiter", action="store_true",
+                    help="keep the rate limiter on (memory storage), as `run.py` does; off by default")
     args = ap.parse_args()
     args.n = max(10, min(args.n, 2000))
+    args.other_paths = args.other_paths or args.only_other_paths
     ns = argparse.Namespace(sqlite=not args.pg, sqlite_path="/tmp/portail-bench/profile.sqlite3",
                             pg_admin="postgresql://postgres@127.0.0.1:5432/postgres", pg_user="postgres",
-                            pg_port=5432, pg_db="portail_profile")
+                            pg_port=5432, pg_db=args.pg_db)
     url = bench_run.fresh_database(ns)
     bench_run.make_schema(url, args.schema)
     issuer = "http://127.0.0.1:9300"
@@ -233,7 +287,8 @@ def main() -> None:
     from idp import create_app
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": secret, "ISSUER": issuer, "WTF_CSRF_ENABLED": False,
-                      "RATELIMIT_ENABLED": False, "AUTHORIZATION_CODE_LIFETIME": 3600})
+                      "RATELIMIT_ENABLED": args.limiter, "AUTHORIZATION_CODE_LIFETIME": 3600,
+                      "RATELIMIT_CLIENT_AUTH_IP": "1000000/minute", "RATELIMIT_CLIENT_AUTH_CLIENT": "1000000/minute"})
     client_id = "bench-client" if args.alg == "RS256" else "bench-client-es256"
     from sqlalchemy import event
 
@@ -253,45 +308,52 @@ def main() -> None:
     def _commit(_conn) -> None:
         SQL_LOG.append("COMMIT")
 
-    with app.app_context():
-        engine = app.extensions["db"].engine
-    event.listen(engine, "before_cursor_execute", _count)
-    event.listen(engine, "commit", _commit)
+    from sqlalchemy import Engine
+
+    # Every engine (the audit connection of client_credentials has its own pool).
+    event.listen(Engine, "before_cursor_execute", _count)
+    event.listen(Engine, "commit", _commit)
     with app.test_client() as browser:
         client = browser
         print(f"# Token path profile ({args.alg}, {'PostgreSQL' if args.pg else 'SQLite'}, "
               f"Flask test client, no HTTP server)")
-        codes = mint_codes(client, client_id, 2 * args.n + 20)
-        for code, verifier in codes[:20]:  # warm-up: keys parsed, caches filled, imports done
-            rt = exchange(client, client_id, code, verifier)["refresh_token"]
-        for _ in range(20):
-            rt = refresh(client, client_id, rt)["refresh_token"]
-        # the same work without a profiler: the real cost per request in one thread
-        t0 = time.perf_counter()
-        for code, verifier in codes[20:20 + args.n]:
-            rt = exchange(client, client_id, code, verifier)["refresh_token"]
-        t1 = time.perf_counter()
-        for _ in range(args.n):
-            rt = refresh(client, client_id, rt)["refresh_token"]
-        t2 = time.perf_counter()
-        print(f"\nWithout profiler, one thread, in-process: code exchange {1000 * (t1 - t0) / args.n:.2f} ms/request "
-              f"({args.n / (t1 - t0):.0f}/s), refresh {1000 * (t2 - t1) / args.n:.2f} ms/request "
-              f"({args.n / (t2 - t1):.0f}/s)")
-        tokens: list[str] = []
-        client = app.test_client(use_cookies=False)  # API clients send no cookies
-
-        def run_exchanges() -> None:
-            for code, verifier in codes[20 + args.n:]:
-                tokens.append(exchange(client, client_id, code, verifier)["refresh_token"])
-
-        profile("code exchange (grant_type=authorization_code)", run_exchanges, args.n, args)
-        chain = [tokens[-1]]
-
-        def run_refreshes() -> None:
+        if args.only_other_paths:  # one code for the access token; no code exchange or refresh profile
+            code, verifier = mint_codes(client, client_id, 1)[0]
+            chain = [exchange(client, client_id, code, verifier)["refresh_token"]]
+            client = app.test_client(use_cookies=False)
+        else:
+            codes = mint_codes(client, client_id, 2 * args.n + 20)
+            for code, verifier in codes[:20]:  # warm-up: keys parsed, caches filled, imports done
+                rt = exchange(client, client_id, code, verifier)["refresh_token"]
+            for _ in range(20):
+                rt = refresh(client, client_id, rt)["refresh_token"]
+            # the same work without a profiler: the real cost per request in one thread
+            c0, t0 = time.process_time(), time.perf_counter()
+            for code, verifier in codes[20:20 + args.n]:
+                rt = exchange(client, client_id, code, verifier)["refresh_token"]
+            c1, t1 = time.process_time(), time.perf_counter()
             for _ in range(args.n):
-                chain[0] = refresh(client, client_id, chain[0])["refresh_token"]
+                rt = refresh(client, client_id, rt)["refresh_token"]
+            c2, t2 = time.process_time(), time.perf_counter()
+            print(f"\nWithout profiler, one thread, in-process: code exchange {1000 * (t1 - t0) / args.n:.2f} ms/request "
+                  f"({args.n / (t1 - t0):.0f}/s, {1e6 * (c1 - c0) / args.n:.0f} µs CPU), refresh "
+                  f"{1000 * (t2 - t1) / args.n:.2f} ms/request ({args.n / (t2 - t1):.0f}/s, "
+                  f"{1e6 * (c2 - c1) / args.n:.0f} µs CPU)")
+            tokens: list[str] = []
+            client = app.test_client(use_cookies=False)  # API clients send no cookies
 
-        profile("refresh (grant_type=refresh_token)", run_refreshes, args.n, args)
+            def run_exchanges() -> None:
+                for code, verifier in codes[20 + args.n:]:
+                    tokens.append(exchange(client, client_id, code, verifier)["refresh_token"])
+
+            profile("code exchange (grant_type=authorization_code)", run_exchanges, args.n, args)
+            chain = [tokens[-1]]
+
+            def run_refreshes() -> None:
+                for _ in range(args.n):
+                    chain[0] = refresh(client, client_id, chain[0])["refresh_token"]
+
+            profile("refresh (grant_type=refresh_token)", run_refreshes, args.n, args)
         if args.other_paths:
             access = refresh(client, client_id, chain[0])["access_token"]
 
@@ -305,15 +367,19 @@ def main() -> None:
                     r = client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {access}"})
                     assert r.status_code == 200, r.text[:300]
 
-            def run_discovery() -> None:
-                for _ in range(args.n):
-                    r = client.get("/.well-known/openid-configuration")
-                    assert r.status_code == 200
-
-            profile("client_credentials", run_cc, args.n, args)
-            profile("userinfo (GET, Bearer)", run_userinfo, args.n, args)
-            profile("discovery (GET /.well-known/openid-configuration)", run_discovery, args.n, args)
-
+            # The test client's own cost, for comparison with earlier figures; then the server's side
+            # only (the WSGI application called with a prebuilt environ), profiled.
+            cpu_cost("client_credentials, Flask test client", run_cc, args.n)
+            cpu_cost("userinfo (GET, Bearer), Flask test client", run_userinfo, args.n)
+            bearer = {"Authorization": f"Bearer {access}"}
+            profile("client_credentials (WSGI call)", wsgi_calls(app, args.n, "POST", "/oauth/token", basic(client_id),
+                                                                 {"grant_type": "client_credentials"}), args.n, args)
+            profile("userinfo (GET, Bearer; WSGI call)", wsgi_calls(app, args.n, "GET", "/oauth/userinfo", bearer),
+                    args.n, args)
+            profile("userinfo (POST, form; WSGI call)",
+                    wsgi_calls(app, args.n, "POST", "/oauth/userinfo", {}, {"access_token": access}), args.n, args)
+            profile("discovery (GET /.well-known/openid-configuration; WSGI call)",
+                    wsgi_calls(app, args.n, "GET", "/.well-known/openid-configuration", {}), args.n, args)
 
 if __name__ == "__main__":
     main()

@@ -19,6 +19,10 @@ from shared.db import SQLITE_CONNECT_ARGS, configure_sqlite
 
 # A pooled PostgreSQL connection idle for longer than this is pinged before use (see make_engine).
 IDLE_PING_SECONDS = 10.0
+# Connections the audit pool keeps: one per request thread of a worker (`idp serve` runs 4), so
+# concurrent client_credentials requests reuse them rather than open and close a PostgreSQL session
+# each (an overflow connection is closed when it is returned; a new session costs the server a fork).
+AUDIT_POOL_SIZE = 4
 
 
 class Database:
@@ -72,7 +76,7 @@ class _State:
     def audit_engine(self) -> Engine:
         if self._audit_engine is None:
             self._audit_engine = make_engine(
-                self.engine.url.render_as_string(hide_password=False), pool_size=2, max_overflow=8,
+                self.engine.url.render_as_string(hide_password=False), pool_size=AUDIT_POOL_SIZE, max_overflow=8,
                 isolation_level="AUTOCOMMIT", connect_args={"options": "-c synchronous_commit=off"})
         return self._audit_engine
 

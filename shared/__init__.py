@@ -33,8 +33,17 @@ from shared.forms import (
     required,
     strip_control,
 )
-from shared.guard import OwnedByStructure, RoleMissing, check_access, owned_or_404, parse_id
+from shared.guard import (
+    OwnedByStructure,
+    RoleMissing,
+    check_access,
+    one_of_or_404,
+    owned_or_404,
+    parse_id,
+)
+from shared.i18n import N_, lazy_gettext, plural, translated
 from shared.identity import Identity, StructureRef
+from shared.keys import signing_keys
 from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
 from shared.mail import send_mail
 from shared.migrations import run_env
@@ -56,16 +65,17 @@ from shared.sso import (
     safe_next,
     switch_url,
 )
-from shared.timefmt import PARIS, from_paris, paris
+from shared.timefmt import PARIS, from_paris, paris, paris_shown
 from shared.types import BigId, UTCDateTime, utcnow
 from shared.web import error_page, problem
 
 __all__ = [
+    "N_", "lazy_gettext", "paris_shown", "plural", "translated",
     "APPLICATIONS", "PARIS", "BigId", "DomainError", "JPEG", "OFFICE", "PDF", "PNG", "Page", "Upload", "UploadRefused", "ZIP",
     "accepted_label", "read_upload", "size_label", "store", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
     "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
-    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
-    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "strip_control", "switch_url",
+    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "one_of_or_404", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
+    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "signing_keys", "strip_control", "switch_url",
     "utcnow",
 ]

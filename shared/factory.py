@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, request, session
-from flask_babel import Babel
+from flask import Blueprint, Flask, session
+from flask_babel import Babel, get_locale, gettext
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.wrappers import Response
@@ -20,12 +20,14 @@ from shared import mail
 from shared.applications import role_label, role_title
 from shared.db import init_database
 from shared.guard import RoleMissing
+from shared.i18n import LANGUAGE_NAMES, TRANSLATIONS, install_plural, page_language, select_locale
+from shared.i18n import bp as i18n_bp
 from shared.identity import Identity
 from shared.keys import init_rotation
 from shared.locking import StaleVersion
 from shared.service import BearerVerifier, ServiceClient
 from shared.sso import SSO, current_identity, login_url
-from shared.timefmt import paris
+from shared.timefmt import paris_shown
 from shared.views import assets as shell_assets
 from shared.views import bp as shell_bp
 from shared.web import (
@@ -57,7 +59,10 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
     engine = init_database(app, db)
     app.extensions["shell.db"] = db
     csrf.init_app(app)
-    Babel(app, locale_selector=_locale, timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"])
+    # The shell's catalog, then the app's own (`<app>/translations`): merged, the app's entries win.
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", f"{TRANSLATIONS};translations")
+    Babel(app, locale_selector=select_locale, timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"])
+    install_plural(app)
     SSO(app, engine=engine)
     _init_login(app)
     if app.config["SERVICE_SCOPE"]:
@@ -72,6 +77,8 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
 
     app.register_blueprint(shell_bp)
     app.register_blueprint(shell_assets)
+    app.register_blueprint(i18n_bp)
+    csrf.exempt(i18n_bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     register_error_pages(app, rollback=lambda: db.session.rollback())
@@ -80,9 +87,15 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
     app.before_request(_session_unavailable)
     app.after_request(apply_security_headers)
     app.after_request(_deliver_mail)
-    app.jinja_env.globals.update(role_label=role_label, role_title=role_title, app_name=app.config["SSO_APP_NAME"],
-                                 home_path=app.config["HOME_PATH"], dev_inbox=app.config["DEV_INBOX"])
-    app.jinja_env.filters["paris"] = paris
+    app.jinja_env.globals.update(role_label=lambda name, role: role_label(name, role, page_language()),
+                                 role_title=lambda name, role: role_title(name, role, page_language()),
+                                 app_name=app.config["SSO_APP_NAME"], home_path=app.config["HOME_PATH"],
+                                 dev_inbox=app.config["DEV_INBOX"], LANGUAGE_NAMES=LANGUAGE_NAMES,
+                                 get_locale=get_locale)
+    app.jinja_env.filters["paris"] = paris_shown
+    # `label|tr`: a French label held in data (marked N_ in the code) in the page's language, then
+    # escaped like any value (`_(value)` in a template would mark it safe: never on data).
+    app.jinja_env.filters["tr"] = gettext
     return app
 
 
@@ -98,17 +111,6 @@ def _check_settings(app: Flask, prefix: str) -> None:
     if app.config["SECRET_KEY"] == DEFAULT_SECRET and not (app.debug or app.testing or app.config["DEMO"]):
         raise RuntimeError(f"{prefix}_SECRET_KEY must be set outside the demo and the tests")
     init_rotation(app)  # <PREFIX>_SECRET_KEY_FALLBACKS: forms opened before a key rotation still post
-
-
-def _locale() -> str:
-    """The language chosen on this session, else the browser's, else French."""
-    from flask import current_app
-
-    languages = current_app.config["LANGUAGES"]
-    chosen = session.get("lang") if session else None
-    if chosen in languages:
-        return str(chosen)
-    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def _init_login(app: Flask) -> None:

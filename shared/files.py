@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
 PDF, PNG, JPEG, ZIP = "pdf", "png", "jpg", "zip"
 OFFICE = ("doc", "xls", "ppt", "docx", "xlsx", "pptx", "odt", "ods", "odp")
 LABELS = {PDF: "PDF", PNG: "PNG", JPEG: "JPEG", ZIP: "ZIP", **{e: "document bureautique" for e in OFFICE}}
@@ -84,14 +87,22 @@ def sniff(content: bytes, filename: str = "") -> tuple[str, str] | None:
 def accepted_label(accepted: tuple[str, ...]) -> str:
     """ "PDF, PNG ou JPEG" for the extensions accepted."""
     labels = list(dict.fromkeys(LABELS.get(e, e.upper()) for e in accepted))
-    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} ou {labels[-1]}"
+    if len(labels) == 1:
+        return labels[0]
+    return _("%(first)s ou %(last)s", first=", ".join(labels[:-1]), last=labels[-1])
 
 
 def size_label(count: int) -> str:
     """ "5 Mo", "1,5 Mo", "64 Ko"."""
     if count >= 1024 * 1024:
-        return f"{count / (1024 * 1024):.1f} Mo".replace(".0 ", " ").replace(".", ",")
-    return f"{max(count // 1024, 1)} Ko"
+        number = f"{count / (1024 * 1024):.1f}".removesuffix(".0")
+        return _("%(size)s Mo", size=number.replace(".", ",") if _french() else number)
+    return _("%(size)s Ko", size=max(count // 1024, 1))
+
+
+def _french() -> bool:
+    locale = get_locale()
+    return locale is None or locale.language != "en"
 
 
 def clean_filename(filename: str, extension: str, default: str = "document") -> str:
@@ -110,12 +121,14 @@ def read_upload(stream: IO[bytes], filename: str, *, max_bytes: int, accepted: t
     """
     content = stream.read(max_bytes + 1)
     if not content:
-        raise UploadRefused("Choisissez un fichier à déposer (le fichier reçu est vide).")
+        raise UploadRefused(_("Choisissez un fichier à déposer (le fichier reçu est vide)."))
     if len(content) > max_bytes:
-        raise UploadRefused(f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}.", too_large=True)
+        raise UploadRefused(_("Le fichier dépasse la taille maximale de %(size)s.", size=size_label(max_bytes)),
+                            too_large=True)
     found = sniff(content, filename)
     if found is None or found[1] not in accepted:
-        raise UploadRefused(f"Type de fichier non accepté : déposez un fichier {accepted_label(accepted)}.")
+        raise UploadRefused(_("Type de fichier non accepté : déposez un fichier %(types)s.",
+                              types=accepted_label(accepted)))
     content_type, extension = found
     return Upload(content, content_type, extension, hashlib.sha256(content).hexdigest(),
                   clean_filename(filename, extension))

@@ -1,4 +1,4 @@
-"""The base form of the apps: WTForms' French messages, a French message for an expired CSRF
+"""The base form of the apps: WTForms' messages in the page's language, a French message for an expired CSRF
 token, and the hidden `version` field of optimistic locking (SPEC §6)."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.utils import unset_value
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-REQUIRED = "Ce champ est obligatoire."
-EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Saisissez une adresse e-mail valide.")
-CSRF_EXPIRED = "Le formulaire a expiré : vérifiez vos saisies puis validez à nouveau."
+from shared.i18n import lazy_gettext as _l
+
+REQUIRED = _l("Ce champ est obligatoire.")
+EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Saisissez une adresse e-mail valide."))
+CSRF_EXPIRED = _l("Le formulaire a expiré : vérifiez vos saisies puis validez à nouveau.")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -43,7 +45,7 @@ class Form(FlaskForm):
         ok = super().validate(extra_validators)
         csrf = getattr(self, "csrf_token", None)
         if csrf is not None and csrf.errors:
-            csrf.errors = [CSRF_EXPIRED]
+            csrf.errors = [str(CSRF_EXPIRED)]
         return ok
 
 
@@ -65,14 +67,14 @@ class VersionedForm(Form):
 
 def required(length: int) -> list[Any]:
     """Validators of a mandatory text field of at most `length` characters."""
-    return [InputRequired(message=REQUIRED), Length(max=length, message=f"{length} caractères au maximum.")]
+    return [InputRequired(message=REQUIRED), Length(max=length, message=_l("%(num)d caractères au maximum.", num=length))]
 
 
 def optional(length: int) -> list[Any]:
     """Validators of an optional text field of at most `length` characters."""
-    return [Optional(), Length(max=length, message=f"{length} caractères au maximum.")]
+    return [Optional(), Length(max=length, message=_l("%(num)d caractères au maximum.", num=length))]
 
 
 def choices(pairs: Any) -> list[SelectChoice]:
     """Select options with a first empty "— Choisissez —"."""
-    return [SelectChoice("", "— Choisissez —"), *(SelectChoice(value, label) for value, label in pairs)]
+    return [SelectChoice("", _l("— Choisissez —")), *(SelectChoice(value, label) for value, label in pairs)]

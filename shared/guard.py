@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from flask import abort
+from flask_babel import gettext as _
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.exceptions import Forbidden
@@ -70,8 +71,8 @@ def check_access(identity: Identity | None, structure: str, roles: Iterable[str]
     other = next((s for s in identity.structures if structure in (s.id, s.siret)), None)
     if other is None:
         abort(404)
-    raise RoleMissing(roles, f"Cette page appartient à {other.name}, qui n'est pas votre structure courante : "
-                             "changez de structure pour y accéder.")
+    raise RoleMissing(roles, _("Cette page appartient à %(name)s, qui n'est pas votre structure courante : "
+                               "changez de structure pour y accéder.", name=other.name))
 
 
 def owned_or_404(session: Session, model: type[T], ident: Any, identity: Identity | None, *,
@@ -83,3 +84,14 @@ def owned_or_404(session: Session, model: type[T], ident: Any, identity: Identit
         abort(404)
     check_access(identity, obj.structure_id, roles, all_structures)  # type: ignore[attr-defined]
     return obj
+
+
+def one_of_or_404(items: Iterable[T], ident: Any) -> T:
+    """The item of `items` whose id is `ident`, else 404. `items` is a collection of an object already
+    loaded through the guard (a consultation's lots, a response's offers): a child is only ever reached
+    through its checked parent, so another structure's child id looks missing too."""
+    wanted = parse_id(ident)
+    found = next((item for item in items if item.id == wanted), None)  # type: ignore[attr-defined]
+    if found is None:
+        abort(404)
+    return found

@@ -39,6 +39,7 @@ class Identity:
     roles: tuple[str, ...] = ()
     structures: tuple[StructureRef, ...] = field(default_factory=tuple)
     legacy_ids: tuple[str, ...] = ()
+    locale: str = ""  # the `locale` claim (OIDC Core §5.1), when the IdP sends it
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> Identity:
@@ -54,6 +55,7 @@ class Identity:
             name=str(name or claims.get("email") or ""), given_name=str(claims.get("given_name") or ""),
             family_name=str(claims.get("family_name") or ""), structure=current, roles=roles,
             structures=structures, legacy_ids=tuple(str(i) for i in claims.get("legacy_ids") or ()),
+            locale=str(claims.get("locale") or ""),
         )
 
     # Flask-Login's user interface: `current_user` in the apps is this identity.

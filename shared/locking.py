@@ -19,8 +19,10 @@ from sqlalchemy import Integer, inspect, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
-CONFLICT_MESSAGE = ("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
-                    "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
+from shared.i18n import lazy_gettext as _l
+
+CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
+                      "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
 
 
 class StaleVersion(Exception):  # noqa: N818 - the domain word

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from flask import Flask, current_app, g, render_template
+from flask_babel import force_locale
 from flask_sqlalchemy import SQLAlchemy
 
 from shared import outbox
@@ -27,8 +28,10 @@ def render_mail(template: str, **context: Any) -> tuple[str, str, str]:
 
 
 def send_mail(template: str, recipient: str, **context: Any) -> None:
-    """Queue one mail in this app's outbox (durable once the request commits)."""
-    subject, text, html = render_mail(template, **context)
+    """Queue one mail in this app's outbox (durable once the request commits). In French whatever
+    the page's language: the apps do not know the language of the people they write to."""
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        subject, text, html = render_mail(template, **context)
     db: SQLAlchemy = current_app.extensions["shell.db"]
     outbox.enqueue(db.session, OutboxMail, recipient, subject, text, html)
     g.shell_mail_enqueued = True

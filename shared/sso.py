@@ -30,6 +30,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -38,6 +39,7 @@ from sqlalchemy import Engine
 from werkzeug.wrappers import Response
 
 from shared.guard import RoleMissing
+from shared.i18n import chosen_locale
 from shared.identity import Identity
 from shared.sessions import Login, ServerSession, ServerSessionInterface, SessionStore
 
@@ -263,16 +265,20 @@ def safe_next(value: str | None) -> str:
 
 def _authorize(**params: str) -> Response:
     session["sso_next"] = safe_next(request.args.get("next"))
+    lang = chosen_locale()
+    if lang:  # the language chosen here follows the person to the IdP's pages (OIDC ui_locales)
+        params.setdefault("ui_locales", lang)
     try:
         return _state().client.authorize_redirect(url_for("sso.callback", _external=True), **params)
     except Exception as exc:  # noqa: BLE001 - discovery unreachable or malformed
         log.warning("cannot reach the identity provider: %s", exc)
-        return _error("Le portail de connexion est injoignable pour le moment. Réessayez dans quelques instants.",
+        return _error(_("Le portail de connexion est injoignable pour le moment. Réessayez dans quelques instants."),
                       503)
 
 
-def _error(message: str, status: int, title: str = "La connexion n'a pas abouti") -> Response:
-    html = render_template("shell/error.html", title=title, message=message, status=status)
+def _error(message: str, status: int, title: str | None = None) -> Response:
+    html = render_template("shell/error.html", title=title or _("La connexion n'a pas abouti"), message=message,
+                           status=status)
     return current_app.make_response((html, status))
 
 
@@ -297,18 +303,18 @@ def callback() -> Response:
     if "error" in request.args:
         error = request.args.get("error", "")
         if error == "access_denied":
-            return _error("Vous avez refusé la connexion à cette application.", 403)
-        return _error("Le portail de connexion a refusé la demande. Réessayez depuis la page d'accueil.", 400)
+            return _error(_("Vous avez refusé la connexion à cette application."), 403)
+        return _error(_("Le portail de connexion a refusé la demande. Réessayez depuis la page d'accueil."), 400)
     if not request.args.get("state") or not request.args.get("code"):
-        return _error("Cette adresse de retour est incomplète. Reprenez la connexion depuis la page d'accueil.", 400)
+        return _error(_("Cette adresse de retour est incomplète. Reprenez la connexion depuis la page d'accueil."), 400)
     try:
         token = _state().client.authorize_access_token()
         claims = dict(token["userinfo"]) if token.get("userinfo") else None
     except Exception as exc:  # noqa: BLE001 - bad state, code refused, ID token invalid
         log.info("login callback refused: %s", exc)
-        return _error("La connexion a expiré ou n'est plus valable. Reprenez-la depuis la page d'accueil.", 400)
+        return _error(_("La connexion a expiré ou n'est plus valable. Reprenez-la depuis la page d'accueil."), 400)
     if not claims or not claims.get("sub"):
-        return _error("Le portail de connexion n'a pas renvoyé d'identité.", 400)
+        return _error(_("Le portail de connexion n'a pas renvoyé d'identité."), 400)
     sess = _session()
     next_url = safe_next(sess.pop("sso_next", None))
     for key in [k for k in sess if k.startswith("_state_")]:
@@ -326,8 +332,8 @@ def logout() -> Response:
     try:
         validate_csrf(request.form.get("csrf_token"))
     except Exception:  # noqa: BLE001 - flask-wtf raises wtforms' ValidationError
-        return _error("Le formulaire de déconnexion a expiré. Rechargez la page puis réessayez.", 400,
-                      title="Déconnexion impossible")
+        return _error(_("Le formulaire de déconnexion a expiré. Rechargez la page puis réessayez."), 400,
+                      title=_("Déconnexion impossible"))
     login = _session().login
     _end_local_session()
     home = current_app.config.get("SSO_POST_LOGOUT_REDIRECT_URI") or request.host_url

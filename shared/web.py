@@ -8,10 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_wtf import CSRFProtect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
+
+from shared.i18n import N_
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()  # every unsafe request of every app is checked, but for form views and APIs
@@ -29,20 +32,21 @@ SECURITY_HEADERS = {
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 
-# (title, detail) in French for each status a service answers itself.
+# (title, detail) in French for each status a service answers itself; pages show them in the
+# person's language, problems (APIs) in French.
 ERRORS: dict[int, tuple[str, str]] = {
-    400: ("Demande incorrecte", "La demande est incorrecte ou incomplète."),
-    401: ("Authentification requise", "Un jeton d'accès valide est requis."),
-    403: ("Accès refusé", "Vous n'avez pas accès à cette page."),
-    404: ("Page introuvable", "Cette page n'existe pas, ou vous n'y avez pas accès."),
-    405: ("Méthode non permise", "Cette action n'est pas possible sur cette page."),
-    409: ("Conflit", "Cette fiche a été modifiée entre-temps : rechargez-la puis recommencez."),
-    413: ("Envoi trop volumineux", "Le fichier ou le formulaire envoyé dépasse la taille permise."),
-    415: ("Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json)."),
-    422: ("Données invalides", "Certaines données envoyées sont invalides."),
-    429: ("Trop de requêtes", "Trop de requêtes : réessayez dans un instant."),
-    500: ("Erreur interne", "Une erreur inattendue s'est produite ; réessayez plus tard."),
-    503: ("Service indisponible", "Le service est momentanément indisponible ; réessayez dans quelques instants."),
+    400: (N_("Demande incorrecte"), N_("La demande est incorrecte ou incomplète.")),
+    401: (N_("Authentification requise"), N_("Un jeton d'accès valide est requis.")),
+    403: (N_("Accès refusé"), N_("Vous n'avez pas accès à cette page.")),
+    404: (N_("Page introuvable"), N_("Cette page n'existe pas, ou vous n'y avez pas accès.")),
+    405: (N_("Méthode non permise"), N_("Cette action n'est pas possible sur cette page.")),
+    409: (N_("Conflit"), N_("Cette fiche a été modifiée entre-temps : rechargez-la puis recommencez.")),
+    413: (N_("Envoi trop volumineux"), N_("Le fichier ou le formulaire envoyé dépasse la taille permise.")),
+    415: (N_("Type de contenu non pris en charge"), N_("Envoyez du JSON (Content-Type: application/json).")),
+    422: (N_("Données invalides"), N_("Certaines données envoyées sont invalides.")),
+    429: (N_("Trop de requêtes"), N_("Trop de requêtes : réessayez dans un instant.")),
+    500: (N_("Erreur interne"), N_("Une erreur inattendue s'est produite ; réessayez plus tard.")),
+    503: (N_("Service indisponible"), N_("Le service est momentanément indisponible ; réessayez dans quelques instants.")),
 }
 
 
@@ -77,11 +81,13 @@ def wants_problem() -> bool:
 
 def error_page(status: int, detail: str | None = None, headers: dict[str, str] | None = None,
                template: str = "shell/error.html", **context: Any) -> Response:
-    """The French page (or problem) for `status`."""
+    """The page (French, or the person's language) or the problem (French) for `status`."""
     if wants_problem():
         return problem(status, detail, headers=headers)
-    title, default_detail = ERRORS.get(status, (f"Erreur {status}", ""))
-    html = render_template(template, status=status, title=title, message=detail or default_detail, **context)
+    title, default_detail = ERRORS.get(status, ("", ""))
+    title = _(title) if title else _("Erreur %(status)d", status=status)
+    html = render_template(template, status=status, title=title, message=detail or (_(default_detail) if default_detail else ""),
+                           **context)
     response = Response(html, status=status, mimetype="text/html")
     response.headers.update(headers or {})
     return response
@@ -106,10 +112,10 @@ def register_error_pages(app: Flask, rollback: Callable[[], None]) -> None:
         if isinstance(exc, IntegrityError):
             # Two submissions racing past the checks: the second one meets the first one's row.
             log.info("integrity error answered 409: %s", exc.orig)
-            return error_page(409, "Cette opération vient déjà d'être enregistrée (envoi en double, ou par "
-                                   "quelqu'un d'autre) : rechargez la page pour voir son résultat.")
+            return error_page(409, _("Cette opération vient déjà d'être enregistrée (envoi en double, ou par "
+                                     "quelqu'un d'autre) : rechargez la page pour voir son résultat."))
         if isinstance(exc, DataError):
-            return error_page(400, "Une valeur envoyée dépasse ce que cette page accepte.")
+            return error_page(400, _("Une valeur envoyée dépasse ce que cette page accepte."))
         log.warning("database unavailable: %s", exc)
         return database_unavailable()
 

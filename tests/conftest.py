@@ -327,6 +327,18 @@ def create_client(app: Any, live_server: str) -> Any:
     return factory
 
 
+@pytest.fixture
+def account(create_account: Any) -> Any:
+    """A verified account with the default password."""
+    return create_account()
+
+
+@pytest.fixture
+def trusted(create_client: Any) -> tuple[str, str]:
+    """A trusted client (no consent page) with the code and refresh grants."""
+    return create_client(trusted=True, grant_types=["authorization_code", "refresh_token"])
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The production topology (tests/test_topology.py) runs first: its two IdP instances, apps and
     workers open PostgreSQL connections of their own, and later the suite's servers hold many

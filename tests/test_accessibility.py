@@ -11,11 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as seen
 
 from tests.conftest import PASSWORD
+from tests.oidc_helpers import CALLBACK, authorize_url, pkce_pair
 from tests.rp_helpers import (
     RP,
     add_member,
@@ -134,31 +137,151 @@ def test_idp_pages_as_a_member_and_a_structure_admin(app: Any, live_server: str,
 
 
 def test_idp_console_pages(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
-    with app.app_context():
-        from idp.extensions import db
+    from datetime import timedelta
 
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.models import Consent, OutboxMail, utcnow
+    from idp.oidc.clients import ClientSpec, create_client
+
+    with app.app_context():
         admin = platform_admin(app)
         db.session.commit()
-        email = admin.email
+        email, admin_id = admin.email, admin.id
+        # A client with lifetimes of its own and a consent; mail failed, retried and sent.
+        client, _secret = create_client(db.session, ClientSpec(name="Client de la console", redirect_uris=[CALLBACK]),
+                                        SYSTEM)
+        client.access_token_lifetime, client.refresh_token_lifetime = 120, 3600
+        db.session.add(Consent(user_id=admin_id, client_id=client.client_id, scope="openid profile"))
+        db.session.add_all([
+            OutboxMail(recipient="echec@example.test", subject="En échec", text_body="t", html_body="<p>t</p>",
+                       status="failed", attempts=8, last_error="550 boîte inconnue"),
+            OutboxMail(recipient="retard@example.test", subject="Réessayé", text_body="t", html_body="<p>t</p>",
+                       status="pending", attempts=2, last_error="421 plus tard",
+                       next_attempt_at=utcnow() + timedelta(days=1)),
+        ])
+        db.session.commit()
+        client_pk = client.id
     org = make_structure(app)
     found: dict[str, list[str]] = {}
     log_in_as(chrome, live_server, email)
-    for path in ("/admin/", "/admin/users", "/admin/structures", "/admin/structures/new", f"/admin/structures/{org.id}",
-                 f"/admin/structures/{org.id}/members", f"/admin/structures/{org.id}/entitlements",
-                 "/admin/clients", "/admin/clients/new", "/admin/applications", "/admin/applications/sam",
+    for path in ("/admin/", "/admin/users", f"/admin/users/{admin_id}", "/admin/structures", "/admin/structures/new",
+                 f"/admin/structures/{org.id}", f"/admin/structures/{org.id}/members",
+                 f"/admin/structures/{org.id}/entitlements", "/admin/clients", "/admin/clients/new",
+                 f"/admin/clients/{client_pk}", f"/admin/clients/{client_pk}/console",
+                 f"/admin/clients/{client_pk}/supprimer", "/admin/applications", "/admin/applications/sam",
                  "/admin/profiles", "/admin/profiles/new", "/admin/moderation", "/admin/keys", "/admin/audit",
                  "/admin/audit?event=login", "/dev/inbox", "/admin/tableau-de-bord", "/admin/reglages",
-                 "/admin/courriels", "/admin/comptes/nouveau", f"/admin/comptes/{admin.id}"):
+                 "/admin/courriels", "/admin/courriels?etat=failed", "/admin/comptes/nouveau",
+                 f"/admin/comptes/{admin_id}"):
         check(chrome, live_server + path, found)
-    clients = chrome.find_elements(By.CSS_SELECTOR, "a[href*='/admin/clients/']") if chrome.get(live_server + "/admin/clients") is None else []
-    for href in [a.get_attribute("href") for a in clients if a.get_attribute("href").rstrip("/").split("/")[-1].isdigit()][:1]:
-        check(chrome, href + "/console", found)
-        check(chrome, href + "/supprimer", found)
-    for selector in ("a[href*='/admin/users/']", "a[href*='/admin/clients/']", "a[href*='/admin/profiles/']"):
-        chrome.get(live_server + "/admin/" + selector.split("/admin/")[1].split("/")[0])
+    for selector in ("a[href*='/admin/profiles/']",):
+        chrome.get(live_server + "/admin/profiles")
         hrefs = [a.get_attribute("href") for a in chrome.find_elements(By.CSS_SELECTOR, selector)]
         for href in [h for h in hrefs if not h.endswith("/new")][:1]:
             check(chrome, href, found)
+    # The console's forms as they come back with errors.
+    chrome.get(f"{live_server}/admin/clients/{client_pk}/console")
+    submit(chrome, {"access_token_lifetime": "bientôt"}, "Enregistrer les durées")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    chrome.get(f"{live_server}/admin/comptes/nouveau")
+    submit(chrome, {"email": "pas-une-adresse"}, "Créer le compte")
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    assert not found, report(found)
+
+
+def test_idp_journey_pages_an_application_sends_people_to(app: Any, live_server: str, chrome: webdriver.Chrome) -> None:
+    """The pages of the OpenID Connect journey: an application's login page, the second factor (and
+    its error), the structure choice, the consent, the account chooser, the logout confirmation, the
+    logged-out pages, and the error pages (an OAuth error, 403, 404)."""
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.models import User, utcnow
+    from idp.oidc.clients import ClientSpec, create_client
+
+    with app.app_context():
+        client, _secret = create_client(db.session, ClientSpec(
+            name="Application tierce", redirect_uris=[CALLBACK], post_logout_redirect_uris=[f"{live_server}/"]), SYSTEM)
+        db.session.commit()
+        client_id = client.client_id
+    member, _org = member_of(app, ["repernet:lecteur"])
+    add_member(app, make_structure(app), member, ["sam:redacteur"])  # two structures: the choice is asked
+    guarded = make_person(app, given_name="Double", family_name="Facteur")
+    with app.app_context():
+        user = db.session.get(User, guarded.user_id)
+        user.totp_secret, user.totp_enabled_at = pyotp.random_base32(), utcnow()
+        db.session.commit()
+    _verifier, challenge = pkce_pair()
+    url = authorize_url(live_server, client_id, challenge=challenge)
+    found: dict[str, list[str]] = {}
+    # Signed out: the application's request, its errors, the logged-out pages.
+    check(chrome, url, found)
+    assert "/login" in chrome.current_url
+    check(chrome, authorize_url(live_server, "inconnu", challenge=challenge), found)
+    check(chrome, f"{live_server}/oauth/logout?client_id={client_id}", found)
+    check(chrome, f"{live_server}/logout", found)
+    # The second factor, then with a wrong code.
+    chrome.get(url)
+    log_in(chrome, guarded.email)
+    assert "/login/totp" in chrome.current_url
+    check(chrome, chrome.current_url, found)
+    submit(chrome, {"code": "000000"}, "Valider")
+    assert "Code incorrect" in chrome.page_source
+    found.update({f"{k} (erreurs)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    # The structure choice and the consent on the way back to the application.
+    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chrome.get(url)
+    log_in(chrome, member.email)
+    assert "/account/structure" in chrome.current_url
+    check(chrome, chrome.current_url, found)
+    chrome.find_element(By.CSS_SELECTOR, "input[name=structure]").click()
+    click(chrome, "Continuer")
+    assert 'name="decision"' in chrome.page_source
+    check(chrome, chrome.current_url, found)
+    check(chrome, authorize_url(live_server, client_id, challenge=challenge, prompt="select_account"), found)
+    check(chrome, f"{live_server}/admin/", found)  # 403
+    # Logging out from the application: the confirmation, then the page that says it is done.
+    check(chrome, f"{live_server}/oauth/logout?client_id={client_id}", found)
+    page = chrome.find_element(By.TAG_NAME, "html")
+    chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()  # not the header's
+    wait(chrome, seen.staleness_of(page))
+    assert "logout" in chrome.current_url
+    found.update({f"{k} (déconnecté)": v for k, v in {chrome.current_url: axe_violations(chrome)}.items() if v})
+    assert not found, report(found)
+
+
+def log_in(driver: webdriver.Chrome, email: str) -> None:
+    """The login form on screen (where an application's request led)."""
+    wait(driver, lambda d: d.find_element(By.NAME, "email")).send_keys(email)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    click(driver, "Se connecter")
+
+
+def test_the_apps_public_pages(app: Any, live_server: str, chrome: webdriver.Chrome, sam: RP, catalogue: RP,
+                               repernet: RP) -> None:
+    """Signed out: SAM's consultations and a published one, the Catalogue's search (with results) and
+    an offer, REPERNET's home."""
+    from tests.rp_helpers import new_browser, rp_login
+    from tests.test_catalogue import full_offer, publish
+    from tests.test_sam_helpers import buyer, published
+
+    browser, _org, _email = buyer(app, sam)
+    consultation = published(browser, sam)
+    editor, org = member_of(app, ["catalogue:editeur"])
+    editing = new_browser()
+    rp_login(editing, catalogue, editor.email)
+    offer_id, _action = full_offer(editing, catalogue, org.siret, title="Électricité des bâtiments (a11y)")
+    moderating = new_browser()
+    mod, _region = member_of(app, ["catalogue:moderateur", "catalogue:lecteur"], org=make_structure(app, kind="region"))
+    rp_login(moderating, catalogue, mod.email)
+    assert publish(moderating, catalogue, offer_id).status_code == 302
+    found: dict[str, list[str]] = {}
+    for url in (f"{sam.url}/consultations", f"{sam.url}/consultations/{consultation}", f"{repernet.url}/",
+                f"{catalogue.url}/recherche", f"{catalogue.url}/recherche?q=electricite"):
+        check(chrome, url, found)
+    offers = [a.get_attribute("href") for a in chrome.find_elements(By.CSS_SELECTOR, "a[href*='/formations/']")]
+    assert offers, "the published offer is found"
+    check(chrome, offers[0], found)
     assert not found, report(found)
 
 

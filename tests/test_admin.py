@@ -253,8 +253,9 @@ def test_client_created_in_the_console_gets_tokens(app: Any, testclient: Any, ad
     response = _token(testclient, client_id, secret)
     assert response.status_code == 200, response.text
     assert response.get_json()["scope"] == "structures:read members:read"
-    listing = testclient.get("/admin/clients").text
-    assert client_id in listing and secret not in listing
+    listing = testclient.get("/admin/clients", query_string={"q": "repernet SERVICE"}).text
+    assert client_id in listing and secret not in listing  # found by words of its name, whatever the list's length
+    assert client_id not in testclient.get("/admin/clients", query_string={"q": "%"}).text  # a wildcard is a character
 
     from sqlalchemy import select
 

@@ -386,6 +386,36 @@ def test_keys_ensure_creates_keys_once(keys_app: Any) -> None:
     assert len(_keys(keys_app)[0]) == 2
 
 
+def test_a_client_with_longer_lived_tokens_keeps_retiring_keys_published(keys_app: Any) -> None:
+    """A client's own ID token lifetime (the console, issue 16 point 9) longer than the platform's: a
+    key due to retire stays published past it, and so do the keys rotated afterwards."""
+    import uuid
+
+    from idp.core import console
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.oidc.clients import ClientSpec, create_client
+    from idp.oidc.keys import extend_retired_keys
+
+    runner = keys_app.test_cli_runner()
+    invoke(runner, "keys", "rotate", "--now", "--json")
+    invoke(runner, "keys", "rotate", "--json")  # the first keys retire in an hour
+    with keys_app.app_context():
+        due = list(db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_not(None))))
+        assert len(due) == 2 and all(k.expires_at - k.retired_at == timedelta(seconds=3660) for k in due)
+        client, _secret = create_client(db.session, ClientSpec(name="Longue durée"), SYSTEM)
+        console.set_client_lifetimes(db.session, client, {"id_token_lifetime": 6 * 3600}, SYSTEM,
+                                     actor=uuid.uuid4())
+        extend_retired_keys(db.session, keys_app.config)  # as the console's view does
+        db.session.commit()
+        due = list(db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_not(None))))
+        assert all(k.expires_at - k.retired_at == timedelta(seconds=6 * 3600 + 60) for k in due)
+    invoke(runner, "keys", "rotate", "--json")
+    with keys_app.app_context():
+        due = list(db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_not(None))))
+        assert len(due) == 4 and all(k.expires_at - k.retired_at >= timedelta(seconds=6 * 3600 + 60) for k in due)
+
+
 # ---------------------------------------------------------------- mail worker
 
 def test_mail_worker_once_delivers_the_outbox(runner: Any, app: Any, mailbox: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -132,6 +133,113 @@ def test_revoking_a_consent(app: Any, console: Any, create_client: Any, create_a
     assert post(console, page, action).status_code == 404  # already gone
 
 
+def lifetimes_of(html: str) -> dict[str, str]:
+    """The console's table of a client's applied token lifetimes: {name: "duration · source"}."""
+    return {name: " · ".join(re.sub(r"<[^>]+>", "", cell).strip() for cell in cells[1:])
+            for name, cells in ((m.group(1), re.findall(r"<td>(.*?)</td>", m.group(2)))
+                                for m in re.finditer(r'data-lifetime="(\w+)">(.*?)</tr>', html, re.S))}
+
+
+def introspected(issuer: str, token: str, client_id: str, secret: str | None) -> dict[str, Any]:
+    import requests
+
+    response = requests.post(f"{issuer}/oauth/introspect", data={"token": token, "token_type_hint": "refresh_token"},
+                             auth=(client_id, secret or ""), timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_token_lifetimes_per_client(app: Any, live_server: str, browser: Any, console: Any, operator: Any,
+                                    create_client: Any, create_account: Any) -> None:
+    """Set in the console, checked on the form, audited, applied by the token endpoint to the access
+    token (`expires_in`, `exp`), the ID token and the refresh token, on the code and refresh grants;
+    empty again, the platform's settings apply."""
+    from tests.oidc_helpers import code_flow, refresh, verify_jwt
+
+    client_id, secret = create_client(scope="openid profile email")
+    pk = client_pk(app, client_id)
+    page, action = f"/admin/clients/{pk}/console", f"/admin/clients/{pk}/durees"
+    before = lifetimes_of(console.get(page).get_data(as_text=True))
+    assert before == {"access_token_lifetime": "5\xa0min · plateforme", "id_token_lifetime": "1\xa0h · plateforme",
+                      "refresh_token_lifetime": "30\xa0j · plateforme"}
+    # Shape and bounds, in French, the values typed kept; nothing saved.
+    bad = post(console, page, action, {"access_token_lifetime": "soixante", "id_token_lifetime": "120",
+                                       "refresh_token_lifetime": ""})
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert "Saisissez un nombre entier de secondes" in html and 'value="soixante"' in html
+    short = post(console, page, action, {"access_token_lifetime": "5", "id_token_lifetime": "120"})
+    assert short.status_code == 422
+    html = short.get_data(as_text=True)
+    assert "Entre 30 et 86400 secondes" in html and 'value="5"' in html
+    assert audited(app, "client.updated", client_id=client_id) == []
+    # Saved, shown, audited with the previous values.
+    saved = post(console, page, action, {"access_token_lifetime": "60", "id_token_lifetime": "7200",
+                                         "refresh_token_lifetime": "600"})
+    assert saved.status_code == 303
+    assert lifetimes_of(console.get(page).get_data(as_text=True)) == {
+        "access_token_lifetime": "1\xa0min · propre au client", "id_token_lifetime": "2\xa0h · propre au client",
+        "refresh_token_lifetime": "10\xa0min · propre au client"}
+    [event] = audited(app, "client.updated", client_id=client_id, actor_id=operator.id)
+    assert event.details["lifetimes"] == {"access_token_lifetime": 60, "id_token_lifetime": 7200,
+                                          "refresh_token_lifetime": 600}
+    assert event.details["previous_lifetimes"]["access_token_lifetime"] is None
+    settings = console.get("/admin/reglages").get_data(as_text=True)
+    assert f'data-client="{client_id}"' in settings
+    # The token endpoint applies them (tokens checked with PyJWT against the JWKS).
+    person = create_account()
+    token = code_flow(live_server, browser, client_id, secret, person.email)
+    assert token["expires_in"] == 60
+    access = verify_jwt(live_server, token["access_token"], audience=client_id, typ="at+jwt")
+    assert access["exp"] - access["iat"] == 60
+    identity = verify_jwt(live_server, token["id_token"], audience=client_id)
+    assert identity["exp"] - identity["iat"] == 7200  # longer than the platform's hour
+    first = introspected(live_server, token["refresh_token"], client_id, secret)
+    assert first["active"] and first["exp"] - first["iat"] == 600
+    renewed = refresh(live_server, token["refresh_token"], client_id, secret)
+    assert renewed.status_code == 200, renewed.text
+    body = renewed.json()
+    assert body["expires_in"] == 60
+    access = verify_jwt(live_server, body["access_token"], audience=client_id, typ="at+jwt")
+    assert access["exp"] - access["iat"] == 60
+    second = introspected(live_server, body["refresh_token"], client_id, secret)
+    assert second["exp"] - second["iat"] == 600
+    # A retired signing key stays published past the longest-lived token it may have signed.
+    from idp.extensions import db
+    from idp.oidc.keys import key_retention
+
+    with app.app_context():
+        assert key_retention(db.session, app.config).total_seconds() >= 7200 + 60
+    # Emptied: the platform's settings again.
+    assert post(console, page, action, {"access_token_lifetime": "", "id_token_lifetime": "",
+                                        "refresh_token_lifetime": ""}).status_code == 303
+    assert lifetimes_of(console.get(page).get_data(as_text=True)) == before
+    token = code_flow(live_server, browser, client_id, secret, person.email)
+    assert token["expires_in"] == app.config["ACCESS_TOKEN_LIFETIME"]
+    assert f'data-client="{client_id}"' not in console.get("/admin/reglages").get_data(as_text=True)
+
+
+def test_a_revoked_consent_ends_refresh_tokens_and_is_asked_again(app: Any, live_server: str, browser: Any,
+                                                                    console: Any, create_client: Any,
+                                                                    create_account: Any) -> None:
+    from tests.oidc_helpers import authorize_url, code_flow, pkce_pair, refresh
+
+    client_id, secret = create_client(scope="openid profile email")
+    person = create_account(given_name="Revenue", family_name="Consentante")
+    token = code_flow(live_server, browser, client_id, secret, person.email)
+    page = f"/admin/clients/{client_pk(app, client_id)}/console"
+    html = console.get(page).get_data(as_text=True)
+    action = re.search(r'action="(/admin/clients/\d+/consentements/\d+/retirer)"', html).group(1)
+    assert post(console, page, action).status_code == 303
+    assert audited(app, "consent.revoked", client_id=client_id, subject_id=person.id)
+    again = refresh(live_server, token["refresh_token"], client_id, secret)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    # Still logged in at the IdP: the consent screen shows again, no code without it.
+    _verifier, challenge = pkce_pair()
+    shown = browser.get(authorize_url(live_server, client_id, challenge=challenge), allow_redirects=False)
+    assert shown.status_code == 200 and 'name="decision"' in shown.text
+
+
 # ---------------------------------------------------------------- 10. accounts
 
 def test_create_an_account_from_the_console(app: Any, console: Any, operator: Any, mailbox: Any) -> None:
@@ -193,12 +301,35 @@ def test_edit_reset_mail_second_factor_and_sessions(app: Any, console: Any, oper
     assert post(console, page, f"{page}/double-authentification").status_code == 303
     assert user_row(app, person.email).totp_secret is None
     assert audited(app, "account.totp_reset", subject_id=person.id, actor_id=operator.id)
-    # Their sessions: ended, they are logged out.
-    assert their_browser.get("/account/").status_code == 200
+    # One of their sessions (named by a digest on the page, never by its id: the cookie's secret).
+    other_browser = app.test_client()
+    login(other_browser, person.email)
+    html = console.get(page).get_data(as_text=True)
+    handles = re.findall(r'data-session="([0-9a-f]+)"', html)
+    assert len(handles) == 2
+    with app.app_context():
+        from sqlalchemy import select
+
+        from idp.extensions import db
+        from idp.models import LoginSession
+
+        ids = list(db.session.scalars(select(LoginSession.id).where(LoginSession.user_id == person.id)))
+    assert not any(sid in html for sid in ids)
+    assert post(console, page, f"{page}/sessions/{'0' * 24}/fermer").status_code == 303  # none such: said so
+    assert "déjà fermée" in console.get(page).get_data(as_text=True)
+    assert post(console, page, f"{page}/sessions/{handles[0]}/fermer").status_code == 303
+    assert "La session est fermée." in console.get(page).get_data(as_text=True)
+    statuses = [b.get("/account/").status_code for b in (their_browser, other_browser)]
+    assert sorted(statuses) == [200, 302]  # that one only
+    [one] = audited(app, "account.sessions_ended", subject_id=person.id)
+    assert one.details["count"] == 1 and one.actor_id == operator.id
+    still = their_browser if statuses[0] == 200 else other_browser
+    # Their sessions: all ended, they are logged out.
+    assert still.get("/account/").status_code == 200
     assert post(console, page, f"{page}/sessions").status_code == 303
-    assert their_browser.get("/account/").status_code == 302
-    [ended] = audited(app, "account.sessions_ended", subject_id=person.id)
-    assert ended.details["count"] >= 1
+    assert still.get("/account/").status_code == 302
+    ended = audited(app, "account.sessions_ended", subject_id=person.id)
+    assert len(ended) == 2 and all(e.details["count"] >= 1 for e in ended)
     assert "Aucune session ouverte." in console.get(page).get_data(as_text=True)
 
 
@@ -218,11 +349,20 @@ def test_the_outbox_shows_failed_mail_and_resends_it(app: Any, console: Any, ope
     with app.app_context():
         mail = OutboxMail(recipient=recipient, subject="Sujet en échec", text_body="t", html_body="<p>t</p>",
                           status="failed", attempts=8, last_error="550 boîte inconnue")
-        db.session.add(mail)
+        retried = OutboxMail(recipient=f"re-{recipient}", subject="Sujet réessayé", text_body="t",
+                             html_body="<p>t</p>", status="pending", attempts=2, last_error="421 réessayez plus tard",
+                             next_attempt_at=datetime(2099, 1, 2, 12, 0, tzinfo=UTC))
+        db.session.add_all([mail, retried])
         db.session.commit()
         mail_id = mail.id
     html = console.get("/admin/courriels?etat=failed").get_data(as_text=True)
     assert recipient in html and "550 boîte inconnue" in html and "en échec" in html
+    assert f"re-{recipient}" not in html  # the filter
+    html = console.get("/admin/courriels?etat=pending").get_data(as_text=True)
+    row = html[html.index(f"re-{recipient}"):]
+    row = row[:row.index("</tr>")]
+    # Queued again after a failure: when the next attempt is, in Paris time, with the last error.
+    assert "en file" in row and "nouvel essai le 02/01 13:00" in row and "421 réessayez plus tard" in row
     assert post(console, "/admin/courriels", f"/admin/courriels/{mail_id}/renvoyer").status_code == 303
     with app.app_context():
         again = db.session.get(OutboxMail, mail_id)
@@ -244,7 +384,10 @@ def test_settings_with_their_source(app: Any, console: Any, monkeypatch: Any) ->
     row = html[html.index('data-setting="MAX_FAILED_LOGINS"'):]
     assert "environnement" in row[:row.index("</tr>")]
     row = html[html.index('data-setting="ACCESS_TOKEN_LIFETIME"'):]
-    assert "défaut" in row[:row.index("</tr>")]
+    row = row[:row.index("</tr>")]
+    assert "défaut" in row and "300 s (5\xa0min)" in row  # in seconds as the variable takes it, and in words
+    row = html[html.index('data-setting="TOTP_REQUIRED_FOR_ADMINS"'):]
+    assert "configuration" in row[:row.index("</tr>")]  # the application was built with another value
     assert "SECRET_KEY" not in html
 
 

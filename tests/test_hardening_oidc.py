@@ -30,16 +30,6 @@ from tests.oidc_helpers import (
 
 
 @pytest.fixture
-def account(create_account: Any) -> Any:
-    return create_account()
-
-
-@pytest.fixture
-def trusted(create_client: Any) -> tuple[str, str]:
-    return create_client(trusted=True, grant_types=["authorization_code", "refresh_token"])
-
-
-@pytest.fixture
 def service(create_client: Any) -> tuple[str, str]:
     return create_client(name="Service API (durcissement)", grant_types=["client_credentials"],
                          scope="structures:read structures:write members:read", redirect_uris=[])

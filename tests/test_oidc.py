@@ -28,17 +28,6 @@ from tests.oidc_helpers import (
     verify_jwt,
 )
 
-
-@pytest.fixture
-def account(create_account: Any) -> Any:
-    return create_account()
-
-
-@pytest.fixture
-def trusted(create_client: Any) -> tuple[str, str]:
-    return create_client(trusted=True, grant_types=["authorization_code", "refresh_token"])
-
-
 # ------------------------------------------------------------------ discovery and keys
 
 def test_discovery_names_every_endpoint(live_server: str) -> None:

@@ -453,6 +453,17 @@ def test_the_apps_take_their_fallback_keys_too(tmp_path: Path) -> None:
             shell_app.db.engine.dispose()
 
 
+def test_a_bot_challenge_asked_before_a_rotation_is_answered_after_it() -> None:
+    """REPERNET's registration question travels signed: the retired key still verifies it (issue 17)."""
+    from apps.repernet.challenge import check_challenge, new_challenge
+
+    question, token = new_challenge([OLD_KEY])
+    a, b = (int(n) for n in re.findall(r"\d+", question))
+    assert check_challenge([OLD_KEY, NEW_KEY], token, str(a + b), "", min_seconds=0) is None
+    assert "incorrect" in check_challenge([OLD_KEY, NEW_KEY], token, str(a + b + 1), "", min_seconds=0)
+    assert "invalide" in check_challenge([NEW_KEY], token, str(a + b), "", min_seconds=0)  # fallback dropped
+
+
 def test_unknown_fallback_keys_never_verify(rotated: Any, create_account: Any) -> None:
     user = create_account()
     before = rotated(SECRET_KEY="an-unrelated-key-" + "u" * 20)

@@ -7,23 +7,21 @@ the IdP; a buyer's browser that creates, fills and publishes consultations throu
 from __future__ import annotations
 
 import html
-import os
 import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
 from tests.conftest import Mailbox, forms
 from tests.rp_helpers import (
     RP,
     Org,
+    app_database,
     make_structure,
     member_of,
     new_browser,
@@ -39,28 +37,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 MAX_DCE_BYTES = 64 * 1024
 
 
-def _sam_database(folder: Path) -> Iterator[str]:
-    """SQLite by default; a database of its own on the suite's PostgreSQL server in that variant."""
-    base = os.environ.get("IDP_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{folder / 'sam.sqlite3'}"
-        return
-    name = f"portail_sam_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def sam_site(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactory,
              smtp_server: tuple[str, Mailbox]) -> Iterator[RP]:
     """SAM beside the live IdP, on the suite's kind of database, mailing through the test SMTP server."""
     folder = tmp_path_factory.mktemp("sam-site")
-    databases = _sam_database(folder)
+    databases = app_database(folder, "sam")
     url = next(databases)
     yield from serve_rp(app, live_server, folder, "sam", DATABASE_URL=url, FILES_DIR=str(folder / "files"),
                         SMTP_URL=smtp_server[0], DEV_INBOX=False, MAX_DCE_BYTES=MAX_DCE_BYTES,

@@ -15,10 +15,9 @@ import pytest
 import requests
 
 from tests.conftest import Mailbox
-from tests.rp_helpers import RP, Org, catalogue, repernet, serve_rp  # noqa: F401 - fixtures
+from tests.rp_helpers import RP, Org, app_database, catalogue, repernet, serve_rp  # noqa: F401 - fixtures
 from tests.test_sam_helpers import (
     PDF,
-    _sam_database,
     buyer,
     organisme_user,
     page_text,
@@ -34,7 +33,7 @@ def sam_rp(app: Any, live_server: str, tmp_path_factory: pytest.TempPathFactory,
            repernet: RP, catalogue: RP) -> Iterator[RP]:
     """SAM calling REPERNET's and the Catalogue's APIs, on the suite's kind of database, with SMTP."""
     folder = tmp_path_factory.mktemp("sam-responses")
-    databases = _sam_database(folder)
+    databases = app_database(folder, "sam")
     url = next(databases)
     yield from serve_rp(app, live_server, folder, "sam", DATABASE_URL=url, FILES_DIR=str(folder / "files"),
                         SMTP_URL=smtp_server[0], DEV_INBOX=False, MAX_ATTACHMENT_BYTES=MAX_ATTACHMENT_BYTES,

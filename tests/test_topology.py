@@ -1,5 +1,5 @@
-"""The production topology, started for real (issue 17, SPEC §10.4): two IdP instances (gunicorn,
-two workers each) behind nginx, PostgreSQL, Redis, the mail worker, and the three apps, each one a
+"""The production topology, started for real (issue 17, SPEC §10.4): two IdP instances (`idp serve`:
+granian, two workers each, as in compose/Procfile) behind nginx, PostgreSQL, Redis, the mail worker, and the three apps, each one a
 process of its own as in compose/Procfile. Through the proxy: a single-sign-on journey, one IdP
 instance killed mid-journey and the journey completed on the other, a regenerated client secret
 honoured by every worker at once; then a backup restored into a fresh database.
@@ -64,7 +64,7 @@ class Topology:
     logs: Path = Path()
 
     def kill(self, name: str) -> None:
-        """SIGKILL a process and its children (a gunicorn arbiter and its workers): a crash."""
+        """SIGKILL a process and its children (a server's main process and its workers): a crash."""
         process = self.processes[name]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
@@ -186,8 +186,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, smtp_server: tuple[str, M
     try:
         env = {**base_env, **idp_env}
         for name, port in idp_ports.items():  # compose/Procfile's `idp` line, twice
-            _start(topo, name, [str(BIN / "gunicorn"), "idp.wsgi:app", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2", "--threads", "4", "--graceful-timeout", "2"], env)
+            _start(topo, name, [str(BIN / "idp"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", "2", "--threads", "4"], env)
         _start(topo, "mail", [str(BIN / "idp"), "mail", "worker", "--interval", "0.5"], env)
         app_envs: dict[str, dict[str, str]] = {}
         for app_name, port in app_ports.items():
@@ -295,7 +295,7 @@ def test_a_regenerated_client_secret_holds_in_every_worker_at_once(topology: Top
     instances = [f"http://127.0.0.1:{port}" for port in topology.idp_ports.values()]
 
     def token(secret: str | None, base: str) -> int:
-        # A new connection each time: gunicorn hands it to any of the instance's workers.
+        # A new connection each time: the server hands it to any of the instance's workers.
         return requests.post(f"{base}/oauth/token", data={"grant_type": "client_credentials"},
                              auth=(client_id, secret or ""), headers={"Connection": "close"}, timeout=10).status_code
 

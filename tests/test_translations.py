@@ -161,3 +161,71 @@ def test_my_organisations_page_in_english_after_login(compiled: None, testclient
     assert "Mes structures" not in page.text
     # The choice is remembered for the session: the next page needs no ui_locales.
     assert "Join an organisation" in testclient.get("/structures/").text
+
+
+# ---------------------------------------------------------------- the shell's and the apps' catalogs
+
+APP_CATALOGS = ["shared", "apps/repernet", "apps/sam", "apps/catalogue"]
+APP_KEYWORDS = {**KEYWORDS, "N_": None}
+
+
+def app_po(scope: str) -> Path:
+    return ROOT / scope / "translations" / "en" / "LC_MESSAGES" / "messages.po"
+
+
+def app_extracted(scope: str) -> Catalog:
+    """What `make messages` extracts from `scope` (babel-apps.cfg, keywords _, _l, lazy_gettext, N_)."""
+    with open(ROOT / "babel-apps.cfg", encoding="utf-8") as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    catalog = Catalog(locale=None)
+    for filename, lineno, message, comments, context in extract_from_dir(
+            str(ROOT / scope), method_map, options_map, keywords=APP_KEYWORDS):
+        catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    return catalog
+
+
+def app_english(scope: str) -> Catalog:
+    with open(app_po(scope), "rb") as f:
+        return read_po(f, locale="en")
+
+
+@pytest.mark.parametrize("scope", APP_CATALOGS)
+def test_every_message_of_the_shell_and_the_apps_has_an_english_translation(scope: str) -> None:
+    fresh, po = app_extracted(scope), app_english(scope)
+    assert len([m for m in fresh if m.id]) > 50, "extraction found too few messages: check babel-apps.cfg"
+    missing, wrong = [], []
+    for message in fresh:
+        if not message.id:
+            continue
+        known = po.get(message.id, message.context)
+        ids = _as_tuple(message.id)
+        strings = _as_tuple(known.string) if known is not None else ()
+        if known is None or known.fuzzy or len(strings) != len(ids) or not all(strings):
+            missing.append(f"{ids[0]!r} ({_where(message)})")
+            continue
+        for msgid, msgstr in zip(ids, strings, strict=True):
+            if placeholders(msgid) != placeholders(msgstr):
+                wrong.append(f"{msgid!r} -> {msgstr!r} ({_where(message)})")
+    assert not missing, f"{len(missing)} message(s) of {scope} without an English translation " \
+                        f"(run `make messages`, then translate):\n" + "\n".join(missing)
+    assert not wrong, "placeholders differ:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("scope", APP_CATALOGS)
+def test_the_apps_catalogs_have_no_fuzzy_or_empty_entries_and_compile(scope: str) -> None:
+    po = app_english(scope)
+    assert not [m.id for m in po if m.id and m.fuzzy]
+    assert not [m.id for m in po if m.id and not all(_as_tuple(m.string))]
+    assert po.num_plurals == 2
+    with tempfile.TemporaryFile() as out:
+        write_mo(out, po)
+        assert out.tell() > 0
+    assert not [(m.id, errors) for m, errors in po.check() if errors]
+
+
+def test_the_apps_read_the_portal_s_language_cookie() -> None:
+    """One cookie for the four services: a choice made on the portal follows the person to the apps."""
+    from idp.ui import LANG_COOKIE as IDP_COOKIE
+    from shared.i18n import LANG_COOKIE
+
+    assert LANG_COOKIE == IDP_COOKIE

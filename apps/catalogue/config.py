@@ -6,7 +6,7 @@ from __future__ import annotations
 DATABASE_URL = "sqlite:///var/catalogue.sqlite3"
 
 SSO_APP_NAME = "catalogue"
-SSO_APP_TITLE = "Catalogue de l'offre de formation"
+SSO_APP_TITLE = "Catalogue de l'offre de formation"  # shown translated (catalogue/index.html has the msgid)
 OIDC_CLIENT_ID = "catalogue"
 OIDC_CLIENT_SECRET = "catalogue-demo-secret"  # noqa: S105 - the demo client seeded by `idp demo seed`
 # Its API receives SAM's awarded offers (SPEC §9: POST /api/v1/actions, scope catalogue:write);

@@ -19,35 +19,36 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from apps.catalogue import referential
 from apps.catalogue.models import Contact, Offer, OfferVersion, Organisation
-from shared import DomainError, check_version, utcnow
+from shared import N_, DomainError, check_version, utcnow
 
-ENTRY_MODES = {"fixes": "Entrées et sorties à dates fixes", "permanentes": "Entrées et sorties permanentes"}
-RECRUITMENT = {"1": "Ouvert", "2": "Fermé", "3": "Suspendu"}  # LHEO dict-etat-recrutement
-TEACHING = {"0": "En présentiel", "1": "Mixte (présentiel et à distance)", "2": "Entièrement à distance"}
-PATHS = {"1": "En groupe", "2": "Individualisé", "3": "Modularisé", "4": "Mixte"}  # LHEO dict-type-parcours
+ENTRY_MODES = {"fixes": N_("Entrées et sorties à dates fixes"), "permanentes": N_("Entrées et sorties permanentes")}
+RECRUITMENT = {"1": N_("Ouvert"), "2": N_("Fermé"), "3": N_("Suspendu")}  # LHEO dict-etat-recrutement
+TEACHING = {"0": N_("En présentiel"), "1": N_("Mixte (présentiel et à distance)"), "2": N_("Entièrement à distance")}
+PATHS = {"1": N_("En groupe"), "2": N_("Individualisé"), "3": N_("Modularisé"), "4": N_("Mixte")}  # LHEO dict-type-parcours
 LEVELS = {  # LHEO dict-niveaux
-    "0": "Information non communiquée", "1": "Sans niveau spécifique", "2": "Niveau VI (illettrisme, analphabétisme)",
-    "3": "Niveau V bis (préqualification)", "4": "Niveau V (CAP, BEP)", "5": "Niveau IV (baccalauréat, BP, BT)",
-    "6": "Niveau III (BTS, DUT)", "7": "Niveau II (licence, maîtrise)", "8": "Niveau I (supérieur à la maîtrise)",
+    "0": N_("Information non communiquée"), "1": N_("Sans niveau spécifique"), "2": N_("Niveau VI (illettrisme, analphabétisme)"),
+    "3": N_("Niveau V bis (préqualification)"), "4": N_("Niveau V (CAP, BEP)"), "5": N_("Niveau IV (baccalauréat, BP, BT)"),
+    "6": N_("Niveau III (BTS, DUT)"), "7": N_("Niveau II (licence, maîtrise)"), "8": N_("Niveau I (supérieur à la maîtrise)"),
 }
 PUBLICS = {  # Formacode V10 codes of public visé (LHEO code-public-vise, ref="V10")
-    "83056": "Tout public", "80006": "Demandeur d'emploi", "80009": "Demandeur d'emploi moins de 26 ans",
-    "80003": "Demandeur d'emploi plus de 26 ans", "80005": "Bénéficiaire du revenu de solidarité active",
-    "81020": "Handicapé", "81024": "Jeune", "82044": "Salarié", "82045": "Salarié en reconversion",
-    "82027": "Public dans le cadre du contrat d'apprentissage",
-    "82029": "Public dans le cadre du contrat de professionnalisation", "82055": "Agent de la fonction publique",
-    "81050": "Particulier, individuel",
+    "83056": N_("Tout public"), "80006": N_("Demandeur d'emploi"), "80009": N_("Demandeur d'emploi moins de 26 ans"),
+    "80003": N_("Demandeur d'emploi plus de 26 ans"), "80005": N_("Bénéficiaire du revenu de solidarité active"),
+    "81020": N_("Handicapé"), "81024": N_("Jeune"), "82044": N_("Salarié"), "82045": N_("Salarié en reconversion"),
+    "82027": N_("Public dans le cadre du contrat d'apprentissage"),
+    "82029": N_("Public dans le cadre du contrat de professionnalisation"), "82055": N_("Agent de la fonction publique"),
+    "81050": N_("Particulier, individuel"),
 }
-DECISIONS = {"pending": "En attente de validation", "published": "Publiée", "returned": "Renvoyée pour correction",
-             "replaced": "Remplacée avant décision"}
-STATUSES = {"pending": "En attente de validation", "returned": "Renvoyée pour correction", "published": "Publiée",
-            "draft": "Brouillon"}
-ONE_CONTACT = "Indiquez un et un seul contact pour cette session : choisissez un interlocuteur ou saisissez-en un."
+DECISIONS = {"pending": N_("En attente de validation"), "published": N_("Publiée"), "returned": N_("Renvoyée pour correction"),
+             "replaced": N_("Remplacée avant décision")}
+STATUSES = {"pending": N_("En attente de validation"), "returned": N_("Renvoyée pour correction"), "published": N_("Publiée"),
+            "draft": N_("Brouillon")}
+ONE_CONTACT = N_("Indiquez un et un seul contact pour cette session : choisissez un interlocuteur ou saisissez-en un.")
 
 
 class CatalogueError(DomainError):
@@ -139,23 +140,25 @@ def formation_part(data: FormationData) -> dict[str, Any]:
     if data.certification_key:
         found = referential.certification(data.certification_key)
         if found is None:
-            raise Invalid("Cette certification n'est pas dans le référentiel.", "certification_key")
+            raise Invalid(N_("Cette certification n'est pas dans le référentiel."), "certification_key")
         certification = {"key": found.key, "label": found.label, "rncp": found.rncp, "certifinfo": found.certifinfo,
                          "level": found.level}
     if data.certifying and certification is None:
-        raise Invalid("Une formation certifiante prépare une certification : choisissez-la dans le référentiel.",
+        raise Invalid(N_("Une formation certifiante prépare une certification : choisissez-la dans le référentiel."),
                       "certification_key")
     codes: dict[str, list[str]] = {}
     for kind, values, limit in (("formacode", data.formacodes, 5), ("rome", data.romes, 5), ("nsf", data.nsf, 3)):
         known, unknown = referential.clean_codes(kind, values, limit)
         if unknown:
-            raise Invalid(f"Code{'s' if len(unknown) > 1 else ''} {referential.KINDS[kind]} inconnu{'s' if len(unknown) > 1 else ''} "
-                          f"du référentiel : {', '.join(unknown)}.", f"{kind}s" if kind != "nsf" else "nsf")
+            message = (N_("Codes %(kind)s inconnus du référentiel : %(codes)s.") if len(unknown) > 1
+                       else N_("Code %(kind)s inconnu du référentiel : %(codes)s."))
+            raise Invalid(message, f"{kind}s" if kind != "nsf" else "nsf", kind=referential.KINDS[kind],
+                          codes=", ".join(unknown))
         codes[kind] = known
     if data.entry_level not in LEVELS:
-        raise Invalid("Niveau d'entrée inconnu.", "entry_level")
+        raise Invalid(N_("Niveau d'entrée inconnu."), "entry_level")
     if data.path not in PATHS:
-        raise Invalid("Type de parcours inconnu.", "path")
+        raise Invalid(N_("Type de parcours inconnu."), "path")
     return {
         "title": data.title.strip(), "objectives": data.objectives.strip(), "content": data.content.strip(),
         "expected_results": data.expected_results.strip(), "prerequisites": data.prerequisites.strip(),
@@ -169,7 +172,7 @@ def apply_certification(data: FormationData, key: str) -> FormationData:
     """Picking a certification fills the title (its official label) and the domain codes (seed 004)."""
     found = referential.certification(key)
     if found is None:
-        raise Invalid("Cette certification n'est pas dans le référentiel.", "certification_key")
+        raise Invalid(N_("Cette certification n'est pas dans le référentiel."), "certification_key")
     data.certification_key = found.key
     data.certifying = True
     data.title = found.label
@@ -196,15 +199,15 @@ def action_part(data: ActionData, key: str, sessions: list[dict[str, Any]] | Non
     :raises Invalid: an unknown entry mode, public or teaching mode, a bad postal code.
     """
     if data.entry_mode not in ENTRY_MODES:
-        raise Invalid("Choisissez la modalité d'entrée : dates fixes ou entrées permanentes.", "entry_mode")
+        raise Invalid(N_("Choisissez la modalité d'entrée : dates fixes ou entrées permanentes."), "entry_mode")
     unknown = [p for p in data.publics if p not in PUBLICS]
     if unknown or not data.publics:
-        raise Invalid("Choisissez au moins un public visé dans la liste.", "publics")
+        raise Invalid(N_("Choisissez au moins un public visé dans la liste."), "publics")
     if data.teaching_mode not in TEACHING:
-        raise Invalid("Modalité d'enseignement inconnue.", "teaching_mode")
+        raise Invalid(N_("Modalité d'enseignement inconnue."), "teaching_mode")
     check_postal_code(data.postal_code, "postal_code")
     if data.hours is not None and not 0 < data.hours <= 10000:
-        raise Invalid("La durée en heures doit être comprise entre 1 et 10 000.", "hours")
+        raise Invalid(N_("La durée en heures doit être comprise entre 1 et 10 000."), "hours")
     return {
         "key": key, "place_name": data.place_name.strip(), "address": data.address.strip(),
         "postal_code": data.postal_code.strip(), "city": data.city.strip(), "publics": list(dict.fromkeys(data.publics))[:10],
@@ -224,7 +227,7 @@ def action_data(action: dict[str, Any]) -> ActionData:
 def check_postal_code(value: str, field_name: str) -> None:
     value = value.strip()
     if not (len(value) == 5 and value.isdigit()):
-        raise Invalid("Le code postal comporte 5 chiffres.", field_name)
+        raise Invalid(N_("Le code postal comporte 5 chiffres."), field_name)
 
 
 def resolve_contact(organisation: Organisation, contact_ids: list[str], new: ContactData | None) -> dict[str, Any]:
@@ -240,12 +243,12 @@ def resolve_contact(organisation: Organisation, contact_ids: list[str], new: Con
     if typed:
         assert new is not None
         if not new.name.strip() or not (new.phone.strip() or new.email.strip()):
-            raise Invalid("Pour un nouveau contact, indiquez son nom et un téléphone ou un courriel.", "contact")
+            raise Invalid(N_("Pour un nouveau contact, indiquez son nom et un téléphone ou un courriel."), "contact")
         return {"contact_id": None, "name": new.name.strip(), "function": new.function.strip(),
                 "phone": new.phone.strip(), "email": new.email.strip()}
     contact = next((c for c in organisation.contacts if str(c.id) == chosen[0]), None)
     if contact is None:
-        raise Invalid("Ce contact n'est pas un interlocuteur de l'organisme.", "contact")
+        raise Invalid(N_("Ce contact n'est pas un interlocuteur de l'organisme."), "contact")
     return contact_snapshot(contact)
 
 
@@ -260,9 +263,9 @@ def session_part(organisation: Organisation, data: SessionData, key: str) -> dic
     :raises Invalid: with the field concerned.
     """
     if data.end < data.start:
-        raise Invalid("La date de fin doit être postérieure ou égale à la date de début.", "end")
+        raise Invalid(N_("La date de fin doit être postérieure ou égale à la date de début."), "end")
     if data.recruitment not in RECRUITMENT:
-        raise Invalid("État du recrutement inconnu.", "recruitment")
+        raise Invalid(N_("État du recrutement inconnu."), "recruitment")
     check_postal_code(data.registration_postal_code, "registration_postal_code")
     contact = resolve_contact(organisation, data.contact_ids, data.new_contact)
     return {"key": key, "start": data.start.isoformat(), "end": data.end.isoformat(),
@@ -287,7 +290,7 @@ def find_action(doc: dict[str, Any], key: str) -> dict[str, Any]:
     """:raises NotFound: no such action in the document."""
     action = next((a for a in doc["actions"] if a["key"] == key), None)
     if action is None:
-        raise NotFound("Cette action n'existe pas.")
+        raise NotFound(N_("Cette action n'existe pas."))
     return action
 
 
@@ -295,7 +298,7 @@ def find_session(action: dict[str, Any], key: str) -> dict[str, Any]:
     """:raises NotFound: no such session in the action."""
     found = next((s for s in action["sessions"] if s["key"] == key), None)
     if found is None:
-        raise NotFound("Cette session n'existe pas.")
+        raise NotFound(N_("Cette session n'existe pas."))
     return found
 
 
@@ -430,7 +433,7 @@ def pending_version(session: Session, offer: Offer) -> OfferVersion:
     """:raises Invalid: nothing awaits a decision."""
     version = session.get(OfferVersion, offer.pending_version_id) if offer.pending_version_id else None
     if version is None:
-        raise Invalid("Aucune modification de cette offre n'attend de décision.")
+        raise Invalid(N_("Aucune modification de cette offre n'attend de décision."))
     return version
 
 
@@ -461,7 +464,7 @@ def return_for_correction(session: Session, offer: Offer, *, actor: str, comment
     """
     check_version(offer, expected_version)
     if not comment.strip():
-        raise Invalid("Expliquez à l'organisme ce qu'il doit corriger.", "comment")
+        raise Invalid(N_("Expliquez à l'organisme ce qu'il doit corriger."), "comment")
     version = pending_version(session, offer)
     version.decision, version.decided_by, version.decided_at = "returned", actor, utcnow()
     version.comment = comment.strip()
@@ -477,18 +480,19 @@ def published_document(session: Session, offer: Offer) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------- history: field-by-field differences
+# Computed when the history page is shown, in the page's language (nothing of it is stored).
 
 FIELD_LABELS = {
-    "title": "Intitulé", "objectives": "Objectifs", "content": "Contenu", "expected_results": "Résultats attendus",
-    "prerequisites": "Prérequis", "certifying": "Certifiante", "certification": "Certification",
-    "formacodes": "Formacode", "romes": "ROME", "nsf": "NSF", "entry_level": "Niveau d'entrée", "path": "Parcours",
-    "keywords": "Mots-clés", "place_name": "Lieu", "address": "Adresse", "postal_code": "Code postal", "city": "Ville",
-    "publics": "Public visé", "public_info": "Précisions sur le public", "entry_mode": "Modalité d'entrée",
-    "rhythm": "Rythme", "teaching_mode": "Enseignement", "hours": "Durée (heures)",
-    "entry_level_required": "Niveau d'entrée obligatoire", "accessibility": "Accessibilité", "transport": "Transport",
-    "accommodation": "Hébergement", "catering": "Restauration", "funders": "Financeurs", "start": "Début",
-    "end": "Fin", "registration_address": "Adresse d'inscription", "registration_postal_code": "Code postal d'inscription",
-    "registration_city": "Ville d'inscription", "recruitment": "Recrutement", "contact": "Contact",
+    "title": N_("Intitulé"), "objectives": N_("Objectifs"), "content": N_("Contenu"), "expected_results": N_("Résultats attendus"),
+    "prerequisites": N_("Prérequis"), "certifying": N_("Certifiante"), "certification": N_("Certification"),
+    "formacodes": N_("Formacode"), "romes": N_("ROME"), "nsf": N_("NSF"), "entry_level": N_("Niveau d'entrée"), "path": N_("Parcours"),
+    "keywords": N_("Mots-clés"), "place_name": N_("Lieu"), "address": N_("Adresse"), "postal_code": N_("Code postal"), "city": N_("Ville"),
+    "publics": N_("Public visé"), "public_info": N_("Précisions sur le public"), "entry_mode": N_("Modalité d'entrée"),
+    "rhythm": N_("Rythme"), "teaching_mode": N_("Enseignement"), "hours": N_("Durée (heures)"),
+    "entry_level_required": N_("Niveau d'entrée obligatoire"), "accessibility": N_("Accessibilité"), "transport": N_("Transport"),
+    "accommodation": N_("Hébergement"), "catering": N_("Restauration"), "funders": N_("Financeurs"), "start": N_("Début"),
+    "end": N_("Fin"), "registration_address": N_("Adresse d'inscription"), "registration_postal_code": N_("Code postal d'inscription"),
+    "registration_city": N_("Ville d'inscription"), "recruitment": N_("Recrutement"), "contact": N_("Contact"),
 }
 
 
@@ -496,7 +500,7 @@ def _show(name: str, value: Any) -> str:
     if value in (None, "", [], {}):
         return "—"
     if isinstance(value, bool):
-        return "oui" if value else "non"
+        return _("oui") if value else _("non")
     if name == "certification" and isinstance(value, dict):
         return str(value.get("label", ""))
     if name == "contact" and isinstance(value, dict):
@@ -504,14 +508,18 @@ def _show(name: str, value: Any) -> str:
     if name in ("start", "end"):
         return date.fromisoformat(value).strftime("%d/%m/%Y")
     if name == "entry_mode":
-        return ENTRY_MODES.get(value, value)
+        return _(ENTRY_MODES[value]) if value in ENTRY_MODES else value
     if name == "recruitment":
-        return RECRUITMENT.get(value, value)
+        return _(RECRUITMENT[value]) if value in RECRUITMENT else value
     if name == "publics":
-        return ", ".join(PUBLICS.get(v, v) for v in value)
+        return ", ".join(_(PUBLICS[v]) if v in PUBLICS else v for v in value)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def _label(name: str) -> str:
+    return _(FIELD_LABELS[name]) if name in FIELD_LABELS else name
 
 
 def _flatten(doc: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
@@ -520,20 +528,22 @@ def _flatten(doc: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
     if not doc:
         return out
     for name, value in doc["formation"].items():
-        out[f"f.{name}"] = (f"Formation › {FIELD_LABELS.get(name, name)}", _show(name, value))
+        out[f"f.{name}"] = (_("Formation › %(field)s", field=_label(name)), _show(name, value))
     for action in doc["actions"]:
         where = action.get("city") or action["key"]
         for name, value in action.items():
             if name in ("key", "sessions"):
                 continue
-            out[f"a.{action['key']}.{name}"] = (f"Action ({where}) › {FIELD_LABELS.get(name, name)}", _show(name, value))
+            out[f"a.{action['key']}.{name}"] = (_("Action (%(place)s) › %(field)s", place=where, field=_label(name)),
+                                                _show(name, value))
         for item in action["sessions"]:
             when = _show("start", item["start"])
             for name, value in item.items():
                 if name == "key":
                     continue
-                out[f"s.{item['key']}.{name}"] = (f"Action ({where}) › Session du {when} › {FIELD_LABELS.get(name, name)}",
-                                                  _show(name, value))
+                out[f"s.{item['key']}.{name}"] = (
+                    _("Action (%(place)s) › Session du %(date)s › %(field)s", place=where, date=when, field=_label(name)),
+                    _show(name, value))
     return out
 
 

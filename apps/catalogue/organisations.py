@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from apps.catalogue import referential
 from apps.catalogue.models import ChangeRequest, Contact, Organisation, RecordEvent
 from apps.catalogue.offers import Invalid, check_postal_code
-from shared import ApiUnavailable, ServiceClient, check_version, utcnow
+from shared import N_, ApiUnavailable, ServiceClient, check_version, utcnow
 
-TOPICS = {"identification": "Identification (SIRET, numéro de déclaration d'activité)",
-          "rattachement": "Structures de rattachement", "interlocuteurs": "Interlocuteurs"}
+TOPICS = {"identification": N_("Identification (SIRET, numéro de déclaration d'activité)"),
+          "rattachement": N_("Structures de rattachement"), "interlocuteurs": N_("Interlocuteurs")}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ATTESTATION_DAYS = 365
 
@@ -99,11 +99,11 @@ def update_identification(session: Session, organisation: Organisation, data: Id
     check_version(organisation, expected_version)
     values = {k: v.strip() for k, v in asdict(data).items()}
     if not values["name"]:
-        raise Invalid("La raison sociale est obligatoire.", "name")
+        raise Invalid(N_("La raison sociale est obligatoire."), "name")
     if values["postal_code"]:
         check_postal_code(values["postal_code"], "postal_code")
     if values["email"] and not EMAIL.match(values["email"]):
-        raise Invalid("Saisissez une adresse e-mail valide.", "email")
+        raise Invalid(N_("Saisissez une adresse e-mail valide."), "email")
     return _apply(session, organisation, values, actor, "Identification modifiée")
 
 
@@ -117,7 +117,7 @@ def update_potential(session: Session, organisation: Organisation, potential: st
     items = []
     for key, comment in certifications:
         if referential.certification(key) is None:
-            raise Invalid("Cette certification n'est pas dans le référentiel.", "certifications")
+            raise Invalid(N_("Cette certification n'est pas dans le référentiel."), "certifications")
         items.append({"key": key, "comment": comment.strip()[:500]})
     return _apply(session, organisation, {"potential": potential.strip(), "certification_keys": items}, actor,
                   "Infos OF modifiées")
@@ -175,9 +175,9 @@ def request_change(session: Session, organisation: Organisation, topic: str, tex
     :raises Invalid: unknown topic, empty text.
     """
     if topic not in TOPICS:
-        raise Invalid("Choisissez l'objet de la demande.", "topic")
+        raise Invalid(N_("Choisissez l'objet de la demande."), "topic")
     if not text.strip():
-        raise Invalid("Décrivez la modification demandée.", "text")
+        raise Invalid(N_("Décrivez la modification demandée."), "text")
     request = ChangeRequest(organisation_id=organisation.id, topic=topic, text=text.strip()[:4000], requested_by=actor,
                             requested_email=email)
     session.add(request)
@@ -194,21 +194,21 @@ def decide_request(session: Session, request: ChangeRequest, *, accept: bool, an
     :raises Invalid: already handled, a refusal without an answer, a malformed NDA or SIRET.
     """
     if request.status != "pending":
-        raise Invalid("Cette demande a déjà été traitée.")
+        raise Invalid(N_("Cette demande a déjà été traitée."))
     if not accept and not answer.strip():
-        raise Invalid("Expliquez le refus à l'organisme.", "answer")
+        raise Invalid(N_("Expliquez le refus à l'organisme."), "answer")
     organisation = request.organisation
     changes: list[list[str]] = []
     if accept and nda.strip():
         if not re.fullmatch(r"\d{11}", nda.strip()):
-            raise Invalid("Le numéro de déclaration d'activité comporte 11 chiffres.", "nda")
+            raise Invalid(N_("Le numéro de déclaration d'activité comporte 11 chiffres."), "nda")
         changes.append(["Numéro de déclaration d'activité", organisation.nda or "—", nda.strip()])
         organisation.nda = nda.strip()
     if accept and siret.strip() and siret.strip() != organisation.siret:
         if not re.fullmatch(r"\d{14}", siret.strip()):
-            raise Invalid("Le SIRET comporte 14 chiffres.", "siret")
+            raise Invalid(N_("Le SIRET comporte 14 chiffres."), "siret")
         if find(session, siret.strip()) is not None:
-            raise Invalid("Une autre fiche porte déjà ce SIRET.", "siret")
+            raise Invalid(N_("Une autre fiche porte déjà ce SIRET."), "siret")
         changes.append(["SIRET", organisation.siret, siret.strip()])
         organisation.siret = siret.strip()
     request.status = "done" if accept else "refused"
@@ -224,11 +224,11 @@ def add_contact(session: Session, organisation: Organisation, *, last_name: str,
     :raises Invalid: no name, or neither phone nor mail.
     """
     if not last_name.strip():
-        raise Invalid("Le nom de l'interlocuteur est obligatoire.", "last_name")
+        raise Invalid(N_("Le nom de l'interlocuteur est obligatoire."), "last_name")
     if not (phone.strip() or email.strip()):
-        raise Invalid("Indiquez un téléphone ou un courriel.", "phone")
+        raise Invalid(N_("Indiquez un téléphone ou un courriel."), "phone")
     if email.strip() and not EMAIL.match(email.strip()):
-        raise Invalid("Saisissez une adresse e-mail valide.", "email")
+        raise Invalid(N_("Saisissez une adresse e-mail valide."), "email")
     contact = Contact(last_name=last_name.strip(), first_name=first_name.strip(), civility=civility.strip(),
                       function=function.strip(), phone=phone.strip(), email=email.strip())
     organisation.contacts.append(contact)

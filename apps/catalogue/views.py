@@ -23,6 +23,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -55,6 +56,7 @@ from apps.catalogue.models import (
 from apps.catalogue.offers import CatalogueError, Invalid
 from shared import (
     CONFLICT_MESSAGE,
+    N_,
     Identity,
     RoleMissing,
     ServiceClient,
@@ -63,16 +65,18 @@ from shared import (
     form_view,
     login_required,
     parse_id,
+    plural,
     requires_role,
     send_mail,
+    translated,
     utcnow,
 )
 
 bp = Blueprint("catalogue", __name__, template_folder="templates")
 PARIS = ZoneInfo("Europe/Paris")
 ROLES = ANY
-TABS = {"identification": "Identification", "administratif": "Infos administratives",
-        "interlocuteurs": "Interlocuteurs", "infos-of": "Infos OF", "historique": "Historique"}
+TABS = {"identification": N_("Identification"), "administratif": N_("Infos administratives"),
+        "interlocuteurs": N_("Interlocuteurs"), "infos-of": N_("Infos OF"), "historique": N_("Historique")}
 
 
 def _identity() -> Identity:
@@ -96,9 +100,11 @@ def _links_ttl() -> timedelta:
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"STATUSES": offers.STATUSES, "DECISIONS": offers.DECISIONS, "ENTRY_MODES": offers.ENTRY_MODES,
-            "RECRUITMENT": offers.RECRUITMENT, "PUBLICS": offers.PUBLICS, "LEVELS": offers.LEVELS,
-            "TEACHING": offers.TEACHING, "PATHS": offers.PATHS, "TOPICS": organisations.TOPICS, "TABS": TABS,
+    return {"STATUSES": translated(offers.STATUSES), "DECISIONS": translated(offers.DECISIONS),
+            "ENTRY_MODES": translated(offers.ENTRY_MODES), "RECRUITMENT": translated(offers.RECRUITMENT),
+            "PUBLICS": translated(offers.PUBLICS), "LEVELS": translated(offers.LEVELS),
+            "TEACHING": translated(offers.TEACHING), "PATHS": translated(offers.PATHS),
+            "TOPICS": translated(organisations.TOPICS), "TABS": translated(TABS),
             "code_label": referential.label, "certification": referential.certification,
             "as_date": lambda value: date.fromisoformat(value).strftime("%d/%m/%Y") if value else "—"}
 
@@ -177,7 +183,7 @@ def _search_criteria() -> tuple[search.Criteria, list[str]]:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            errors.append(f"Date incorrecte : « {value[:20]} » (format aaaa-mm-jj).")
+            errors.append(_("Date incorrecte : « %(value)s » (format aaaa-mm-jj).", value=value[:20]))
             return None
 
     certifying = {"oui": True, "non": False}.get(args.get("certifiante", ""))
@@ -363,12 +369,12 @@ def organisation_tab(siret: str, tab: str) -> Any:
     else:
         abort(405)
     if not changes:
-        flash("Aucune modification : la fiche n'a pas été enregistrée.", "info")
+        flash(_("Aucune modification : la fiche n'a pas été enregistrée."), "info")
         return redirect(url_for("catalogue.organisation_tab", siret=siret, tab=tab))
     _mail_record(organisation, changes)
     db.session.commit()
-    flash("Fiche enregistrée. Un courriel de confirmation vous est envoyé ; le Carif-Oref en est informé."
-          + (" Le nom de l'organisme est mis à jour dans la recherche." if name_changed else ""), "success")
+    flash(_("Fiche enregistrée. Un courriel de confirmation vous est envoyé ; le Carif-Oref en est informé.")
+          + (" " + _("Le nom de l'organisme est mis à jour dans la recherche.") if name_changed else ""), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab=tab))
 
 
@@ -400,7 +406,7 @@ def change_request(siret: str) -> Any:
         send_mail("request_received", recipient, organisation=organisation, topic=organisations.TOPICS[form.topic.data],
                   text=form.text.data, actor=_actor(), link=url_for("catalogue.moderation", _external=True))
     db.session.commit()
-    flash("Votre demande est transmise au Carif-Oref, qui procédera aux modifications après contrôle.", "success")
+    flash(_("Votre demande est transmise au Carif-Oref, qui procédera aux modifications après contrôle."), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab=tab))
 
 
@@ -422,7 +428,7 @@ def attest(siret: str) -> Any:
         form.version.data = organisation.version
         return _render_record(organisation, rights, "historique", 409, attestation=form, conflict=CONFLICT_MESSAGE)
     db.session.commit()
-    flash("Merci : la vérification de votre fiche est enregistrée.", "success")
+    flash(_("Merci : la vérification de votre fiche est enregistrée."), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab="historique"))
 
 
@@ -444,7 +450,7 @@ def add_contact(siret: str) -> Any:
         return _render_record(organisation, rights, "interlocuteurs", 422, contact_form=form,
                               conflict=_field_error(form, exc))
     db.session.commit()
-    flash("Interlocuteur ajouté.", "success")
+    flash(_("Interlocuteur ajouté."), "success")
     return redirect(url_for("catalogue.organisation_tab", siret=siret, tab="interlocuteurs"))
 
 
@@ -527,7 +533,7 @@ def new_offer(siret: str) -> Any:
                                message=_field_error(form, exc)), 422
     _mail_saved(offer)
     db.session.commit()
-    flash("Formation enregistrée et transmise au Carif-Oref pour validation. Ajoutez maintenant une action et ses sessions.",
+    flash(_("Formation enregistrée et transmise au Carif-Oref pour validation. Ajoutez maintenant une action et ses sessions."),
           "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
@@ -582,7 +588,7 @@ def edit_formation(offer_id: str) -> Any:
         db.session.rollback()
         return render_template("catalogue/formation_form.html", form=form, organisation=offer.organisation, offer=offer,
                                message=_field_error(form, exc)), 422
-    flash("Formation enregistrée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Formation enregistrée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
 
@@ -629,7 +635,7 @@ def edit_action(offer_id: str, key: str | None) -> Any:
         db.session.rollback()
         return render_template("catalogue/action_form.html", form=form, offer=offer, key=key,
                                message=_field_error(form, exc)), 422
-    flash("Action enregistrée." + ("" if key else " Ajoutez maintenant ses sessions."), "success")
+    flash(_("Action enregistrée.") + ("" if key else " Ajoutez maintenant ses sessions."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id, _anchor=f"action-{new}"))
 
 
@@ -696,7 +702,7 @@ def edit_session(offer_id: str, action_key: str, key: str | None) -> Any:
         if exc.field == "contact":
             return _render_session(offer, action, key, form, 422, chosen, contact_error=exc.message)
         return _render_session(offer, action, key, form, 422, chosen, message=_field_error(form, exc))
-    flash("Session enregistrée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Session enregistrée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id, _anchor=f"action-{action_key}"))
 
 
@@ -712,7 +718,7 @@ def duplicate_session(offer_id: str, action_key: str, key: str) -> Any:
         _save(offer, doc, form.version.data)
     except offers.NotFound:
         abort(404)
-    flash("Session dupliquée : indiquez ses nouvelles dates.", "success")
+    flash(_("Session dupliquée : indiquez ses nouvelles dates."), "success")
     return redirect(url_for("catalogue.edit_session", offer_id=offer.id, action_key=action_key, key=new))
 
 
@@ -727,7 +733,7 @@ def delete_session(offer_id: str, action_key: str, key: str) -> Any:
         _save(offer, offers.without_session(offer.document, action_key, key), form.version.data)
     except offers.NotFound:
         abort(404)
-    flash("Session supprimée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Session supprimée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
 
@@ -742,7 +748,7 @@ def delete_action(offer_id: str, key: str) -> Any:
         _save(offer, offers.without_action(offer.document, key), form.version.data)
     except offers.NotFound:
         abort(404)
-    flash("Action supprimée : la modification attend la validation du Carif-Oref.", "success")
+    flash(_("Action supprimée : la modification attend la validation du Carif-Oref."), "success")
     return redirect(url_for("catalogue.offer", offer_id=offer.id))
 
 
@@ -816,7 +822,8 @@ def publish(offer_id: str) -> Any:
     search.reindex_offer(db.session, offer, _today())
     _decision_mail(offer, version)
     db.session.commit()
-    flash(f"Version {version.number} publiée : elle est visible dans la recherche publique et l'export LHEO.", "success")
+    flash(_("Version %(number)d publiée : elle est visible dans la recherche publique et l'export LHEO.",
+            number=version.number), "success")
     return redirect(url_for("catalogue.moderation"))
 
 
@@ -843,7 +850,7 @@ def return_offer(offer_id: str) -> Any:
         return redirect(url_for("catalogue.offer", offer_id=offer.id))
     _decision_mail(offer, version)
     db.session.commit()
-    flash("La modification est renvoyée à l'organisme avec votre commentaire.", "success")
+    flash(_("La modification est renvoyée à l'organisme avec votre commentaire."), "success")
     return redirect(url_for("catalogue.moderation"))
 
 
@@ -857,7 +864,7 @@ def decide_request(request_id: str) -> Any:
         abort(404)
     form = RequestDecisionForm()
     if not form.validate():
-        flash("Choisissez une décision.", "error")
+        flash(_("Choisissez une décision."), "error")
         return redirect(url_for("catalogue.moderation"))
     try:
         organisations.decide_request(db.session, change, accept=form.decision.data == "accept",
@@ -871,7 +878,7 @@ def decide_request(request_id: str) -> Any:
         send_mail("request_decided", recipient, change=change, organisation=change.organisation,
                   topic=organisations.TOPICS[change.topic])
     db.session.commit()
-    flash("Demande traitée ; l'organisme en est informé par courriel.", "success")
+    flash(_("Demande traitée ; l'organisme en est informé par courriel."), "success")
     return redirect(url_for("catalogue.moderation"))
 
 
@@ -882,7 +889,7 @@ def send_reminders() -> Any:
     PlainForm()
     count = remind(utcnow())
     db.session.commit()
-    flash(f"{count} rappel{'s' if count > 1 else ''} envoyé{'s' if count > 1 else ''}.", "success")
+    flash(plural(_("%(num)d rappel envoyé.", num=count), _("%(num)d rappels envoyés.", num=count), count), "success")
     return redirect(url_for("catalogue.moderation"))
 
 

@@ -18,6 +18,7 @@ from apps.repernet.models import LegalDocument, StructureRecord
 from apps.repernet.reference import DOCUMENT_KINDS, LEGAL_CATEGORIES, required_documents
 from shared import (
     JPEG,
+    N_,
     PDF,
     PNG,
     ApiConflict,
@@ -51,7 +52,7 @@ def clean_siret(value: str) -> str:
     try:
         return str(siret_number.validate(value or ""))
     except ValidationError:
-        raise InvalidInput("Le SIRET doit comporter 14 chiffres et être valide (clé de contrôle).", "siret") from None
+        raise InvalidInput(N_("Le SIRET doit comporter 14 chiffres et être valide (clé de contrôle)."), "siret") from None
 
 
 @dataclass
@@ -102,14 +103,14 @@ def register(session: Session, api: ServiceClient, data: Registration, *, actor:
     """
     siret = clean_siret(data.siret)
     if find_record(session, siret) is not None:
-        raise Conflict("Cette structure (SIRET déjà enregistré) existe déjà dans REPERNET.", "siret")
+        raise Conflict(N_("Cette structure (SIRET déjà enregistré) existe déjà dans REPERNET."), "siret")
     parent = None
     if not data.is_siege:
         parent = session.scalar(select(StructureRecord).where(StructureRecord.siren == siret[:9],
                                                               StructureRecord.is_siege.is_(True)))
         if parent is None:
-            raise InvalidInput(f"Le siège de cette entreprise (SIREN {siret[:9]}) n'est pas encore enregistré : "
-                               "enregistrez d'abord le siège social.", "is_siege")
+            raise InvalidInput(N_("Le siège de cette entreprise (SIREN %(siren)s) n'est pas encore enregistré : "
+                                  "enregistrez d'abord le siège social."), "is_siege", siren=siret[:9])
     record = StructureRecord(siret=siret, siren=siret[:9], is_siege=data.is_siege, parent=parent,
                              domain=data.domain, subdomain=data.subdomain, action=data.action,
                              admin_first_name=data.admin_first_name, admin_last_name=data.admin_last_name,
@@ -124,10 +125,12 @@ def register(session: Session, api: ServiceClient, data: Registration, *, actor:
     try:
         created = idp_api.create_structure(api, payload)
     except ApiConflict:
-        raise Conflict("Une structure avec ce SIRET existe déjà sur le portail : rattachez-vous à elle "
-                       "depuis le portail plutôt que de la créer.", "siret") from None
+        raise Conflict(N_("Une structure avec ce SIRET existe déjà sur le portail : rattachez-vous à elle "
+                          "depuis le portail plutôt que de la créer."), "siret") from None
     except ApiInvalid as exc:
-        raise InvalidInput(f"Le portail a refusé ces informations : {exc.detail or 'données invalides'}.") from None
+        if exc.detail:
+            raise InvalidInput(N_("Le portail a refusé ces informations : %(detail)s."), detail=exc.detail) from None
+        raise InvalidInput(N_("Le portail a refusé ces informations : données invalides.")) from None
     record.idp_structure_id = str(created.get("id") or "") or None
     return record
 
@@ -174,7 +177,9 @@ class DocumentStatus:
 
     @property
     def label_status(self) -> str:
-        return {"manquant": "Manquant", "expiré": "Expiré", "fourni": "Fourni", "examiné": "Examiné"}[self.status]
+        """In French: the templates show it translated (`_(s.label_status)`)."""
+        return {"manquant": N_("Manquant"), "expiré": N_("Expiré"), "fourni": N_("Fourni"),
+                "examiné": N_("Examiné")}[self.status]
 
 
 def document_statuses(record: StructureRecord, today: date) -> list[DocumentStatus]:
@@ -205,12 +210,12 @@ def store_document(session: Session, files_dir: Path, record: StructureRecord, k
     :raises shared.UploadRefused: empty, too big, or not of an accepted type (by content).
     """
     if kind not in {k.code for k in required_documents(record.legal_category)}:
-        raise InvalidInput("Cette pièce n'est pas demandée pour cette catégorie juridique.", "file")
+        raise InvalidInput(N_("Cette pièce n'est pas demandée pour cette catégorie juridique."), "file")
     document_kind = DOCUMENT_KINDS[kind]
     if document_kind.valid_months is not None and issued_on is None:
-        raise InvalidInput("Indiquez la date de délivrance de ce document.", "issued_on")
+        raise InvalidInput(N_("Indiquez la date de délivrance de ce document."), "issued_on")
     if issued_on is not None and issued_on > today:
-        raise InvalidInput("La date de délivrance ne peut pas être dans le futur.", "issued_on")
+        raise InvalidInput(N_("La date de délivrance ne peut pas être dans le futur."), "issued_on")
     upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
     storage_name = f"{kind}-{upload.sha256}.{upload.extension}"
     store(files_dir / str(record.id), storage_name, upload.content)
@@ -244,7 +249,8 @@ def mark_reviewed(record: StructureRecord, reviewer: str) -> StructureRecord:
 
 
 def legal_category_label(code: str) -> str:
-    return LEGAL_CATEGORIES.get(code, ("Catégorie inconnue", ()))[0]
+    """In French (the API's); pages translate it."""
+    return LEGAL_CATEGORIES.get(code, (N_("Catégorie inconnue"), ()))[0]
 
 
 def record_summary(record: StructureRecord, today: date) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -35,6 +36,7 @@ from shared import (
     ServiceClient,
     StaleVersion,
     UploadRefused,
+    accepted_label,
     check_access,
     check_version,
     current_identity,
@@ -42,6 +44,8 @@ from shared import (
     form_view,
     login_required,
     requires_role,
+    signing_keys,
+    size_label,
     switch_url,
 )
 
@@ -60,7 +64,7 @@ def _actor() -> str:
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"legal_category_label": registry.legal_category_label}
+    return {"legal_category_label": lambda code: _(registry.legal_category_label(code))}
 
 
 @bp.get("/", endpoint="index")
@@ -82,7 +86,7 @@ def _idp_return(value: str | None) -> str | None:
 
 
 def _render_registration(form: RegistrationForm, status: int, error: str | None = None) -> tuple[str, int]:
-    question, token = new_challenge(current_app.config["SECRET_KEY"])
+    question, token = new_challenge(signing_keys(current_app))
     form.challenge_token.data = token
     form.challenge_answer.data = ""
     return render_template("repernet/register.html", form=form, question=question, error=error,
@@ -100,7 +104,7 @@ def register_structure() -> Any:
         form.return_to.data = request.args.get("return_to", "")[:2000]
         return _render_registration(form, 200)
     valid = form.validate()
-    challenge_error = check_challenge(current_app.config["SECRET_KEY"], form.challenge_token.data or "",
+    challenge_error = check_challenge(signing_keys(current_app), form.challenge_token.data or "",
                                       form.challenge_answer.data or "", form.website.data or "",
                                       min_seconds=current_app.config["CHALLENGE_MIN_SECONDS"])
     if challenge_error:
@@ -111,7 +115,7 @@ def register_structure() -> Any:
         except registry.InvalidInput as exc:
             form.siret.errors = [exc.message]
     if valid and (form.domain.data, form.subdomain.data, form.action.data) not in ACTIONS:
-        form.action.errors = ["Cette action n'existe pas pour ce domaine et ce sous-domaine."]
+        form.action.errors = [_("Cette action n'existe pas pour ce domaine et ce sous-domaine.")]
     if not valid or challenge_error or form.siret.errors or form.action.errors:
         return _render_registration(form, 422)
     data = registry.Registration(
@@ -134,8 +138,8 @@ def register_structure() -> Any:
                                     None if field is not None else exc.message)
     except ApiUnavailable:
         db.session.rollback()
-        return _render_registration(form, 503, "Le portail ne répond pas pour le moment : vos saisies sont "
-                                               "conservées, validez à nouveau dans quelques instants.")
+        return _render_registration(form, 503, _("Le portail ne répond pas pour le moment : vos saisies sont "
+                                                 "conservées, validez à nouveau dans quelques instants."))
     db.session.commit()
     back = _idp_return(form.return_to.data)
     if back:
@@ -203,7 +207,7 @@ def my_structure() -> Any:
     identity = current_identity()
     assert identity is not None
     if identity.structure is None:
-        return forbidden(message="Vous n'êtes rattaché à aucune structure sur le portail.")
+        return forbidden(message=_("Vous n'êtes rattaché à aucune structure sur le portail."))
     return redirect(url_for("repernet.record", siret=identity.structure.siret))
 
 
@@ -248,7 +252,7 @@ def edit_record(siret: str) -> Any:
         current = registry.find_record(db.session, siret)
         return render_template("repernet/edit.html", form=form, record=current, siret=siret,
                                conflict=CONFLICT_MESSAGE), 409
-    flash("La fiche de la structure est enregistrée.", "success")
+    flash(_("La fiche de la structure est enregistrée."), "success")
     return redirect(url_for("repernet.record", siret=siret), 303)
 
 
@@ -263,7 +267,7 @@ def _documents_page(found: StructureRecord, rights: Rights, status: int = 200, e
     return render_template(
         "repernet/documents.html", record=found, rights=rights, statuses=registry.document_statuses(found, _today()),
         error_kind=error_kind, error=error, form=form or DocumentForm(formdata=None),
-        max_mb=current_app.config["MAX_DOCUMENT_BYTES"] // (1024 * 1024), accepted=registry.ACCEPTED_TYPES,
+        max_mb=current_app.config["MAX_DOCUMENT_BYTES"] // (1024 * 1024), accepted=accepted_label(registry.ACCEPTED),
     ), status
 
 
@@ -294,15 +298,15 @@ def upload_document(siret: str, kind: str) -> Any:
     try:
         request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
     except RequestEntityTooLarge:
-        return _documents_page(found, rights, 413, kind, "Le fichier dépasse la taille maximale de "
-                               f"{current_app.config['MAX_DOCUMENT_BYTES'] // (1024 * 1024)} Mo.")
+        return _documents_page(found, rights, 413, kind, _("Le fichier dépasse la taille maximale de %(size)s.",
+                                                           size=size_label(current_app.config["MAX_DOCUMENT_BYTES"])))
     form = DocumentForm()
     if not form.validate():
         errors = [e for field in (form.csrf_token, form.issued_on) for e in field.errors]
-        return _documents_page(found, rights, 422, kind, " ".join(errors) or "Formulaire invalide.", form)
+        return _documents_page(found, rights, 422, kind, " ".join(str(e) for e in errors) or _("Formulaire invalide."), form)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _documents_page(found, rights, 422, kind, "Choisissez un fichier à déposer.", form)
+        return _documents_page(found, rights, 422, kind, _("Choisissez un fichier à déposer."), form)
     try:
         registry.store_document(db.session, _files_dir(), found, kind, upload.filename, upload.stream,
                                 issued_on=form.issued_on.data, today=_today(),
@@ -312,7 +316,7 @@ def upload_document(siret: str, kind: str) -> Any:
         too_large = isinstance(exc, UploadRefused) and exc.too_large
         return _documents_page(found, rights, 413 if too_large else 422, kind, exc.message, form)
     db.session.commit()
-    flash(f"Pièce « {DOCUMENT_KINDS[kind].label} » enregistrée.", "success")
+    flash(_("Pièce « %(label)s » enregistrée.", label=_(DOCUMENT_KINDS[kind].label)), "success")
     return redirect(url_for("repernet.documents", siret=siret), 303)
 
 
@@ -355,9 +359,9 @@ def review(siret: str) -> Any:
     found = _record_or_404(siret)
     form = ReviewForm()
     if not form.validate():
-        flash("Le formulaire a expiré : recommencez.", "error")
+        flash(_("Le formulaire a expiré : recommencez."), "error")
         return redirect(url_for("repernet.record", siret=siret), 303)
     registry.mark_reviewed(found, _actor())
     db.session.commit()
-    flash("Fiche marquée comme examinée.", "success")
+    flash(_("Fiche marquée comme examinée."), "success")
     return redirect(url_for("repernet.record", siret=siret), 303)

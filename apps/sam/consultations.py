@@ -34,7 +34,7 @@ from apps.sam.models import (
     Question,
     Withdrawal,
 )
-from shared import OFFICE, PDF, ZIP, DomainError, paris, read_upload, size_label, store
+from shared import N_, OFFICE, PDF, ZIP, DomainError, paris, read_upload, size_label, store
 
 
 class SamError(DomainError):
@@ -126,14 +126,14 @@ def _apply(consultation: Consultation, data: ConsultationData) -> None:
 
 def _check_dates(data: ConsultationData) -> None:
     if data.question_deadline > data.response_deadline:
-        raise InvalidInput("La date limite des questions doit précéder la date limite de remise des offres.",
+        raise InvalidInput(N_("La date limite des questions doit précéder la date limite de remise des offres."),
                            "question_deadline")
 
 
 def _check_reference(session: Session, reference: str, consultation_id: int | None = None) -> None:
     found = session.scalar(select(Consultation.id).where(Consultation.reference == reference))
     if found is not None and found != consultation_id:
-        raise InvalidInput("Cette référence est déjà celle d'une autre consultation.", "reference")
+        raise InvalidInput(N_("Cette référence est déjà celle d'une autre consultation."), "reference")
 
 
 def create_consultation(session: Session, data: ConsultationData, *, actor: Actor, now: datetime) -> Consultation:
@@ -153,9 +153,10 @@ def create_consultation(session: Session, data: ConsultationData, *, actor: Acto
     return consultation
 
 
-def _require_draft(consultation: Consultation, what: str) -> None:
+def _require_draft(consultation: Consultation, message: str) -> None:
+    """:param message: "… n'est possible que sur un brouillon …", marked N_."""
     if consultation.status != DRAFT:
-        raise NotAllowed(f"{what} n'est possible que sur un brouillon : après publication, publiez un avis rectificatif.")
+        raise NotAllowed(message)
 
 
 def update_draft(session: Session, consultation: Consultation, data: ConsultationData, *, actor: Actor,
@@ -165,7 +166,7 @@ def update_draft(session: Session, consultation: Consultation, data: Consultatio
     :raises NotAllowed: the consultation is no longer a draft.
     :raises InvalidInput: see `create_consultation`.
     """
-    _require_draft(consultation, "La modification directe")
+    _require_draft(consultation, N_("La modification directe n'est possible que sur un brouillon : après publication, publiez un avis rectificatif."))
     _check_dates(data)
     _check_reference(session, data.reference, consultation.id)
     changes = _changes(consultation, data)
@@ -178,13 +179,13 @@ def update_draft(session: Session, consultation: Consultation, data: Consultatio
 
 def _check_lot(consultation: Consultation, data: LotData, lot: Lot | None = None) -> None:
     if data.unit not in UNITS:
-        raise InvalidInput("Choisissez une unité d'œuvre : FORP, HSTA ou HGRO.", "unit")
+        raise InvalidInput(N_("Choisissez une unité d'œuvre : FORP, HSTA ou HGRO."), "unit")
     if not 0 < data.number <= 999:
-        raise InvalidInput("Le numéro de lot est compris entre 1 et 999.", "number")
+        raise InvalidInput(N_("Le numéro de lot est compris entre 1 et 999."), "number")
     if data.volume < 0:
-        raise InvalidInput("Le volume estimé ne peut pas être négatif.", "volume")
+        raise InvalidInput(N_("Le volume estimé ne peut pas être négatif."), "volume")
     if any(other.number == data.number and other is not lot for other in consultation.lots):
-        raise InvalidInput(f"Le lot n° {data.number} existe déjà dans cette consultation.", "number")
+        raise InvalidInput(N_("Le lot n° %(number)d existe déjà dans cette consultation."), "number", number=data.number)
 
 
 def _lot_line(lot: Lot | LotData) -> str:
@@ -196,7 +197,7 @@ def add_lot(session: Session, consultation: Consultation, data: LotData, *, acto
 
     :raises NotAllowed: not a draft. :raises InvalidInput: duplicate number, unknown unit.
     """
-    _require_draft(consultation, "L'ajout d'un lot")
+    _require_draft(consultation, N_("L'ajout d'un lot n'est possible que sur un brouillon : après publication, publiez un avis rectificatif."))
     _check_lot(consultation, data)
     lot = Lot(number=data.number, title=data.title, unit=data.unit, place=data.place, volume=data.volume)
     consultation.lots.append(lot)
@@ -209,7 +210,7 @@ def add_lot(session: Session, consultation: Consultation, data: LotData, *, acto
 def update_lot(session: Session, consultation: Consultation, lot: Lot, data: LotData, *, actor: Actor,
                now: datetime) -> Lot:
     """Change a lot of a draft."""
-    _require_draft(consultation, "La modification d'un lot")
+    _require_draft(consultation, N_("La modification d'un lot n'est possible que sur un brouillon : après publication, publiez un avis rectificatif."))
     _check_lot(consultation, data, lot)
     before = _lot_line(lot)
     lot.number, lot.title, lot.unit, lot.place, lot.volume = data.number, data.title, data.unit, data.place, data.volume
@@ -221,7 +222,7 @@ def update_lot(session: Session, consultation: Consultation, lot: Lot, data: Lot
 
 def remove_lot(session: Session, consultation: Consultation, lot: Lot, *, actor: Actor, now: datetime) -> None:
     """Remove a lot from a draft."""
-    _require_draft(consultation, "La suppression d'un lot")
+    _require_draft(consultation, N_("La suppression d'un lot n'est possible que sur un brouillon : après publication, publiez un avis rectificatif."))
     consultation.lots.remove(lot)
     audit(consultation, actor, "Suppression d'un lot", _lot_line(lot), now=now)
     search.reindex(session, consultation)
@@ -234,11 +235,11 @@ def publish(session: Session, consultation: Consultation, *, actor: Actor, now: 
 
     :raises NotAllowed: not a draft, no lot, deadlines already passed.
     """
-    _require_draft(consultation, "La publication")
+    _require_draft(consultation, N_("La publication n'est possible que sur un brouillon : après publication, publiez un avis rectificatif."))
     if not consultation.lots:
-        raise NotAllowed("Ajoutez au moins un lot avant de publier la consultation.")
+        raise NotAllowed(N_("Ajoutez au moins un lot avant de publier la consultation."))
     if consultation.response_deadline <= now or consultation.question_deadline <= now:
-        raise NotAllowed("Les dates limites sont passées : reportez-les avant de publier la consultation.")
+        raise NotAllowed(N_("Les dates limites sont passées : reportez-les avant de publier la consultation."))
     consultation.status = PUBLISHED
     consultation.published_at = now
     audit(consultation, actor, "Publication", f"Date limite de remise des offres : {paris(consultation.response_deadline)}",
@@ -268,21 +269,21 @@ def amend(session: Session, consultation: Consultation, data: ConsultationData, 
     :raises InvalidInput: no reason, nothing changed, deadline too close, dates out of order.
     """
     if consultation.state(now) != PUBLISHED:
-        raise NotAllowed("Un avis rectificatif ne peut être publié que sur une consultation en cours.")
+        raise NotAllowed(N_("Un avis rectificatif ne peut être publié que sur une consultation en cours."))
     if not reason.strip():
-        raise InvalidInput("Indiquez le motif de l'avis rectificatif.", "reason")
+        raise InvalidInput(N_("Indiquez le motif de l'avis rectificatif."), "reason")
     _check_dates(data)
     _check_reference(session, data.reference, consultation.id)
     if data.reference != consultation.reference:
-        raise InvalidInput("La référence d'une consultation publiée ne change pas.", "reference")
+        raise InvalidInput(N_("La référence d'une consultation publiée ne change pas."), "reference")
     floor = minimum_deadline(now, min_days)
     if data.response_deadline < floor:
         raise InvalidInput(
-            f"Un avis rectificatif doit laisser au moins {min_days} jours avant la date limite de remise des "
-            f"offres : reportez-la au {paris(floor)} au plus tôt.", "response_deadline")
+            N_("Un avis rectificatif doit laisser au moins %(days)d jours avant la date limite de remise des "
+               "offres : reportez-la au %(date)s au plus tôt."), "response_deadline", days=min_days, date=paris(floor))
     changes = _changes(consultation, data)
     if not changes:
-        raise InvalidInput("L'avis rectificatif ne modifie rien : changez au moins un champ.")
+        raise InvalidInput(N_("L'avis rectificatif ne modifie rien : changez au moins un champ."))
     amendment = Amendment(published_at=now, reason=reason.strip(), changes="\n".join(changes),
                           previous_deadline=consultation.response_deadline, new_deadline=data.response_deadline,
                           actor=actor.name)
@@ -304,18 +305,18 @@ def amend_lot(session: Session, consultation: Consultation, lot: Lot, data: LotD
     :raises InvalidInput: no reason, nothing changed, deadline too close, lot rules.
     """
     if consultation.state(now) != PUBLISHED:
-        raise NotAllowed("Un avis rectificatif ne peut être publié que sur une consultation en cours.")
+        raise NotAllowed(N_("Un avis rectificatif ne peut être publié que sur une consultation en cours."))
     if not reason.strip():
-        raise InvalidInput("Indiquez le motif de l'avis rectificatif.", "reason")
+        raise InvalidInput(N_("Indiquez le motif de l'avis rectificatif."), "reason")
     _check_lot(consultation, data, lot)
     deadline = new_deadline or consultation.response_deadline
     floor = minimum_deadline(now, min_days)
     if deadline < floor:
         raise InvalidInput(
-            f"Un avis rectificatif doit laisser au moins {min_days} jours avant la date limite de remise des "
-            f"offres : reportez-la au {paris(floor)} au plus tôt.", "response_deadline")
+            N_("Un avis rectificatif doit laisser au moins %(days)d jours avant la date limite de remise des "
+               "offres : reportez-la au %(date)s au plus tôt."), "response_deadline", days=min_days, date=paris(floor))
     if deadline < consultation.question_deadline:
-        raise InvalidInput("La date limite des questions doit précéder la date limite de remise des offres.",
+        raise InvalidInput(N_("La date limite des questions doit précéder la date limite de remise des offres."),
                            "response_deadline")
     changes = []
     if _lot_line(lot) != _lot_line(data):
@@ -324,7 +325,7 @@ def amend_lot(session: Session, consultation: Consultation, lot: Lot, data: LotD
         changes.append(f"{FIELD_LABELS['response_deadline']} : « {paris(consultation.response_deadline)} » → "
                        f"« {paris(deadline)} »")
     if not changes:
-        raise InvalidInput("L'avis rectificatif ne modifie rien : changez au moins un champ.")
+        raise InvalidInput(N_("L'avis rectificatif ne modifie rien : changez au moins un champ."))
     amendment = Amendment(published_at=now, reason=reason.strip(), changes="\n".join(changes),
                           previous_deadline=consultation.response_deadline, new_deadline=deadline, actor=actor.name)
     consultation.amendments.append(amendment)
@@ -343,9 +344,9 @@ def cancel(session: Session, consultation: Consultation, reason: str, *, actor: 
     :raises NotAllowed: already cancelled or decided. :raises InvalidInput: no reason.
     """
     if consultation.status not in (DRAFT, PUBLISHED):
-        raise NotAllowed("Cette consultation ne peut plus être annulée.")
+        raise NotAllowed(N_("Cette consultation ne peut plus être annulée."))
     if not reason.strip():
-        raise InvalidInput("Indiquez le motif de l'annulation.", "reason")
+        raise InvalidInput(N_("Indiquez le motif de l'annulation."), "reason")
     consultation.status = CANCELLED
     consultation.cancelled_at, consultation.cancel_reason = now, reason.strip()
     consultation.updated_at = now
@@ -363,13 +364,14 @@ def decide_lot(session: Session, consultation: Consultation, lot: Lot, outcome: 
     :raises InvalidInput: unknown outcome, awarded without an awardee.
     """
     if consultation.state(now) != CLOSED:
-        raise NotAllowed("Un lot ne peut être attribué ou déclaré infructueux qu'une fois la consultation clôturée.")
+        raise NotAllowed(N_("Un lot ne peut être attribué ou déclaré infructueux qu'une fois la consultation clôturée."))
     if lot.status != LOT_OPEN:
-        raise NotAllowed(f"Le lot n° {lot.number} a déjà été {lot.status_label.lower()}.")
+        raise NotAllowed(N_("Le lot n° %(number)d a déjà été attribué.") if lot.status == AWARDED
+                         else N_("Le lot n° %(number)d a déjà été infructueux."), number=lot.number)
     if outcome not in (AWARDED, UNSUCCESSFUL):
-        raise InvalidInput("Choisissez : attribuer le lot ou le déclarer infructueux.", "outcome")
+        raise InvalidInput(N_("Choisissez : attribuer le lot ou le déclarer infructueux."), "outcome")
     if outcome == AWARDED and not awardee.strip():
-        raise InvalidInput("Indiquez l'attributaire du lot.", "awardee")
+        raise InvalidInput(N_("Indiquez l'attributaire du lot."), "awardee")
     lot.status, lot.awardee, lot.decided_at = outcome, awardee.strip() if outcome == AWARDED else "", now
     detail = f"Lot {lot.number} attribué à {lot.awardee}" if outcome == AWARDED else f"Lot {lot.number} infructueux"
     audit(consultation, actor, "Décision sur un lot", detail, now=now)
@@ -383,7 +385,7 @@ def decide_lot(session: Session, consultation: Consultation, lot: Lot, outcome: 
 # ---------------------------------------------------------------- tender documents (DCE)
 
 ACCEPTED = (PDF, ZIP, *OFFICE)  # read from the content by the shell's upload path
-ACCEPTED_TYPES = "PDF, ZIP ou document bureautique (Word, Excel, PowerPoint, OpenDocument)"
+ACCEPTED_TYPES = N_("PDF, ZIP ou document bureautique (Word, Excel, PowerPoint, OpenDocument)")
 
 
 def store_dce(session: Session, files_dir: Path, consultation: Consultation, filename: str, stream: IO[bytes], *,
@@ -395,7 +397,7 @@ def store_dce(session: Session, files_dir: Path, consultation: Consultation, fil
     :raises shared.UploadRefused: empty, too big, or not an accepted type (by content).
     """
     if consultation.state(now) not in (DRAFT, PUBLISHED):
-        raise NotAllowed("Le DCE ne peut plus être modifié : la consultation n'est plus en cours.")
+        raise NotAllowed(N_("Le DCE ne peut plus être modifié : la consultation n'est plus en cours."))
     upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
     storage_name = f"{upload.sha256}.{upload.extension}"
     store(files_dir / str(consultation.id), storage_name, upload.content)
@@ -463,12 +465,12 @@ def ask(session: Session, consultation: Consultation, text: str, *, asker: Actor
     :raises NotAllowed: not open for questions. :raises InvalidInput: empty or too long.
     """
     if not consultation.accepts_questions(now):
-        raise NotAllowed("Les questions sont closes pour cette consultation : la date limite des questions est passée.")
+        raise NotAllowed(N_("Les questions sont closes pour cette consultation : la date limite des questions est passée."))
     text = text.strip()
     if not text:
-        raise InvalidInput("Saisissez votre question.", "text")
+        raise InvalidInput(N_("Saisissez votre question."), "text")
     if len(text) > MAX_QUESTION:
-        raise InvalidInput(f"{MAX_QUESTION} caractères au maximum.", "text")
+        raise InvalidInput(N_("%(num)d caractères au maximum."), "text", num=MAX_QUESTION)
     question = Question(text=text, asked_at=now, asker_sub=asker.sub, asker_email=asker.email,
                         structure_siret=asker.structure_siret, structure_name=asker.structure_name)
     consultation.questions.append(question)
@@ -484,12 +486,12 @@ def answer(session: Session, consultation: Consultation, question: Question, tex
     :raises NotAllowed: the consultation was cancelled. :raises InvalidInput: empty answer.
     """
     if consultation.status == CANCELLED:
-        raise NotAllowed("Cette consultation est annulée.")
+        raise NotAllowed(N_("Cette consultation est annulée."))
     text = text.strip()
     if not text:
-        raise InvalidInput("Saisissez la réponse.", "answer")
+        raise InvalidInput(N_("Saisissez la réponse."), "answer")
     if len(text) > MAX_QUESTION:
-        raise InvalidInput(f"{MAX_QUESTION} caractères au maximum.", "answer")
+        raise InvalidInput(N_("%(num)d caractères au maximum."), "answer", num=MAX_QUESTION)
     corrected = question.answered_at is not None
     question.answer, question.answered_at, question.answered_by = text, now, actor.name
     audit(consultation, actor, "Correction d'une réponse" if corrected else "Réponse à une question",

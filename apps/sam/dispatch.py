@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from apps.sam.models import CatalogueDispatch
-from shared import ApiError, ApiInvalid, ServiceClient
+from shared import N_, ApiError, ApiInvalid, ServiceClient
 
 log = logging.getLogger(__name__)
 PENDING, SENT, REJECTED = "pending", "sent", "rejected"
-STATUS_LABELS = {PENDING: "En attente d'envoi au Catalogue", SENT: "Transmise au Catalogue (en modération)",
-                 REJECTED: "Refusée par le Catalogue"}
+STATUS_LABELS = {PENDING: N_("En attente d'envoi au Catalogue"), SENT: N_("Transmise au Catalogue (en modération)"),
+                 REJECTED: N_("Refusée par le Catalogue")}
 BASE_DELAY, MAX_DELAY = 30, 3600  # seconds
 
 

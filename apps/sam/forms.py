@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -40,34 +41,35 @@ from apps.sam.responses import (
     Site,
 )
 from shared import REQUIRED, Form, VersionedForm, choices, from_paris, optional, required
+from shared import lazy_gettext as _l
 
 DATETIME = "%Y-%m-%dT%H:%M"
-BAD_DATETIME = "Saisissez une date et une heure valides (jj/mm/aaaa hh:mm)."
+BAD_DATETIME = _l("Saisissez une date et une heure valides (jj/mm/aaaa hh:mm).")
 YEARS = range(2000, 2101)  # far dates would overflow the conversion to UTC (year 1, year 9999)
 
 
 def _check_deadline(field: Any) -> None:
-    """A French message for a malformed or out-of-range date-time (WTForms' own is English)."""
+    """Our message for a malformed or out-of-range date-time (WTForms' own is English)."""
     if field.errors and field.raw_data and field.raw_data[0]:
-        field.errors = [BAD_DATETIME]
+        field.errors = [str(BAD_DATETIME)]
     elif field.data is not None and field.data.year not in YEARS:
-        field.errors = [f"Saisissez une date entre {YEARS.start} et {YEARS.stop - 1}."]
+        field.errors = [_("Saisissez une date entre %(first)d et %(last)d.", first=YEARS.start, last=YEARS.stop - 1)]
 
 
-def _deadline(label: str) -> DateTimeLocalField:
+def _deadline(label: Any) -> DateTimeLocalField:
     return DateTimeLocalField(label, format=DATETIME, validators=[InputRequired(message=REQUIRED)])
 
 
 class ConsultationForm(VersionedForm):
     """A consultation's description and deadlines (times typed in Paris time)."""
 
-    reference = StringField("Référence", required(40), render_kw={"placeholder": "ex. 2027-FORM-012"})
-    title = StringField("Intitulé", required(200))
-    device = StringField("Dispositif", required(120), render_kw={"placeholder": "ex. Programme régional de formation"})
-    description = TextAreaField("Description", optional(10000))
-    question_deadline = _deadline("Date limite des questions (heure de Paris)")
-    response_deadline = _deadline("Date limite de remise des offres (heure de Paris)")
-    signature_required = BooleanField("Exiger la signature électronique (PAdES) des actes d'engagement au dépôt")
+    reference = StringField(_l("Référence"), required(40), render_kw={"placeholder": _l("ex. 2027-FORM-012")})
+    title = StringField(_l("Intitulé"), required(200))
+    device = StringField(_l("Dispositif"), required(120), render_kw={"placeholder": _l("ex. Programme régional de formation")})
+    description = TextAreaField(_l("Description"), optional(10000))
+    question_deadline = _deadline(_l("Date limite des questions (heure de Paris)"))
+    response_deadline = _deadline(_l("Date limite de remise des offres (heure de Paris)"))
+    signature_required = BooleanField(_l("Exiger la signature électronique (PAdES) des actes d'engagement au dépôt"))
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
@@ -88,25 +90,25 @@ class ConsultationForm(VersionedForm):
 class AmendmentForm(ConsultationForm):
     """An "avis rectificatif": the same fields, and its reason."""
 
-    reason = TextAreaField("Motif de l'avis rectificatif", required(2000))
+    reason = TextAreaField(_l("Motif de l'avis rectificatif"), required(2000))
 
 
 class LotForm(Form):
     """One lot: number, title, unit of work, place, estimated volume."""
 
-    number = IntegerField("N° de lot", validators=[InputRequired(message=REQUIRED),
-                                                  NumberRange(1, 999, message="Entre 1 et 999.")])
-    title = StringField("Intitulé du lot", required(200))
-    unit = SelectField("Unité d'œuvre", choices=choices(UNITS.items()), validators=[InputRequired(message=REQUIRED)])
-    place = StringField("Lieu d'exécution", optional(120))
-    volume = IntegerField("Volume estimé (en unités d'œuvre)", validators=[
-        Optional(), NumberRange(0, 10**9, message="Entre 0 et 1 000 000 000.")])
+    number = IntegerField(_l("N° de lot"), validators=[InputRequired(message=REQUIRED),
+                                                  NumberRange(1, 999, message=_l("Entre 1 et 999."))])
+    title = StringField(_l("Intitulé du lot"), required(200))
+    unit = SelectField(_l("Unité d'œuvre"), choices=choices((code, _l(label)) for code, label in UNITS.items()), validators=[InputRequired(message=REQUIRED)])
+    place = StringField(_l("Lieu d'exécution"), optional(120))
+    volume = IntegerField(_l("Volume estimé (en unités d'œuvre)"), validators=[
+        Optional(), NumberRange(0, 10**9, message=_l("Entre 0 et 1 000 000 000."))])
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
         for field in (self.number, self.volume):
             if field.errors and field.raw_data and field.raw_data[0] and not str(field.raw_data[0]).strip().isdigit():
-                field.errors = ["Saisissez un nombre entier."]
+                field.errors = [_("Saisissez un nombre entier.")]
         return ok
 
     def data_for_domain(self) -> LotData:
@@ -117,9 +119,9 @@ class LotForm(Form):
 class LotAmendmentForm(LotForm):
     """An "avis rectificatif" on one lot of a published consultation."""
 
-    response_deadline = DateTimeLocalField("Nouvelle date limite de remise des offres (heure de Paris), si reportée",
+    response_deadline = DateTimeLocalField(_l("Nouvelle date limite de remise des offres (heure de Paris), si reportée"),
                                            format=DATETIME, validators=[Optional()])
-    reason = TextAreaField("Motif de l'avis rectificatif", required(2000))
+    reason = TextAreaField(_l("Motif de l'avis rectificatif"), required(2000))
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
@@ -133,7 +135,7 @@ class LotAmendmentForm(LotForm):
 class ReasonForm(Form):
     """A reason (cancellation)."""
 
-    reason = TextAreaField("Motif", required(2000))
+    reason = TextAreaField(_l("Motif"), required(2000))
 
 
 class ActionForm(Form):
@@ -143,22 +145,22 @@ class ActionForm(Form):
 class DceForm(Form):
     """Upload a (new version of the) DCE."""
 
-    file = FileField("Fichier du DCE")
+    file = FileField(_l("Fichier du DCE"))
 
 
 class QuestionForm(Form):
-    text = TextAreaField("Votre question", required(MAX_QUESTION))
+    text = TextAreaField(_l("Votre question"), required(MAX_QUESTION))
 
 
 class AnswerForm(Form):
-    answer = TextAreaField("Réponse publiée", required(MAX_QUESTION))
+    answer = TextAreaField(_l("Réponse publiée"), required(MAX_QUESTION))
 
 
 class DecisionForm(Form):
-    outcome = RadioField("Décision", choices=[SelectChoice(AWARDED, "Attribuer le lot"),
-                                              SelectChoice(UNSUCCESSFUL, "Déclarer le lot infructueux")],
+    outcome = RadioField(_l("Décision"), choices=[SelectChoice(AWARDED, _l("Attribuer le lot")),
+                                              SelectChoice(UNSUCCESSFUL, _l("Déclarer le lot infructueux"))],
                          validators=[InputRequired(message=REQUIRED)])
-    awardee = StringField("Attributaire (si attribué)", optional(200))
+    awardee = StringField(_l("Attributaire (si attribué)"), optional(200))
 
 
 # ---------------------------------------------------------------- responses (issue 13)
@@ -169,10 +171,10 @@ class SiteRow(Form):
     class Meta(Form.Meta):
         csrf = False
 
-    name = StringField("Nom du site", optional(200))
-    address = StringField("Adresse (numéro et voie)", optional(200))
-    postal_code = StringField("Code postal", optional(5))
-    city = StringField("Ville", optional(100))
+    name = StringField(_l("Nom du site"), optional(200))
+    address = StringField(_l("Adresse (numéro et voie)"), optional(200))
+    postal_code = StringField(_l("Code postal"), optional(5))
+    city = StringField(_l("Ville"), optional(100))
 
     def value(self) -> Site:
         return Site(*((getattr(self, n).data or "").strip() for n in ("name", "address", "postal_code", "city")))
@@ -184,9 +186,9 @@ class MemberRow(Form):
     class Meta(Form.Meta):
         csrf = False
 
-    name = StringField("Dénomination", optional(200))
-    siret = StringField("SIRET", optional(14))
-    share = StringField("Répartition des prestations", optional(300))
+    name = StringField(_l("Dénomination"), optional(200))
+    siret = StringField(_l("SIRET"), optional(14))
+    share = StringField(_l("Répartition des prestations"), optional(300))
 
     def value(self) -> Member:
         return Member(*((getattr(self, n).data or "").strip() for n in ("name", "siret", "share")))
@@ -198,9 +200,9 @@ class SessionRow(Form):
     class Meta(Form.Meta):
         csrf = False
 
-    site = IntegerField("Site n°", validators=[Optional(), NumberRange(1, MAX_ROWS, message=f"Entre 1 et {MAX_ROWS}.")])
-    start = DateField("Début", validators=[Optional()])
-    end = DateField("Fin", validators=[Optional()])
+    site = IntegerField(_l("Site n°"), validators=[Optional(), NumberRange(1, MAX_ROWS, message=_l("Entre 1 et %(max)d.", max=MAX_ROWS))])
+    start = DateField(_l("Début"), validators=[Optional()])
+    end = DateField(_l("Fin"), validators=[Optional()])
 
     def value(self) -> SessionDates | None:
         if not (self.start.data or self.end.data):
@@ -209,7 +211,7 @@ class SessionRow(Form):
                             end=self.end.data.isoformat() if self.end.data else "")
 
 
-def _rows(form_class: type[Form], label: str) -> FieldList:
+def _rows(form_class: type[Form], label: Any) -> FieldList:
     return FieldList(FormField(form_class), label=label, min_entries=MAX_ROWS, max_entries=MAX_ROWS)
 
 
@@ -224,27 +226,27 @@ def _fill_rows(field_list: FieldList, rows: list[Any]) -> None:
 class CandidatureForm(VersionedForm):
     """The candidature (seed 003): candidate, group members, delivery sites (attachments apart)."""
 
-    legal_name = StringField("Dénomination (raison sociale)", optional(200))
-    legal_category = StringField("Forme juridique", optional(120))
-    ape_code = StringField("Code APE/NAF", optional(6))
-    address = StringField("Adresse du siège", optional(200))
-    postal_code = StringField("Code postal", optional(5))
-    city = StringField("Ville", optional(100))
-    representative = StringField("Représentant légal (prénom et nom)", optional(200))
-    representative_title = StringField("Qualité du représentant légal", optional(100))
-    signatory = StringField("Signataire habilité (prénom et nom)", optional(200))
-    signatory_title = StringField("Qualité du signataire", optional(100))
-    email = StringField("Courriel", optional(254))
-    phone = StringField("Téléphone", optional(25))
-    group_kind = RadioField("Type de candidature", choices=[SelectChoice(SOLO, "Candidat seul"),
-                                                            SelectChoice(GROUP, "Groupement (solidaire)")],
+    legal_name = StringField(_l("Dénomination (raison sociale)"), optional(200))
+    legal_category = StringField(_l("Forme juridique"), optional(120))
+    ape_code = StringField(_l("Code APE/NAF"), optional(6))
+    address = StringField(_l("Adresse du siège"), optional(200))
+    postal_code = StringField(_l("Code postal"), optional(5))
+    city = StringField(_l("Ville"), optional(100))
+    representative = StringField(_l("Représentant légal (prénom et nom)"), optional(200))
+    representative_title = StringField(_l("Qualité du représentant légal"), optional(100))
+    signatory = StringField(_l("Signataire habilité (prénom et nom)"), optional(200))
+    signatory_title = StringField(_l("Qualité du signataire"), optional(100))
+    email = StringField(_l("Courriel"), optional(254))
+    phone = StringField(_l("Téléphone"), optional(25))
+    group_kind = RadioField(_l("Type de candidature"), choices=[SelectChoice(SOLO, _l("Candidat seul")),
+                                                            SelectChoice(GROUP, _l("Groupement (solidaire)"))],
                             default=SOLO, validators=[InputRequired(message=REQUIRED)])
-    lead = SelectField("Mandataire du groupement", choices=[SelectChoice("0", "Le candidat"),
-                                                            *(SelectChoice(str(i), f"Membre n° {i}")
+    lead = SelectField(_l("Mandataire du groupement"), choices=[SelectChoice("0", _l("Le candidat")),
+                                                            *(SelectChoice(str(i), _l("Membre n° %(number)d", number=i))
                                                               for i in range(1, MAX_ROWS + 1))],
                        default="0", coerce=lambda v: int(v) if str(v).strip().isdigit() else 0)
-    members = _rows(MemberRow, "Membres du groupement")
-    sites = _rows(SiteRow, "Sites de réalisation")
+    members = _rows(MemberRow, _l("Membres du groupement"))
+    sites = _rows(SiteRow, _l("Sites de réalisation"))
 
     def fill(self, response: Any, data: CandidatureData) -> None:
         for name in CANDIDATURE_FIELDS:
@@ -271,32 +273,32 @@ class EuroField(DecimalField):
         super().process_formdata(valuelist)
         if self.data is not None and not self.data.is_finite():
             self.data = None
-            raise ValueError("Saisissez un nombre.")
+            raise ValueError(_("Saisissez un nombre."))
 
 
 class OfferForm(VersionedForm):
     """An offer on a lot: pedagogy, volumes, price per unit of work, sites, sessions, contact."""
 
-    formacode = StringField("Formacode (5 chiffres)", optional(5))
-    objectives = TextAreaField("Objectifs de la formation", optional(3000))
-    prerequisites = TextAreaField("Pré-requis", optional(3000))
-    content = TextAreaField("Contenu (modules et blocs de compétences)", optional(3000))
-    hours = IntegerField("Durée par stagiaire (heures)", validators=[Optional(), NumberRange(1, 10000, message="Entre 1 et 10 000.")])
-    headcount = IntegerField("Effectif prévu (stagiaires)", validators=[Optional(), NumberRange(1, 100000, message="Entre 1 et 100 000.")])
-    unit_price = EuroField("Prix unitaire HT (€) par unité d'œuvre", places=2,
-                              validators=[Optional(), NumberRange(0, 10**7, message="Entre 0 et 10 000 000 €.")])
-    accessibility = StringField("Accessibilité aux personnes en situation de handicap", optional(250))
-    contact_name = StringField("Contact des sessions (nom)", optional(100))
-    contact_phone = StringField("Téléphone du contact", optional(25))
-    contact_email = StringField("Courriel du contact", optional(254))
-    sites = _rows(SiteRow, "Sites de réalisation")
-    sessions = _rows(SessionRow, "Sessions prévues")
+    formacode = StringField(_l("Formacode (5 chiffres)"), optional(5))
+    objectives = TextAreaField(_l("Objectifs de la formation"), optional(3000))
+    prerequisites = TextAreaField(_l("Pré-requis"), optional(3000))
+    content = TextAreaField(_l("Contenu (modules et blocs de compétences)"), optional(3000))
+    hours = IntegerField(_l("Durée par stagiaire (heures)"), validators=[Optional(), NumberRange(1, 10000, message=_l("Entre 1 et 10 000."))])
+    headcount = IntegerField(_l("Effectif prévu (stagiaires)"), validators=[Optional(), NumberRange(1, 100000, message=_l("Entre 1 et 100 000."))])
+    unit_price = EuroField(_l("Prix unitaire HT (€) par unité d'œuvre"), places=2,
+                              validators=[Optional(), NumberRange(0, 10**7, message=_l("Entre 0 et 10 000 000 €."))])
+    accessibility = StringField(_l("Accessibilité aux personnes en situation de handicap"), optional(250))
+    contact_name = StringField(_l("Contact des sessions (nom)"), optional(100))
+    contact_phone = StringField(_l("Téléphone du contact"), optional(25))
+    contact_email = StringField(_l("Courriel du contact"), optional(254))
+    sites = _rows(SiteRow, _l("Sites de réalisation"))
+    sessions = _rows(SessionRow, _l("Sessions prévues"))
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
         for field in (self.hours, self.headcount, self.unit_price):
             if field.errors and field.raw_data and field.raw_data[0] and field.data is None:
-                field.errors = ["Saisissez un nombre."]
+                field.errors = [_("Saisissez un nombre.")]
         return ok
 
     def fill(self, offer: Any, data: OfferData) -> None:
@@ -321,26 +323,26 @@ class OfferForm(VersionedForm):
 
 
 class NewOfferForm(Form):
-    lot = SelectField("Lot", coerce=int, validators=[InputRequired(message=REQUIRED)])
+    lot = SelectField(_l("Lot"), coerce=int, validators=[InputRequired(message=REQUIRED)])
 
 
 class AttachmentForm(Form):
-    kind = SelectField("Type de pièce", validators=[InputRequired(message=REQUIRED)])
-    file = FileField("Fichier")
+    kind = SelectField(_l("Type de pièce"), validators=[InputRequired(message=REQUIRED)])
+    file = FileField(_l("Fichier"))
 
 
 class SignForm(Form):
     """Sign a document: with one's own PKCS#12 (never stored), or the demo certificate."""
 
-    certificate = FileField("Certificat personnel (PKCS#12, .p12 / .pfx) — facultatif en démonstration")
-    passphrase = PasswordField("Phrase secrète du certificat", validators=[Optional(), Length(max=200)])
+    certificate = FileField(_l("Certificat personnel (PKCS#12, .p12 / .pfx) — facultatif en démonstration"))
+    passphrase = PasswordField(_l("Phrase secrète du certificat"), validators=[Optional(), Length(max=200)])
 
 
 class VerifyForm(Form):
-    file = FileField("Document PDF signé")
+    file = FileField(_l("Document PDF signé"))
 
 
 class AdmissibilityForm(Form):
-    admissible = RadioField("Admissibilité", choices=[SelectChoice("1", "Admissible"), SelectChoice("0", "Non admissible")],
+    admissible = RadioField(_l("Admissibilité"), choices=[SelectChoice("1", _l("Admissible")), SelectChoice("0", _l("Non admissible"))],
                             validators=[InputRequired(message=REQUIRED)])
-    reason = TextAreaField("Motif", required(2000))
+    reason = TextAreaField(_l("Motif"), required(2000))

@@ -14,32 +14,33 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared import BigId, OwnedByStructure, Versioned, make_db, utcnow
+from shared import N_, BigId, OwnedByStructure, Versioned, make_db, utcnow
 
 db = make_db()
 
 ID = BigId  # the shell's 64-bit keys: an id from a URL never overflows a PostgreSQL lookup
 
+# Labels are French (stored in audit texts); pages show them translated, `_(label)`.
 # Units of work of a lot (SPEC §7): hours of training per trainee, per group, or a package.
 UNITS = {
-    "FORP": "Forfait de parcours (FORP)",
-    "HSTA": "Heure stagiaire (HSTA)",
-    "HGRO": "Heure groupe (HGRO)",
+    "FORP": N_("Forfait de parcours (FORP)"),
+    "HSTA": N_("Heure stagiaire (HSTA)"),
+    "HGRO": N_("Heure groupe (HGRO)"),
 }
 
 # Stored statuses; `closed` is computed from the deadline (see `Consultation.state`).
 DRAFT, PUBLISHED, CANCELLED, AWARDED, UNSUCCESSFUL = "draft", "published", "cancelled", "awarded", "unsuccessful"
 CLOSED = "closed"
 STATE_LABELS = {
-    DRAFT: "Brouillon",
-    PUBLISHED: "En cours",
-    CLOSED: "Clôturée",
-    AWARDED: "Attribuée",
-    UNSUCCESSFUL: "Infructueuse",
-    CANCELLED: "Annulée",
+    DRAFT: N_("Brouillon"),
+    PUBLISHED: N_("En cours"),
+    CLOSED: N_("Clôturée"),
+    AWARDED: N_("Attribuée"),
+    UNSUCCESSFUL: N_("Infructueuse"),
+    CANCELLED: N_("Annulée"),
 }
 LOT_OPEN = "open"
-LOT_LABELS = {LOT_OPEN: "En cours", AWARDED: "Attribué", UNSUCCESSFUL: "Infructueux"}
+LOT_LABELS = {LOT_OPEN: N_("En cours"), AWARDED: N_("Attribué"), UNSUCCESSFUL: N_("Infructueux")}
 
 
 class Consultation(OwnedByStructure, Versioned, db.Model):
@@ -218,10 +219,10 @@ class AuditEvent(db.Model):
 
 # A form (candidature, offer) is a draft until "Valider" finds nothing missing (seed 003, FAQ).
 FORM_DRAFT, FORM_VALIDATED = "draft", "validated"
-FORM_LABELS = {FORM_DRAFT: "Brouillon", FORM_VALIDATED: "Validé"}
+FORM_LABELS = {FORM_DRAFT: N_("Brouillon"), FORM_VALIDATED: N_("Validé")}
 # A response is being prepared, or submitted (sealed until the deadline, immutable).
 RESPONSE_PREPARING, RESPONSE_SUBMITTED = "preparing", "submitted"
-RESPONSE_LABELS = {RESPONSE_PREPARING: "En préparation", RESPONSE_SUBMITTED: "Déposée"}
+RESPONSE_LABELS = {RESPONSE_PREPARING: N_("En préparation"), RESPONSE_SUBMITTED: N_("Déposée")}
 
 
 class TenderResponse(OwnedByStructure, Versioned, db.Model):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -55,15 +56,17 @@ from shared import (
     ApiError,
     RoleMissing,
     StaleVersion,
-    check_access,
     check_version,
     current_identity,
     form_view,
     login_required,
-    paris,
+    one_of_or_404,
+    owned_or_404,
+    paris_shown,
     parse_id,
     send_mail,
     size_label,
+    translated,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,8 @@ def now() -> datetime:
 
 @bp.app_context_processor
 def response_helpers() -> dict[str, Any]:
-    return {"form_labels": FORM_LABELS, "response_labels": RESPONSE_LABELS, "dispatch_labels": dispatch.STATUS_LABELS,
+    return {"form_labels": translated(FORM_LABELS), "response_labels": translated(RESPONSE_LABELS),
+            "dispatch_labels": translated(dispatch.STATUS_LABELS),
             "candidature_kinds": domain.CANDIDATURE_ATTACHMENTS, "offer_kinds": domain.OFFER_ATTACHMENTS}
 
 
@@ -86,27 +90,15 @@ def response_helpers() -> dict[str, Any]:
 
 def _my_response(rid: str, roles: tuple[str, ...] = ORGANISME) -> TenderResponse:
     """A response of the person's current structure, with one of `roles`; another structure's is missing."""
-    response = db.session.get(TenderResponse, parse_id(rid))
-    if response is None:
-        abort(404)
-    check_access(current_identity(), response.structure_siret, roles)
-    return response
+    return owned_or_404(db.session, TenderResponse, rid, current_identity(), roles=roles)
 
 
 def _my_offer(response: TenderResponse, oid: str) -> Offer:
-    offer_id = parse_id(oid)
-    offer = next((o for o in response.offers if o.id == offer_id), None)
-    if offer is None:
-        abort(404)
-    return offer
+    return one_of_or_404(response.offers, oid)
 
 
 def _document(response: TenderResponse, did: str) -> GeneratedDocument:
-    document_id = parse_id(did)
-    document = next((d for d in response.documents if d.id == document_id), None)
-    if document is None:
-        abort(404)
-    return document
+    return one_of_or_404(response.documents, did)
 
 
 def _response_url(response: TenderResponse, anchor: str | None = None) -> str:
@@ -116,7 +108,7 @@ def _response_url(response: TenderResponse, anchor: str | None = None) -> str:
 def _form_ok() -> bool:
     if ActionForm().validate():
         return True
-    flash("Le formulaire a expiré : recommencez.", "error")
+    flash(_("Le formulaire a expiré : recommencez."), "error")
     return False
 
 
@@ -183,8 +175,8 @@ def respond(ident: str) -> Any:
         db.session.rollback()
         response = domain.find_response(db.session, consultation, identity.structure.siret)
         assert response is not None
-    flash("Votre réponse est créée : complétez la candidature, puis vos offres." if source != "repernet" else
-          "Votre réponse est créée ; l'identité et l'adresse de votre structure sont reprises de REPERNET.",
+    flash(_("Votre réponse est créée : complétez la candidature, puis vos offres.") if source != "repernet" else
+          _("Votre réponse est créée ; l'identité et l'adresse de votre structure sont reprises de REPERNET."),
           "success")
     return redirect(_response_url(response), 303)
 
@@ -197,15 +189,15 @@ def _response_page(response: TenderResponse, status: int = 200, **forms: Any) ->
     assert identity is not None
     taken = {o.lot_id for o in response.offers}
     new_offer = forms.get("new_offer") or NewOfferForm(formdata=None)
-    new_offer.lot.choices = [(lot.id, f"Lot n° {lot.number} — {lot.title}")
+    new_offer.lot.choices = [(lot.id, _("Lot n° %(number)d", number=lot.number) + f" — {lot.title}")
                              for lot in response.consultation.lots if lot.id not in taken]
     upload = forms.get("upload") or AttachmentForm(formdata=None)
-    upload.kind.choices = [("", "— Choisissez —"), *((k, v[0]) for k, v in domain.CANDIDATURE_ATTACHMENTS.items())]
+    upload.kind.choices = [("", _("— Choisissez —")), *((k, _(v[0])) for k, v in domain.CANDIDATURE_ATTACHMENTS.items())]
     offer_uploads = {}
     for offer in response.offers:
         form = forms.get("offer_upload") if forms.get("upload_for") == offer.id else None
         form = form or AttachmentForm(formdata=None)
-        form.kind.choices = [("", "— Choisissez —"), *((k, v[0]) for k, v in domain.OFFER_ATTACHMENTS.items())]
+        form.kind.choices = [("", _("— Choisissez —")), *((k, _(v[0])) for k, v in domain.OFFER_ATTACHMENTS.items())]
         offer_uploads[offer.id] = form
     c = response.consultation
     return render_template(
@@ -259,7 +251,7 @@ def candidature(rid: str) -> Any:
     except SamError as exc:
         db.session.rollback()
         return _candidature_page(response, form, 422, error=exc.message)
-    flash("La candidature est enregistrée (brouillon) : validez-la quand elle est complète.", "success")
+    flash(_("La candidature est enregistrée (brouillon) : validez-la quand elle est complète."), "success")
     return redirect(_response_url(response, "candidature"), 303)
 
 
@@ -276,7 +268,7 @@ def validate_candidature(rid: str) -> Response:
         db.session.commit()
     except SamError as exc:
         return _refused(exc, response, "candidature")
-    flash("La candidature est validée ; la lettre de candidature (DC1) est générée. Vous pouvez saisir vos offres.",
+    flash(_("La candidature est validée ; la lettre de candidature (DC1) est générée. Vous pouvez saisir vos offres."),
           "success")
     return redirect(_response_url(response, "candidature"), 303)
 
@@ -301,9 +293,9 @@ def add_offer(rid: str) -> Any:
         return _refused(exc, response, "offres")
     except IntegrityError:
         db.session.rollback()
-        flash(f"Votre réponse comporte déjà une offre sur le lot n° {lot.number}.", "error")
+        flash(_("Votre réponse comporte déjà une offre sur le lot n° %(number)d.", number=lot.number), "error")
         return redirect(_response_url(response, "offres"), 303)
-    flash(f"L'offre sur le lot n° {lot.number} est créée : complétez-la.", "success")
+    flash(_("L'offre sur le lot n° %(number)d est créée : complétez-la.", number=lot.number), "success")
     return redirect(url_for("sam.offer", rid=response.id, oid=offer.id), 303)
 
 
@@ -340,7 +332,7 @@ def offer(rid: str, oid: str) -> Any:
     except SamError as exc:
         db.session.rollback()
         return _offer_page(response, item, form, 422, error=exc.message)
-    flash(f"L'offre sur le lot n° {item.lot.number} est enregistrée (brouillon).", "success")
+    flash(_("L'offre sur le lot n° %(number)d est enregistrée (brouillon).", number=item.lot.number), "success")
     return redirect(_response_url(response, f"offre-{item.id}"), 303)
 
 
@@ -358,7 +350,8 @@ def validate_offer(rid: str, oid: str) -> Response:
         db.session.commit()
     except SamError as exc:
         return _refused(exc, response, f"offre-{item.id}")
-    flash(f"L'offre sur le lot n° {item.lot.number} est validée ; son acte d'engagement est généré.", "success")
+    flash(_("L'offre sur le lot n° %(number)d est validée ; son acte d'engagement est généré.", number=item.lot.number),
+          "success")
     return redirect(_response_url(response, f"offre-{item.id}"), 303)
 
 
@@ -377,7 +370,7 @@ def remove_offer(rid: str, oid: str) -> Response:
         db.session.commit()
     except SamError as exc:
         return _refused(exc, response, "offres")
-    flash(f"L'offre sur le lot n° {number} est supprimée.", "success")
+    flash(_("L'offre sur le lot n° %(number)d est supprimée.", number=number), "success")
     return redirect(_response_url(response, "offres"), 303)
 
 
@@ -389,15 +382,15 @@ def _upload(response: TenderResponse, offer: Offer | None) -> Any:
     try:
         request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
     except RequestEntityTooLarge:
-        flash(f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}.", "error")
+        flash(_("Le fichier dépasse la taille maximale de %(size)s.", size=size_label(max_bytes)), "error")
         return redirect(_response_url(response, anchor), 303)
     form = AttachmentForm()
     kinds = domain.OFFER_ATTACHMENTS if offer else domain.CANDIDATURE_ATTACHMENTS
-    form.kind.choices = [("", "— Choisissez —"), *((k, v[0]) for k, v in kinds.items())]
+    form.kind.choices = [("", _("— Choisissez —")), *((k, _(v[0])) for k, v in kinds.items())]
     upload = request.files.get("file")
     if not form.validate() or upload is None or not upload.filename:
         if upload is None or not upload.filename:
-            form.file.errors = ["Choisissez un fichier à déposer."]
+            form.file.errors = [_("Choisissez un fichier à déposer.")]
         forms = {"offer_upload": form, "upload_for": offer.id} if offer else {"upload": form}
         return _response_page(response, 422, **forms)
     try:
@@ -406,7 +399,7 @@ def _upload(response: TenderResponse, offer: Offer | None) -> Any:
         db.session.commit()
     except SamError as exc:
         return _refused(exc, response, anchor)
-    flash("La pièce est déposée ; le formulaire repasse en brouillon jusqu'à sa validation.", "success")
+    flash(_("La pièce est déposée ; le formulaire repasse en brouillon jusqu'à sa validation."), "success")
     return redirect(_response_url(response, anchor), 303)
 
 
@@ -433,10 +426,7 @@ def upload_offer_attachment(rid: str, oid: str) -> Any:
 def remove_attachment(rid: str, aid: str) -> Response:
     """Remove a file (its form returns to draft)."""
     response = _my_response(rid)
-    attachment_id = parse_id(aid)
-    attachment = next((a for a in response.attachments if a.id == attachment_id), None)
-    if attachment is None:
-        abort(404)
+    attachment = one_of_or_404(response.attachments, aid)
     if not _form_ok():
         return redirect(_response_url(response, "pieces"), 303)
     try:
@@ -444,7 +434,7 @@ def remove_attachment(rid: str, aid: str) -> Response:
         db.session.commit()
     except SamError as exc:
         return _refused(exc, response, "pieces")
-    flash("La pièce est retirée.", "success")
+    flash(_("La pièce est retirée."), "success")
     return redirect(_response_url(response, "pieces"), 303)
 
 
@@ -458,10 +448,7 @@ def _send(path: Path, mimetype: str, name: str, sha256: str) -> Response:
 
 
 def _send_attachment(response: TenderResponse, aid: str) -> Response:
-    attachment_id = parse_id(aid)
-    attachment = next((a for a in response.attachments if a.id == attachment_id), None)
-    if attachment is None:
-        abort(404)
+    attachment = one_of_or_404(response.attachments, aid)
     return _send(domain.attachment_path(_files_dir(), response, attachment), attachment.content_type,
                  attachment.filename, attachment.sha256)
 
@@ -501,7 +488,7 @@ def sign(rid: str, did: str) -> Any:
     item = _document(response, did)
     form = SignForm()
     if not form.validate():
-        flash("Le formulaire a expiré : recommencez.", "error")
+        flash(_("Le formulaire a expiré : recommencez."), "error")
         return redirect(_response_url(response, "documents"), 303)
     upload = request.files.get("certificate")
     identity = current_identity()
@@ -512,17 +499,17 @@ def sign(rid: str, did: str) -> Any:
         elif current_app.config["SIGNING_DEMO"]:
             signer = signing.demo_signer(db.session, identity.sub[:64], _actor().name, now())
         else:
-            flash("Déposez votre certificat personnel (PKCS#12) pour signer.", "error")
+            flash(_("Déposez votre certificat personnel (PKCS#12) pour signer."), "error")
             return redirect(_response_url(response, "documents"), 303)
         domain.sign_document(db.session, _files_dir(), item, signer, actor=_actor(), now=now())
         db.session.commit()
     except signing.SigningFailed as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(_(exc.message), "error")
         return redirect(_response_url(response, "documents"), 303)
     except SamError as exc:
         return _refused(exc, response, "documents")
-    flash(f"« {item.filename} » est signé électroniquement (PAdES).", "success")
+    flash(_("« %(name)s » est signé électroniquement (PAdES).", name=item.filename), "success")
     return redirect(_response_url(response, "documents"), 303)
 
 
@@ -554,7 +541,7 @@ def verify_upload() -> Any:
     if form.is_submitted():
         upload = request.files.get("file")
         if not form.validate() or upload is None or not upload.filename:
-            form.file.errors = [*form.file.errors, "Choisissez un document PDF."]
+            form.file.errors = [*form.file.errors, _("Choisissez un document PDF.")]
             return render_template("sam/verification.html", form=form, result=None, name="", back=None), 422
         name = upload.filename
         result = signing.verify_pdf(upload.stream.read(current_app.config["MAX_ATTACHMENT_BYTES"]), _roots())
@@ -580,8 +567,9 @@ def submit(rid: str) -> Response:
         send_mail("receipt", email, response=response, submission=submission, link=link,
                   pdf_link=url_for("sam.receipt", rid=response.id, sid=submission.id, _external=True))
     db.session.commit()
-    flash(f"Votre réponse est déposée le {paris(submission.submitted_at, '%d/%m/%Y à %H:%M:%S')} (heure de Paris). "
-          f"Empreinte SHA-256 : {submission.digest}. L'accusé de réception vous est envoyé par e-mail.", "success")
+    flash(_("Votre réponse est déposée le %(date)s. Empreinte SHA-256 : %(digest)s. L'accusé de réception vous "
+            "est envoyé par e-mail.", date=paris_shown(submission.submitted_at, "%d/%m/%Y à %H:%M:%S", zone=True),
+            digest=submission.digest), "success")
     return redirect(_response_url(response, "depot"), 303)
 
 
@@ -598,7 +586,7 @@ def withdraw(rid: str) -> Response:
         db.session.commit()
     except SamError as exc:
         return _refused(exc, response, "depot")
-    flash("Votre réponse est retirée : elle ne compte plus tant que vous ne la déposez pas à nouveau.", "success")
+    flash(_("Votre réponse est retirée : elle ne compte plus tant que vous ne la déposez pas à nouveau."), "success")
     return redirect(_response_url(response, "depot"), 303)
 
 
@@ -611,10 +599,7 @@ def receipt(rid: str, sid: str) -> Response:
 
 
 def _receipt_pdf(response: TenderResponse, sid: str) -> Response:
-    submission_id = parse_id(sid)
-    submission = next((s for s in response.submissions if s.id == submission_id), None)
-    if submission is None:
-        abort(404)
+    submission = one_of_or_404(response.submissions, sid)
     reply = send_file(io.BytesIO(domain.receipt_pdf(response, submission)), mimetype="application/pdf",
                       as_attachment=True,
                       download_name=f"Accusé de réception - {response.consultation.reference} - {submission.number}.pdf")
@@ -636,11 +621,7 @@ def _opened(ident: str) -> tuple[Consultation, list[TenderResponse]]:
 
 def _opened_response(ident: str, rid: str) -> tuple[Consultation, TenderResponse]:
     consultation, rows = _opened(ident)
-    response_id = parse_id(rid)
-    found = next((r for r in rows if r.id == response_id), None)
-    if found is None:
-        abort(404)
-    return consultation, found
+    return consultation, one_of_or_404(rows, rid)
 
 
 @bp.get("/consultations/<ident>/plis")
@@ -670,7 +651,7 @@ def open_plis(ident: str) -> Response:
         try:
             domain.open_responses(db.session, consultation, actor=_actor(), now=now())
             db.session.commit()
-            flash("Les plis sont ouverts ; l'ouverture est inscrite au journal des actions.", "success")
+            flash(_("Les plis sont ouverts ; l'ouverture est inscrite au journal des actions."), "success")
         except SamError as exc:
             db.session.rollback()
             flash(exc.message, "error")
@@ -731,7 +712,7 @@ def admissibility(ident: str, rid: str, oid: str) -> Response:
     form = AdmissibilityForm()
     back = url_for("sam.pli", ident=consultation.id, rid=found.id, _anchor=f"offre-{item.id}")
     if not form.validate():
-        flash("Choisissez l'admissibilité et indiquez son motif.", "error")
+        flash(_("Choisissez l'admissibilité et indiquez son motif."), "error")
         return redirect(back, 303)
     try:
         domain.set_admissibility(db.session, consultation, item, form.admissible.data == "1", form.reason.data,
@@ -741,7 +722,7 @@ def admissibility(ident: str, rid: str, oid: str) -> Response:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(back, 303)
-    flash("L'analyse de l'offre est enregistrée.", "success")
+    flash(_("L'analyse de l'offre est enregistrée."), "success")
     return redirect(back, 303)
 
 
@@ -775,8 +756,8 @@ def award(ident: str, lot_id: str, oid: str) -> Response:
                   won=offer.id == item.id, link=link)
     db.session.commit()
     _send_to_catalogue()
-    flash(f"Le lot n° {lot.number} est attribué à {lot.awardee} ; chaque candidat est prévenu par e-mail et "
-          "l'offre est transmise au Catalogue.", "success")
+    flash(_("Le lot n° %(number)d est attribué à %(awardee)s ; chaque candidat est prévenu par e-mail et "
+            "l'offre est transmise au Catalogue.", number=lot.number, awardee=lot.awardee), "success")
     return redirect(back, 303)
 
 

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -50,27 +51,27 @@ from apps.sam.models import (
     Submission,
     TenderResponse,
 )
-from shared import OFFICE, PDF, ZIP, UploadRefused, read_upload, store
+from shared import N_, OFFICE, PDF, ZIP, UploadRefused, read_upload, store
 
 
 class Incomplete(SamError):
-    """"Valider" found missing fields or attachments: `missing` lists them in French."""
+    """"Valider" found missing fields or attachments: `missing` lists them (in the page's language)."""
 
     def __init__(self, missing: list[str]) -> None:
-        super().__init__("Le formulaire reste en brouillon : " + " ; ".join(missing) + ".")
+        super().__init__(N_("Le formulaire reste en brouillon : %(missing)s."), missing=" ; ".join(missing))
         self.missing = missing
 
 
 # Attachments (seed 003, FAQ "Quelles sont les pièces à déposer…"): code → (label, required).
 CANDIDATURE_ATTACHMENTS = {
-    "pouvoir": ("Pouvoir de la personne habilitée à engager le candidat", True),
-    "qualiopi": ("Certification Qualiopi (ou devis en cours)", True),
-    "habilitation": ("Lettre d'habilitation du mandataire par chaque co-traitant", False),  # required for a group
-    "bilan": ("Bilan DREETS (année N-1 ou N-2)", False),
+    "pouvoir": (N_("Pouvoir de la personne habilitée à engager le candidat"), True),
+    "qualiopi": (N_("Certification Qualiopi (ou devis en cours)"), True),
+    "habilitation": (N_("Lettre d'habilitation du mandataire par chaque co-traitant"), False),  # required for a group
+    "bilan": (N_("Bilan DREETS (année N-1 ou N-2)"), False),
 }
 OFFER_ATTACHMENTS = {
-    "annexe": ("Annexe technique", True),
-    "cv": ("CV de l'équipe pédagogique", False),
+    "annexe": (N_("Annexe technique"), True),
+    "cv": (N_("CV de l'équipe pédagogique"), False),
 }
 MAX_ROWS = 5  # members, sites, sessions shown in a form
 ACCEPTED = (PDF, ZIP, *OFFICE)  # attachments: types read from the content (shell's upload path)
@@ -199,17 +200,17 @@ def find_response(session: Session, consultation: Consultation, siret: str) -> T
 def _require_open(consultation: Consultation, now: datetime) -> None:
     if consultation.state(now) != PUBLISHED:
         if consultation.state(now) == CLOSED:
-            raise NotAllowed("La date limite de remise des offres est passée : la réponse ne peut plus être modifiée "
-                             "ni déposée.")
-        raise NotAllowed("Cette consultation n'est pas ouverte aux réponses.")
+            raise NotAllowed(N_("La date limite de remise des offres est passée : la réponse ne peut plus être modifiée "
+                             "ni déposée."))
+        raise NotAllowed(N_("Cette consultation n'est pas ouverte aux réponses."))
 
 
 def require_editable(response: TenderResponse, now: datetime) -> None:
     """:raises NotAllowed: the response is submitted (immutable) or the deadline has passed."""
     _require_open(response.consultation, now)
     if response.is_submitted:
-        raise NotAllowed("La réponse est déposée : elle ne peut plus être modifiée. Retirez-la avant la date limite "
-                         "pour la modifier puis la déposer à nouveau.")
+        raise NotAllowed(N_("La réponse est déposée : elle ne peut plus être modifiée. Retirez-la avant la date limite "
+                         "pour la modifier puis la déposer à nouveau."))
 
 
 def start_response(session: Session, consultation: Consultation, actor: Actor, *, prefill: dict[str, str],
@@ -251,10 +252,10 @@ def save_candidature(session: Session, files_dir: Path, response: TenderResponse
     """
     require_editable(response, now)
     if data.group_kind not in (SOLO, GROUP):
-        raise InvalidInput("Choisissez : candidat seul ou groupement.", "group_kind")
+        raise InvalidInput(N_("Choisissez : candidat seul ou groupement."), "group_kind")
     members = [m for m in data.members if m.name.strip() or m.siret.strip() or m.share.strip()]
     if data.group_kind == GROUP and not 0 <= data.lead <= len(members):
-        raise InvalidInput("Le mandataire doit être le candidat ou l'un des membres saisis.", "lead")
+        raise InvalidInput(N_("Le mandataire doit être le candidat ou l'un des membres saisis."), "lead")
     for name in CANDIDATURE_FIELDS:
         if name not in ("group_kind", "lead"):
             setattr(response, name, getattr(data, name).strip())
@@ -276,44 +277,44 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _site_problems(sites: list[Site], what: str) -> list[str]:
     if not sites:
-        return [f"{what} : au moins un site de réalisation"]
+        return [_("%(what)s : au moins un site de réalisation", what=what)]
     problems = []
     for i, site in enumerate(sites, start=1):
         if not (site.address.strip() and site.city.strip()):
-            problems.append(f"{what} : adresse et ville du site n° {i}")
+            problems.append(_("%(what)s : adresse et ville du site n° %(number)d", what=what, number=i))
         if not _POSTAL.match(site.postal_code.strip()):
-            problems.append(f"{what} : code postal (5 chiffres) du site n° {i}")
+            problems.append(_("%(what)s : code postal (5 chiffres) du site n° %(number)d", what=what, number=i))
     return problems
 
 
 def _attachment_problems(present: set[str], kinds: dict[str, tuple[str, bool]], extra: tuple[str, ...] = ()) -> list[str]:
-    return [f"Pièce jointe manquante : {label}" for code, (label, required) in kinds.items()
+    return [_("Pièce jointe manquante : %(label)s", label=_(label)) for code, (label, required) in kinds.items()
             if (required or code in extra) and code not in present]
 
 
 def candidature_missing(response: TenderResponse) -> list[str]:
-    """What "Valider" would refuse, in French (empty: complete)."""
-    labels = {"legal_name": "Dénomination du candidat", "address": "Adresse du siège", "city": "Ville du siège",
-              "representative": "Représentant légal", "representative_title": "Qualité du représentant légal",
-              "signatory": "Signataire habilité", "signatory_title": "Qualité du signataire", "email": "Courriel",
-              "phone": "Téléphone"}
-    missing = [label for name, label in labels.items() if not getattr(response, name).strip()]
+    """What "Valider" would refuse, in the page's language (empty: complete)."""
+    labels = {"legal_name": N_("Dénomination du candidat"), "address": N_("Adresse du siège"),
+              "city": N_("Ville du siège"), "representative": N_("Représentant légal"),
+              "representative_title": N_("Qualité du représentant légal"), "signatory": N_("Signataire habilité"),
+              "signatory_title": N_("Qualité du signataire"), "email": N_("Courriel"), "phone": N_("Téléphone")}
+    missing = [_(label) for name, label in labels.items() if not getattr(response, name).strip()]
     if not _POSTAL.match(response.postal_code or ""):
-        missing.append("Code postal du siège (5 chiffres)")
+        missing.append(_("Code postal du siège (5 chiffres)"))
     if response.email and not _EMAIL.match(response.email):
-        missing.append("Courriel valide")
+        missing.append(_("Courriel valide"))
     if response.group_kind == GROUP:
         members = members_of(response)
         if not members:
-            missing.append("Membres du groupement : au moins un co-traitant")
+            missing.append(_("Membres du groupement : au moins un co-traitant"))
         for i, member in enumerate(members, start=1):
             if not member.name.strip():
-                missing.append(f"Nom du membre n° {i}")
+                missing.append(_("Nom du membre n° %(number)d", number=i))
             if not _SIRET.match(member.siret.strip()):
-                missing.append(f"SIRET (14 chiffres) du membre n° {i}")
+                missing.append(_("SIRET (14 chiffres) du membre n° %(number)d", number=i))
             if not member.share.strip():
-                missing.append(f"Répartition des prestations du membre n° {i}")
-    missing += _site_problems(sites_of(response), "Sites de réalisation")
+                missing.append(_("Répartition des prestations du membre n° %(number)d", number=i))
+    missing += _site_problems(sites_of(response), _("Sites de réalisation"))
     present = {a.kind for a in response.attachments if a.offer_id is None}
     missing += _attachment_problems(present, CANDIDATURE_ATTACHMENTS,
                                     ("habilitation",) if response.group_kind == GROUP else ())
@@ -347,11 +348,11 @@ def add_offer(session: Session, response: TenderResponse, lot: Lot, *, actor: Ac
     """
     require_editable(response, now)
     if response.candidature_status != FORM_VALIDATED:
-        raise NotAllowed("Validez d'abord la candidature : une offre ne peut être créée qu'ensuite.")
+        raise NotAllowed(N_("Validez d'abord la candidature : une offre ne peut être créée qu'ensuite."))
     if lot.consultation_id != response.consultation_id:
-        raise NotAllowed("Ce lot n'appartient pas à cette consultation.")
+        raise NotAllowed(N_("Ce lot n'appartient pas à cette consultation."))
     if any(o.lot_id == lot.id for o in response.offers):
-        raise NotAllowed(f"Votre réponse comporte déjà une offre sur le lot n° {lot.number} (une seule par lot).")
+        raise NotAllowed(N_("Votre réponse comporte déjà une offre sur le lot n° %(number)d (une seule par lot)."), number=lot.number)
     offer = Offer(lot_id=lot.id, lot=lot, sites=response.sites, contact_name=response.signatory,
                   contact_email=response.email, contact_phone=response.phone, created_at=now, updated_at=now,
                   updated_by=actor.name)
@@ -385,38 +386,38 @@ def save_offer(session: Session, files_dir: Path, offer: Offer, data: OfferData,
 
 
 def offer_missing(offer: Offer) -> list[str]:
-    """What "Valider" would refuse on an offer, in French."""
+    """What "Valider" would refuse on an offer, in the page's language."""
     missing = []
     if not re.fullmatch(r"\d{5}", offer.formacode or ""):
-        missing.append("Formacode (5 chiffres)")
-    for name, label in (("objectives", "Objectifs de la formation"), ("content", "Contenu de la formation"),
-                        ("accessibility", "Accessibilité aux personnes en situation de handicap"),
-                        ("contact_name", "Nom du contact des sessions")):
+        missing.append(_("Formacode (5 chiffres)"))
+    for name, label in (("objectives", N_("Objectifs de la formation")), ("content", N_("Contenu de la formation")),
+                        ("accessibility", N_("Accessibilité aux personnes en situation de handicap")),
+                        ("contact_name", N_("Nom du contact des sessions"))):
         if not getattr(offer, name).strip():
-            missing.append(label)
+            missing.append(_(label))
     if not (offer.contact_phone.strip() or offer.contact_email.strip()):
-        missing.append("Téléphone ou courriel du contact")
+        missing.append(_("Téléphone ou courriel du contact"))
     if not offer.hours:
-        missing.append("Durée en heures par stagiaire")
+        missing.append(_("Durée en heures par stagiaire"))
     if not offer.headcount:
-        missing.append("Effectif prévu")
+        missing.append(_("Effectif prévu"))
     if offer.unit_price_cents is None:
-        missing.append(f"Prix unitaire par unité d'œuvre ({offer.lot.unit})")
+        missing.append(_("Prix unitaire par unité d'œuvre (%(unit)s)", unit=offer.lot.unit))
     sites = sites_of(offer)
-    missing += _site_problems(sites, "Sites")
+    missing += _site_problems(sites, _("Sites"))
     sessions = sessions_of(offer)
     if not sessions:
-        missing.append("Sessions prévues : au moins une session")
+        missing.append(_("Sessions prévues : au moins une session"))
     for i, s in enumerate(sessions, start=1):
         try:
             start, end = date.fromisoformat(s.start), date.fromisoformat(s.end)
         except ValueError:
-            missing.append(f"Dates de début et de fin de la session n° {i}")
+            missing.append(_("Dates de début et de fin de la session n° %(number)d", number=i))
             continue
         if end < start:
-            missing.append(f"Session n° {i} : la fin doit suivre le début")
+            missing.append(_("Session n° %(number)d : la fin doit suivre le début", number=i))
         if not 1 <= s.site <= len(sites):
-            missing.append(f"Session n° {i} : site de réalisation")
+            missing.append(_("Session n° %(number)d : site de réalisation", number=i))
     present = {a.kind for a in offer.response.attachments if a.offer_id == offer.id}
     missing += _attachment_problems(present, OFFER_ATTACHMENTS)
     return missing
@@ -429,7 +430,7 @@ def validate_offer(session: Session, files_dir: Path, offer: Offer, *, actor: Ac
     """
     require_editable(offer.response, now)
     if offer.response.candidature_status != FORM_VALIDATED:
-        raise NotAllowed("Validez d'abord la candidature.")
+        raise NotAllowed(N_("Validez d'abord la candidature."))
     missing = offer_missing(offer)
     if missing:
         raise Incomplete(missing)
@@ -477,7 +478,7 @@ def store_attachment(session: Session, files_dir: Path, response: TenderResponse
     require_editable(response, now)
     kinds = OFFER_ATTACHMENTS if offer is not None else CANDIDATURE_ATTACHMENTS
     if kind not in kinds:
-        raise InvalidInput("Choisissez le type de pièce.", "kind")
+        raise InvalidInput(N_("Choisissez le type de pièce."), "kind")
     try:
         upload = read_upload(stream, filename, max_bytes=max_bytes, accepted=ACCEPTED)
     except UploadRefused as exc:
@@ -605,7 +606,7 @@ def sign_document(session: Session, files_dir: Path, document: GeneratedDocument
     require_editable(response, now)
     path = document_path(files_dir, response, document)
     if not path.is_file():
-        raise NotAllowed("Le document à signer est introuvable : validez à nouveau le formulaire pour le régénérer.")
+        raise NotAllowed(N_("Le document à signer est introuvable : validez à nouveau le formulaire pour le régénérer."))
     original = path.read_bytes()
     signed = signing.sign_pdf(original, signer, name=actor.name, reason=f"Signature de : {document.filename}",
                               location=response.city)
@@ -660,26 +661,26 @@ def manifest_of(files_dir: Path, response: TenderResponse, submitted_at: datetim
 
 
 def submission_problems(response: TenderResponse, files_dir: Path, roots: list[Any]) -> list[str]:
-    """Why the response cannot be submitted yet (French; empty when it can)."""
+    """Why the response cannot be submitted yet (in the page's language; empty when it can)."""
     problems = []
     if response.candidature_status != FORM_VALIDATED:
-        problems.append("la candidature n'est pas validée")
+        problems.append(_("la candidature n'est pas validée"))
     if not response.offers:
-        problems.append("la réponse ne comporte aucune offre")
+        problems.append(_("la réponse ne comporte aucune offre"))
     for offer in sorted(response.offers, key=lambda o: o.lot.number):
         if offer.status != FORM_VALIDATED:
-            problems.append(f"l'offre sur le lot n° {offer.lot.number} n'est pas validée")
+            problems.append(_("l'offre sur le lot n° %(number)d n'est pas validée", number=offer.lot.number))
     if response.consultation.signature_required:
         for document in response.documents:
             if document.kind != "ae":
                 continue
             if not document.is_signed:
-                problems.append(f"« {document.filename} » n'est pas signé")
+                problems.append(_("« %(name)s » n'est pas signé", name=document.filename))
                 continue
             path = document_path(files_dir, response, document, signed=True)
             check = signing.verify_pdf(path.read_bytes() if path.is_file() else b"", roots)
             if not check.valid:
-                problems.append(f"la signature de « {document.filename} » n'est pas valide")
+                problems.append(_("la signature de « %(name)s » n'est pas valide", name=document.filename))
     return problems
 
 
@@ -691,10 +692,10 @@ def submit(session: Session, files_dir: Path, response: TenderResponse, *, actor
     """
     _require_open(response.consultation, now)
     if response.is_submitted:
-        raise NotAllowed("La réponse est déjà déposée.")
+        raise NotAllowed(N_("La réponse est déjà déposée."))
     problems = submission_problems(response, files_dir, roots)
     if problems:
-        raise NotAllowed("La réponse ne peut pas être déposée : " + " ; ".join(problems) + ".")
+        raise NotAllowed(N_("La réponse ne peut pas être déposée : %(problems)s."), problems=" ; ".join(problems))
     number = len(response.submissions) + 1
     manifest = manifest_of(files_dir, response, now, number)
     submission = Submission(number=number, submitted_at=now, submitted_by=actor.name, submitted_by_email=actor.email,
@@ -714,7 +715,7 @@ def withdraw(session: Session, response: TenderResponse, *, actor: Actor, now: d
     _require_open(response.consultation, now)
     current = response.current_submission
     if not response.is_submitted or current is None:
-        raise NotAllowed("La réponse n'est pas déposée.")
+        raise NotAllowed(N_("La réponse n'est pas déposée."))
     current.withdrawn_at, current.withdrawn_by = now, actor.name
     response.status = RESPONSE_PREPARING
     _touch(response, actor, now)
@@ -734,19 +735,19 @@ def check_receipt(files_dir: Path, response: TenderResponse, submission: Submiss
     """Recompute the sealed content from the database and the stored files' bytes, and compare."""
     problems = []
     if hashlib.sha256(submission.manifest.encode()).hexdigest() != submission.digest:
-        problems.append("l'accusé de réception ne correspond plus à son empreinte")
+        problems.append(_("l'accusé de réception ne correspond plus à son empreinte"))
     try:
         sealed = json.loads(submission.manifest)["response"]
     except (ValueError, KeyError, TypeError):
-        return ReceiptCheck(False, ["l'accusé de réception est illisible"])
+        return ReceiptCheck(False, [_("l'accusé de réception est illisible")])
     folder = response_folder(files_dir, response)
     for item in sealed.get("files", []):
         path = folder / str(item.get("path", ""))
         actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         if actual != item.get("sha256"):
-            problems.append(f"le fichier « {item.get('name')} » a changé ou manque")
+            problems.append(_("le fichier « %(name)s » a changé ou manque", name=item.get("name")))
     if canonical(content_of(files_dir, response)) != canonical(sealed) and not problems:
-        problems.append("les formulaires ne correspondent plus au pli déposé")
+        problems.append(_("les formulaires ne correspondent plus au pli déposé"))
     return ReceiptCheck(not problems, problems)
 
 
@@ -778,9 +779,9 @@ def open_responses(session: Session, consultation: Consultation, *, actor: Actor
     :raises NotAllowed: before the deadline, or already opened.
     """
     if not can_open(consultation, now):
-        raise NotAllowed("Les plis restent scellés jusqu'à la date limite de remise des offres.")
+        raise NotAllowed(N_("Les plis restent scellés jusqu'à la date limite de remise des offres."))
     if consultation.opened_at is not None:
-        raise NotAllowed("Les plis sont déjà ouverts.")
+        raise NotAllowed(N_("Les plis sont déjà ouverts."))
     consultation.opened_at, consultation.opened_by = now, actor.name
     audit(consultation, actor, "Ouverture des plis", f"{submitted_count(session, consultation)} pli(s) déposé(s)", now=now)
     session.flush()
@@ -793,7 +794,7 @@ def opened_responses(session: Session, consultation: Consultation, now: datetime
     :raises NotAllowed: sealed (before the deadline or before the opening).
     """
     if not can_open(consultation, now) or consultation.opened_at is None:
-        raise NotAllowed("Les plis sont scellés.")
+        raise NotAllowed(N_("Les plis sont scellés."))
     return list(session.scalars(select(TenderResponse).where(
         TenderResponse.consultation_id == consultation.id, TenderResponse.status == RESPONSE_SUBMITTED)
         .order_by(TenderResponse.structure_name, TenderResponse.id)))
@@ -807,9 +808,9 @@ def set_admissibility(session: Session, consultation: Consultation, offer: Offer
     """
     opened_responses(session, consultation, now)
     if offer.lot.status != LOT_OPEN:
-        raise NotAllowed(f"Le lot n° {offer.lot.number} est déjà décidé.")
+        raise NotAllowed(N_("Le lot n° %(number)d est déjà décidé."), number=offer.lot.number)
     if not reason.strip():
-        raise InvalidInput("Indiquez le motif de la décision d'admissibilité.", "reason")
+        raise InvalidInput(N_("Indiquez le motif de la décision d'admissibilité."), "reason")
     offer.admissible, offer.admissibility_reason = admissible, reason.strip()
     audit(consultation, actor, "Analyse d'une offre",
           f"Lot {offer.lot.number}, {offer.response.structure_name} : {'admissible' if admissible else 'non admissible'}"
@@ -826,9 +827,9 @@ def award(session: Session, consultation: Consultation, lot: Lot, offer: Offer, 
     """
     opened_responses(session, consultation, now)
     if offer.lot_id != lot.id or not offer.response.is_submitted:
-        raise NotAllowed("Cette offre ne porte pas sur ce lot.")
+        raise NotAllowed(N_("Cette offre ne porte pas sur ce lot."))
     if offer.admissible is not True:
-        raise NotAllowed("Seule une offre déclarée admissible peut être retenue.")
+        raise NotAllowed(N_("Seule une offre déclarée admissible peut être retenue."))
     decide_lot(session, consultation, lot, AWARDED, offer.response.legal_name or offer.response.structure_name,
                actor=actor, now=now)
     offer.awarded = True
@@ -849,8 +850,8 @@ def decide_without_award(session: Session, consultation: Consultation, lot: Lot,
     :raises NotAllowed: an award by name on a lot with submitted offers; see `decide_lot`.
     """
     if outcome == AWARDED and candidates_of(session, lot):
-        raise NotAllowed(f"Le lot n° {lot.number} a reçu des offres : attribuez-le depuis l'analyse des plis "
-                         "(ouverture, admissibilité, attribution).")
+        raise NotAllowed(N_("Le lot n° %(number)d a reçu des offres : attribuez-le depuis l'analyse des plis "
+                            "(ouverture, admissibilité, attribution)."), number=lot.number)
     return decide_lot(session, consultation, lot, outcome, awardee, actor=actor, now=now)
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from apps.sam.models import SigningKey
+from shared import N_
 
 with warnings.catch_warnings():
     # pyHanko imports cryptography's DSA names, deprecated by cryptography (the suite runs warnings as errors).
@@ -48,7 +49,8 @@ CA_NAME = "Autorité de certification de démonstration SAM"
 
 
 class SigningFailed(Exception):
-    """The signature could not be made (bad PKCS#12, wrong passphrase, unreadable PDF); French message."""
+    """The signature could not be made (bad PKCS#12, wrong passphrase, unreadable PDF); French message
+    (marked N_, shown translated)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -167,7 +169,7 @@ def pkcs12_signer(data: bytes, passphrase: str) -> signers.Signer:
         log.info("PKCS#12 refused: %s", exc)
         signer = None
     if signer is None:
-        raise SigningFailed("Le certificat (PKCS#12) n'a pas pu être lu : vérifiez le fichier et sa phrase secrète.")
+        raise SigningFailed(N_("Le certificat (PKCS#12) n'a pas pu être lu : vérifiez le fichier et sa phrase secrète."))
     return signer
 
 
@@ -183,7 +185,7 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, name: str, reason: str, loca
         return signers.sign_pdf(writer, meta, signer=signer).getvalue()
     except (SigningError, ValueError, TypeError, KeyError) as exc:
         log.warning("PAdES signing failed: %s", exc)
-        raise SigningFailed("La signature n'a pas pu être apposée sur ce document.") from exc
+        raise SigningFailed(N_("La signature n'a pas pu être apposée sur ce document.")) from exc
 
 
 def trust_roots(session: Session, extra_pem: str = "") -> list[asn1_x509.Certificate]:
@@ -205,15 +207,15 @@ def verify_pdf(pdf: bytes, roots: list[asn1_x509.Certificate]) -> Verification:
         embedded = reader.embedded_signatures
     except Exception as exc:  # noqa: BLE001 - any unreadable PDF is "not a signed PDF" to the user
         log.info("unreadable PDF: %s", exc)
-        return Verification(signed=False, error="Ce fichier n'est pas un PDF lisible.")
+        return Verification(signed=False, error=N_("Ce fichier n'est pas un PDF lisible."))
     if not embedded:
-        return Verification(signed=False, error="Ce document ne porte aucune signature électronique.")
+        return Verification(signed=False, error=N_("Ce document ne porte aucune signature électronique."))
     context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
     try:
         status = validate_pdf_signature(embedded[-1], context)
     except Exception as exc:  # noqa: BLE001 - a mangled signature is an invalid one, never a 500
         log.info("signature validation failed: %s", exc)
-        return Verification(signed=True, error="La signature est illisible ou corrompue.")
+        return Verification(signed=True, error=N_("La signature est illisible ou corrompue."))
     signer = status.signing_cert.subject.native.get("common_name", "") if status.signing_cert else ""
     coverage = getattr(status, "coverage", None)
     return Verification(signed=True, signer=str(signer), signing_time=status.signer_reported_dt,

@@ -22,6 +22,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -47,15 +48,17 @@ from shared import (
     RoleMissing,
     StaleVersion,
     UploadRefused,
-    check_access,
     check_version,
     current_identity,
     form_view,
     login_required,
+    one_of_or_404,
+    owned_or_404,
     parse_id,
     requires_role,
     send_mail,
     size_label,
+    translated,
     utcnow,
 )
 
@@ -69,7 +72,7 @@ MAX_PAGE = 10_000
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"state_labels": STATE_LABELS, "units": UNITS, "size_label": size_label}
+    return {"state_labels": translated(STATE_LABELS), "units": translated(UNITS), "size_label": size_label}
 
 
 @bp.get("/", endpoint="index")
@@ -111,19 +114,11 @@ def _visible(ident: str) -> Consultation:
 
 def _owned(ident: str) -> Consultation:
     """A consultation of the buyer's own structure: another structure's looks missing (404)."""
-    consultation = db.session.get(Consultation, parse_id(ident))
-    if consultation is None:
-        abort(404)
-    check_access(current_identity(), consultation.structure_siret, BUYER)
-    return consultation
+    return owned_or_404(db.session, Consultation, ident, current_identity(), roles=BUYER)
 
 
 def _lot(consultation: Consultation, ident: str) -> Lot:
-    lot_id = parse_id(ident)
-    lot = next((lot for lot in consultation.lots if lot.id == lot_id), None)
-    if lot is None:
-        abort(404)
-    return lot
+    return one_of_or_404(consultation.lots, ident)
 
 
 def _files_dir() -> Path:
@@ -195,7 +190,7 @@ def _consultation_page(consultation: Consultation, status: int = 200, **forms: A
                             or DecisionForm(formdata=None) for lot in consultation.lots},
             registered=domain.registered_structures(db.session, consultation),
             max_bytes=current_app.config["MAX_DCE_BYTES"],
-            accepted=domain.ACCEPTED_TYPES,
+            accepted=_(domain.ACCEPTED_TYPES),
             must_move=domain.deadline_must_move(consultation, now, current_app.config["AMENDMENT_MIN_DAYS"]),
             response_count=responses.submitted_count(db.session, consultation),
         )
@@ -259,7 +254,7 @@ def ask(ident: str) -> Any:
     if not identity.has_role(*ROLES):
         raise RoleMissing(ROLES)
     if _is_buyer_of(consultation):
-        raise RoleMissing(message="L'acheteur répond aux questions de sa consultation : il n'en pose pas.")
+        raise RoleMissing(message=_("L'acheteur répond aux questions de sa consultation : il n'en pose pas."))
     form = QuestionForm()
     if not form.validate():
         return _consultation_page(consultation, 422, question_form=form)
@@ -271,8 +266,8 @@ def ask(ident: str) -> Any:
         return _consultation_page(consultation, 409 if isinstance(exc, domain.NotAllowed) else 422,
                                   question_form=form)
     db.session.commit()
-    flash("Votre question est transmise à l'acheteur. Sa réponse sera publiée sur cette page et vous serez "
-          "prévenu par e-mail.", "success")
+    flash(_("Votre question est transmise à l'acheteur. Sa réponse sera publiée sur cette page et vous serez "
+          "prévenu par e-mail."), "success")
     return redirect(_page_url(consultation, "questions"), 303)
 
 
@@ -282,10 +277,7 @@ def ask(ident: str) -> Any:
 def answer(ident: str, qid: str) -> Any:
     """Publish (or correct) the answer to a question; registered structures are alerted."""
     consultation = _owned(ident)
-    question_id = parse_id(qid)
-    question = next((q for q in consultation.questions if q.id == question_id), None)
-    if question is None:
-        abort(404)
+    question = one_of_or_404(consultation.questions, qid)
     form = AnswerForm()
     if not form.validate():
         return _consultation_page(consultation, 422, answer_form=form, answer_for=question.id)
@@ -297,7 +289,7 @@ def answer(ident: str, qid: str) -> Any:
         return _consultation_page(consultation, 409, answer_form=form, answer_for=question.id)
     _alert(rows, "answer", consultation, question=question)
     db.session.commit()
-    flash("La réponse est publiée ; les structures inscrites sont prévenues par e-mail.", "success")
+    flash(_("La réponse est publiée ; les structures inscrites sont prévenues par e-mail."), "success")
     return redirect(_page_url(consultation, "questions"), 303)
 
 
@@ -344,9 +336,9 @@ def create() -> Any:
         return _edit_form_page(form, None, 422, error=_field_error(form, exc))
     except IntegrityError:
         db.session.rollback()
-        form.reference.errors = ["Cette référence est déjà celle d'une autre consultation."]
+        form.reference.errors = [_("Cette référence est déjà celle d'une autre consultation.")]
         return _edit_form_page(form, None, 409)
-    flash("Le brouillon est enregistré : ajoutez les lots et le DCE, puis publiez.", "success")
+    flash(_("Le brouillon est enregistré : ajoutez les lots et le DCE, puis publiez."), "success")
     return redirect(_page_url(consultation), 303)
 
 
@@ -390,7 +382,7 @@ def edit(ident: str) -> Any:
     except domain.SamError as exc:
         db.session.rollback()
         return _edit_form_page(form, consultation, 422, error=_field_error(form, exc))
-    flash("Le brouillon est enregistré.", "success")
+    flash(_("Le brouillon est enregistré."), "success")
     return redirect(_page_url(consultation), 303)
 
 
@@ -402,7 +394,7 @@ def amend(ident: str) -> Any:
     consultation = _owned(ident)
     now = utcnow()
     if consultation.state(now) != PUBLISHED:
-        flash("Un avis rectificatif ne peut être publié que sur une consultation en cours.", "error")
+        flash(_("Un avis rectificatif ne peut être publié que sur une consultation en cours."), "error")
         return redirect(_page_url(consultation), 303)
     min_days = current_app.config["AMENDMENT_MIN_DAYS"]
     context = {"amending": True, "min_days": min_days, "floor": domain.minimum_deadline(now, min_days),
@@ -425,14 +417,14 @@ def amend(ident: str) -> Any:
     except domain.SamError as exc:
         db.session.rollback()
         return _edit_form_page(form, consultation, 422, error=_field_error(form, exc), **context)
-    flash("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail.", "success")
+    flash(_("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail."), "success")
     return redirect(_page_url(consultation, "historique"), 303)
 
 
 def _action_form_ok(consultation: Consultation) -> Response | None:
     form = ActionForm()
     if not form.validate():
-        flash("Le formulaire a expiré : recommencez.", "error")
+        flash(_("Le formulaire a expiré : recommencez."), "error")
         return redirect(_page_url(consultation), 303)
     return None
 
@@ -453,7 +445,7 @@ def publish(ident: str) -> Any:
         flash(exc.message, "error")
         return redirect(_page_url(consultation), 303)
     db.session.commit()
-    flash("La consultation est publiée.", "success")
+    flash(_("La consultation est publiée."), "success")
     return redirect(_page_url(consultation), 303)
 
 
@@ -475,7 +467,7 @@ def cancel(ident: str) -> Any:
     if consultation.is_public:
         _alert(domain.registrations(consultation), "cancelled", consultation, reason=form.reason.data.strip())
     db.session.commit()
-    flash("La consultation est annulée.", "success")
+    flash(_("La consultation est annulée."), "success")
     return redirect(_page_url(consultation), 303)
 
 
@@ -497,7 +489,7 @@ def add_lot(ident: str) -> Any:
         error = _field_error(form, exc)
         return _consultation_page(consultation, 422, lot_form=form, error=error)
     db.session.commit()
-    flash(f"Le lot n° {form.number.data} est ajouté.", "success")
+    flash(_("Le lot n° %(number)d est ajouté.", number=form.number.data), "success")
     return redirect(_page_url(consultation, "lots"), 303)
 
 
@@ -511,7 +503,7 @@ def edit_lot(ident: str, lot_id: str) -> Any:
     now = utcnow()
     amending = consultation.status != DRAFT
     if amending and consultation.state(now) != PUBLISHED:
-        flash("Un avis rectificatif ne peut être publié que sur une consultation en cours.", "error")
+        flash(_("Un avis rectificatif ne peut être publié que sur une consultation en cours."), "error")
         return redirect(_page_url(consultation, "lots"), 303)
     min_days = current_app.config["AMENDMENT_MIN_DAYS"]
     form_class = LotAmendmentForm if amending else LotForm
@@ -539,9 +531,9 @@ def edit_lot(ident: str, lot_id: str) -> Any:
         db.session.rollback()
         return render_template("sam/lot.html", form=form, conflict=CONFLICT_MESSAGE, **context), 409
     if amending:
-        flash("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail.", "success")
+        flash(_("L'avis rectificatif est publié ; les structures inscrites sont prévenues par e-mail."), "success")
         return redirect(_page_url(consultation, "historique"), 303)
-    flash(f"Le lot n° {lot.number} est modifié.", "success")
+    flash(_("Le lot n° %(number)d est modifié.", number=lot.number), "success")
     return redirect(_page_url(consultation, "lots"), 303)
 
 
@@ -562,7 +554,7 @@ def remove_lot(ident: str, lot_id: str) -> Any:
         flash(exc.message, "error")
         return redirect(_page_url(consultation, "lots"), 303)
     db.session.commit()
-    flash("Le lot est supprimé.", "success")
+    flash(_("Le lot est supprimé."), "success")
     return redirect(_page_url(consultation, "lots"), 303)
 
 
@@ -588,7 +580,7 @@ def decide(ident: str, lot_id: str) -> Any:
     for email, name, offer in responses.outcome_recipients(db.session, lot):  # issue 13 §6: every candidate hears
         send_mail("outcome", email, consultation=consultation, lot=lot, name=name, offer=offer, won=False, link=link)
     db.session.commit()
-    flash(f"Décision enregistrée pour le lot n° {lot.number}.", "success")
+    flash(_("Décision enregistrée pour le lot n° %(number)d.", number=lot.number), "success")
     return redirect(_page_url(consultation, "lots"), 303)
 
 
@@ -601,7 +593,7 @@ def upload(ident: str) -> Any:
     """Upload a new DCE version (type by content, size limit, SHA-256); registered structures alerted."""
     consultation = _owned(ident)
     max_bytes = current_app.config["MAX_DCE_BYTES"]
-    too_big = f"Le fichier dépasse la taille maximale de {size_label(max_bytes)}."
+    too_big = _("Le fichier dépasse la taille maximale de %(size)s.", size=size_label(max_bytes))
     try:
         request.files  # noqa: B018 - parse now: a body over MAX_CONTENT_LENGTH raises here
     except RequestEntityTooLarge:
@@ -613,7 +605,7 @@ def upload(ident: str) -> Any:
         return _consultation_page(consultation, 422, dce_form=form)
     upload_file = request.files.get("file")
     if upload_file is None or not upload_file.filename:
-        form.file.errors = ["Choisissez un fichier à déposer."]
+        form.file.errors = [_("Choisissez un fichier à déposer.")]
         return _consultation_page(consultation, 422, dce_form=form)
     try:
         document, rows = domain.store_dce(db.session, _files_dir(), consultation, upload_file.filename,
@@ -627,6 +619,6 @@ def upload(ident: str) -> Any:
     if rows:
         _alert(rows, "dce_changed", consultation, document=document)
     db.session.commit()
-    flash(f"Le DCE (version {document.number}) est déposé.", "success")
+    flash(_("Le DCE (version %(number)d) est déposé.", number=document.number), "success")
     return redirect(_page_url(consultation, "dce"), 303)
 

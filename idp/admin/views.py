@@ -42,7 +42,7 @@ from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from idp.core.memberships import accept_request, authority, decline_request, moderation_queue
 from idp.core.structures import StructureData, create_structure, get_structure
 from idp.extensions import db
-from idp.models import AccountState, Client, JoinRequest, StructureKind, User
+from idp.models import AccountState, JoinRequest, StructureKind, User
 from idp.oidc.keys import rotate_signing_keys
 from shared.paging import page_number, paginate
 
@@ -304,9 +304,10 @@ def profile_edit(profile_id: int | None = None) -> Any:
 @bp.get("/clients")
 @web.platform_admin_required
 def clients() -> str:
-    """The OpenID Connect clients (relying parties and service accounts)."""
-    page = paginate(db.session, select(Client).order_by(Client.name, Client.id), page_number(request.args.get("page")))
-    return render_template("admin/clients.html", page=page)
+    """The OpenID Connect clients (relying parties and service accounts), searched by name, id or application."""
+    q = request.args.get("q", "")[:200]
+    page = paginate(db.session, platform.clients_query(q), page_number(request.args.get("page")))
+    return render_template("admin/clients.html", page=page, q=q)
 
 
 def _app_choices() -> list[SelectChoice]:

@@ -30,6 +30,33 @@ class EditAccountForm(FlaskForm):
         Optional(), EMAIL_SHAPE, Length(max=254)])
 
 
+class LifetimeField(StringField):
+    """A number of seconds, or empty for the platform's setting (bounds are the core's)."""
+
+    def process_formdata(self, valuelist: list[object]) -> None:
+        super().process_formdata(valuelist)
+        self.typed = str(self.data or "")[:40]  # shown again as typed when refused
+        text = self.typed.strip().replace(" ", "").replace("\u202f", "")
+        if not text:
+            self.data = None
+        elif text.isascii() and text.isdigit() and len(text) <= 9:
+            self.data = int(text)
+        else:
+            self.data = None
+            raise ValueError(_l("Saisissez un nombre entier de secondes, ou laissez vide."))
+
+    def _value(self) -> str:
+        return getattr(self, "typed", "") if self.data is None else str(self.data)
+
+
+class LifetimeForm(FlaskForm):
+    """A client's own token lifetimes, in seconds; empty: the platform's."""
+
+    access_token_lifetime = LifetimeField(_l("Jeton d'accès (secondes)"))
+    id_token_lifetime = LifetimeField(_l("Jeton d'identité (secondes)"))
+    refresh_token_lifetime = LifetimeField(_l("Jeton de rafraîchissement (secondes)"))
+
+
 class ScopeForm(FlaskForm):
     scope = StringField(_l("Portées autorisées (séparées par des espaces)"),
                         validators=[DataRequired(_l("Saisissez au moins une portée.")), Length(max=500)])

@@ -25,12 +25,13 @@ from werkzeug.wrappers import Response
 
 from idp import web
 from idp.admin.forms import ConfirmForm
-from idp.console.forms import AccountForm, EditAccountForm, ScopeForm
+from idp.console.forms import AccountForm, EditAccountForm, LifetimeForm, ScopeForm
 from idp.core import console as core
 from idp.core.accounts import get_user
 from idp.core.errors import Conflict, InvalidInput
 from idp.extensions import db
 from idp.models import AccountState, Civility, Client, OutboxMail, User
+from idp.oidc.keys import extend_retired_keys
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 
@@ -81,7 +82,10 @@ def dashboard() -> str:
 @web.platform_admin_required
 def settings() -> str:
     """The platform's settings in one page, each with its source (default or environment)."""
-    return render_template("console/settings.html", rows=core.settings(current_app.config, os.environ))
+    from idp import config as default_config
+
+    return render_template("console/settings.html", rows=core.settings(current_app.config, os.environ, default_config),
+                           own_lifetimes=core.clients_with_own_lifetimes(db.session), defaults=_platform_lifetimes())
 
 
 # ------------------------------------------------------------------ mail outbox
@@ -118,30 +122,81 @@ def resend(mail_id: int) -> Response:
 
 # ------------------------------------------------------------------ clients
 
+def _client_page(found: Client, form: ScopeForm | None = None, lifetimes: LifetimeForm | None = None,
+                 status: int = 200) -> tuple[str, int]:
+    return render_template(
+        "console/client.html", client=found, form=form or ScopeForm(scope=found.scope),
+        lifetimes=lifetimes or LifetimeForm(**{name: getattr(found, name) for name in core.LIFETIME_BOUNDS}),
+        defaults=_platform_lifetimes(), confirm=ConfirmForm(), consents=core.consents_of(db.session, found)), status
+
+
+def _platform_lifetimes() -> dict[str, int]:
+    config = current_app.config
+    return {"access_token_lifetime": config["ACCESS_TOKEN_LIFETIME"], "id_token_lifetime": config["ID_TOKEN_LIFETIME"],
+            "refresh_token_lifetime": config["REFRESH_TOKEN_LIFETIME"]}
+
+
 @bp.route("/clients/<int:client_pk>/console", methods=["GET", "POST"])
 @web.platform_admin_required
 def client(client_pk: int) -> Any:
-    """A client's state, allowed scopes and the consents given to it."""
+    """A client's state, allowed scopes, token lifetimes and the consents given to it."""
     found = _client(client_pk)
-    form = ScopeForm(scope=found.scope) if request.method == "GET" else ScopeForm()
-    status = 200
-    if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                core.set_client_scope(db.session, found, form.scope.data or "", web.origin(), actor=_me().id)
-            except InvalidInput as exc:
-                db.session.rollback()
-                form.scope.errors = [_("Portée invalide : « %(value)s » (lettres, chiffres, « : », « _ », « . », « - »).",
-                                       value=exc.details.get("value", ""))]
-                status = 422
-            else:
-                db.session.commit()
-                flash(_("Les portées du client ont été enregistrées."), "success")
-                return redirect(url_for("console.client", client_pk=found.id), 303)
-        else:
-            status = 422
-    return render_template("console/client.html", client=found, form=form, confirm=ConfirmForm(),
-                           consents=core.consents_of(db.session, found)), status
+    if request.method == "GET":
+        return _client_page(found)
+    form = ScopeForm()
+    if not form.validate_on_submit():
+        return _client_page(found, form=form, status=422)
+    try:
+        core.set_client_scope(db.session, found, form.scope.data or "", web.origin(), actor=_me().id)
+    except InvalidInput as exc:
+        db.session.rollback()
+        form.scope.errors = [_("Portée invalide : « %(value)s » (lettres, chiffres, « : », « _ », « . », « - »).",
+                               value=exc.details.get("value", ""))]
+        return _client_page(found, form=form, status=422)
+    db.session.commit()
+    flash(_("Les portées du client ont été enregistrées."), "success")
+    return redirect(url_for("console.client", client_pk=found.id), 303)
+
+
+@bp.post("/clients/<int:client_pk>/durees")
+@web.platform_admin_required
+def client_lifetimes(client_pk: int) -> Any:
+    """A client's own token lifetimes (empty: the platform's), for the tokens issued from now on."""
+    found = _client(client_pk)
+    form = LifetimeForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            return _expired()
+        return _client_page(found, lifetimes=form, status=422)
+    values = {name: getattr(form, name).data for name in core.LIFETIME_BOUNDS}
+    try:
+        changed = core.set_client_lifetimes(db.session, found, values, web.origin(), actor=_me().id)
+        if changed:  # a longer lifetime keeps the keys due to retire published for as long
+            extend_retired_keys(db.session, current_app.config)
+    except InvalidInput as exc:
+        db.session.rollback()
+        low, high = exc.details["low"], exc.details["high"]
+        getattr(form, exc.details["field"]).errors = [
+            _("Entre %(low)d et %(high)d secondes (de %(low_words)s à %(high_words)s), ou vide.",
+              low=low, high=high, low_words=duration(low), high_words=duration(high))]
+        return _client_page(found, lifetimes=form, status=422)
+    db.session.commit()
+    if changed:
+        flash(_("Les durées de vie des jetons du client ont été enregistrées : elles valent pour les jetons "
+                "émis désormais."), "success")
+    return redirect(url_for("console.client", client_pk=found.id), 303)
+
+
+@bp.app_template_filter("duration")
+def duration(seconds: int | None) -> str:
+    """A number of seconds as a person reads it: « 5 min », « 1 h 30 min », « 30 j »."""
+    if seconds is None:
+        return "—"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, _("j")), (hours, _("h")), (minutes, _("min")), (secs, _("s"))]
+    return " ".join(f"{value}\u00a0{unit}" for value, unit in parts if value) or f"0\u00a0{_('s')}"
 
 
 @bp.post("/clients/<int:client_pk>/etat")
@@ -256,7 +311,7 @@ def account(user_id: uuid.UUID) -> Any:
     elif request.method == "POST":
         status = 422
     return render_template("console/account.html", account=user, form=form, confirm=ConfirmForm(),
-                           sessions=core.live_sessions(db.session, user)), status
+                           sessions=[(login, core.session_handle(login)) for login in core.live_sessions(db.session, user)]), status
 
 
 @bp.post("/comptes/<uuid:user_id>/reinitialisation")
@@ -299,4 +354,22 @@ def account_end_sessions(user_id: uuid.UUID) -> Response:
     count = core.end_sessions(db.session, user, web.origin(), actor=_me().id)
     db.session.commit()
     flash(_("%(count)d session(s) fermée(s).", count=count), "success")
+    return redirect(url_for("console.account", user_id=user.id), 303)
+
+
+@bp.post("/comptes/<uuid:user_id>/sessions/<handle>/fermer")
+@web.platform_admin_required
+def account_end_session(user_id: uuid.UUID, handle: str) -> Response:
+    """End one session of the account (the applications are told by back-channel logout)."""
+    user = _account(user_id)
+    if not ConfirmForm().validate_on_submit():
+        return _expired()
+    try:
+        core.end_one_session(db.session, user, handle[:64], web.origin(), actor=_me().id)
+    except InvalidInput:
+        db.session.rollback()
+        flash(_("Cette session est déjà fermée."), "error")
+        return redirect(url_for("console.account", user_id=user.id), 303)
+    db.session.commit()
+    flash(_("La session est fermée."), "success")
     return redirect(url_for("console.account", user_id=user.id), 303)

@@ -21,12 +21,13 @@ from idp.core.audit import audit
 from idp.core.errors import InvalidInput
 from idp.core.locking import claim
 from idp.core.passwords import Hasher
-from idp.core.security import Origin
+from idp.core.security import Origin, constant_time_equal, sha256_hex
 from idp.models import (
     AuditEvent,
     AuthorizationCode,
     Civility,
     Client,
+    ClientSession,
     Consent,
     JoinRequest,
     JoinStatus,
@@ -57,9 +58,10 @@ def set_client_active(session: Session, client: Client, active: bool, origin: Or
 
 
 def delete_client(session: Session, client: Client, origin: Origin, *, actor: uuid.UUID) -> None:
-    """Delete a client with its codes, refresh tokens and consents; the audit trail keeps its id."""
+    """Delete a client with its codes, refresh tokens, consents and the sessions signed in to it
+    (no back-channel logout to send it any more); the audit trail keeps its id."""
     client_id = client.client_id
-    for model in (AuthorizationCode, RefreshToken, Consent):
+    for model in (AuthorizationCode, RefreshToken, Consent, ClientSession):
         session.execute(delete(model).where(model.client_id == client_id))
     session.delete(client)
     audit(session, "client.deleted", origin, actor=actor, client_id=client_id, name=client.name)
@@ -83,6 +85,46 @@ def set_client_scope(session: Session, client: Client, scope: str, origin: Origi
         audit(session, "client.updated", origin, actor=actor, client_id=client.client_id, scope=client.scope,
               previous_scope=before)
     session.flush()
+
+
+# A client's own token lifetimes (seconds): what the console accepts; NULL keeps the platform's.
+LIFETIME_BOUNDS = {
+    "access_token_lifetime": (30, 24 * 3600),
+    "id_token_lifetime": (30, 24 * 3600),
+    "refresh_token_lifetime": (60, 365 * 24 * 3600),
+}
+
+
+def set_client_lifetimes(session: Session, client: Client, lifetimes: dict[str, int | None], origin: Origin, *,
+                         actor: uuid.UUID) -> bool:
+    """A client's access, ID and refresh token lifetimes in seconds (None: the platform's setting).
+    They apply to the tokens issued from now on (the caller keeps the signing keys due to retire
+    published for as long: `idp.oidc.keys.extend_retired_keys`). Returns whether anything changed.
+
+    :raises InvalidInput: ``bad_lifetime`` naming the field and its bounds.
+    """
+    for name, value in lifetimes.items():
+        low, high = LIFETIME_BOUNDS[name]
+        if value is not None and not low <= value <= high:
+            raise InvalidInput("bad_lifetime", field=name, low=low, high=high)
+    before = {name: getattr(client, name) for name in LIFETIME_BOUNDS}
+    after = {**before, **lifetimes}
+    if after == before:
+        return False
+    for name, value in after.items():
+        setattr(client, name, value)
+    session.flush()
+    audit(session, "client.updated", origin, actor=actor, client_id=client.client_id, lifetimes=after,
+          previous_lifetimes=before)
+    session.flush()
+    return True
+
+
+def clients_with_own_lifetimes(session: Session) -> list[Client]:
+    """The clients whose token lifetimes differ from the platform's (for the settings page)."""
+    return list(session.scalars(select(Client).where(
+        Client.access_token_lifetime.is_not(None) | Client.id_token_lifetime.is_not(None)
+        | Client.refresh_token_lifetime.is_not(None)).order_by(Client.name)))
 
 
 def consents_of(session: Session, client: Client) -> list[tuple[Consent, User]]:
@@ -160,6 +202,24 @@ def live_sessions(session: Session, user: User) -> list[LoginSession]:
     return list(session.scalars(select(LoginSession).where(
         LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None), LoginSession.expires_at > now)
         .order_by(LoginSession.last_seen_at.desc())))
+
+
+def session_handle(login: LoginSession) -> str:
+    """What names a session on the console's pages: a digest, never its id (the cookie's secret)."""
+    return sha256_hex(login.id)[:24]
+
+
+def end_one_session(session: Session, user: User, handle: str, origin: Origin, *, actor: uuid.UUID) -> None:
+    """End one session of an account (refresh tokens revoked, back-channel logout sent).
+
+    :raises InvalidInput: ``no_session`` when no live session of the account has this handle.
+    """
+    login = next((s for s in live_sessions(session, user) if constant_time_equal(session_handle(s), handle)), None)
+    if login is None:
+        raise InvalidInput("no_session")
+    accounts.end_sessions(session, [login])
+    audit(session, "account.sessions_ended", origin, actor=actor, subject=user.id, count=1,
+          sid_hash=session_handle(login)[:12])
 
 
 def end_sessions(session: Session, user: User, origin: Origin, *, actor: uuid.UUID) -> int:
@@ -259,9 +319,10 @@ def mail_failures_per_day(session: Session, days: int) -> tuple[list[str], list[
     return [d.strftime("%d/%m") for d in day_list], [counts[d] for d in day_list]
 
 
-def settings(config: Any, environ: Any) -> list[tuple[str, str, Any, str]]:
+def settings(config: Any, environ: Any, defaults: Any = None) -> list[tuple[str, str, Any, str]]:
     """(group, name, value, source) of the settings an operator asks about; the source is
-    "environnement" when IDP_<NAME> is set, else "défaut"."""
+    "environnement" when IDP_<NAME> is set, "configuration" when the application was built with
+    another value than the default (`defaults`, the module idp.config), else "défaut"."""
     rows = [
         ("Mots de passe", "PASSWORD_POLICY", "12 caractères de 4 types (CNIL) ou 15 de tout type (NIST), liste de mots de passe courants refusée"),
         ("Mots de passe", "ARGON2_TIME_COST", None), ("Mots de passe", "ARGON2_MEMORY_COST", None),
@@ -278,8 +339,17 @@ def settings(config: Any, environ: Any) -> list[tuple[str, str, Any, str]]:
     out = []
     for group, name, fixed in rows:
         value = fixed if fixed is not None else config.get(name)
+        if isinstance(value, timedelta):
+            value = int(value.total_seconds())  # shown in seconds, as the environment variable takes it
         if name == "SMTP_URL" and value:
             value = re.sub(r"//[^@/]*@", "//***@", str(value))  # never a password on screen
-        source = "environnement" if f"IDP_{name}" in environ else ("code" if fixed is not None else "défaut")
+        if f"IDP_{name}" in environ:
+            source = "environnement"
+        elif fixed is not None:
+            source = "code"
+        elif defaults is not None and hasattr(defaults, name) and getattr(defaults, name) != config.get(name):
+            source = "configuration"
+        else:
+            source = "défaut"
         out.append((group, name, value, source))
     return out

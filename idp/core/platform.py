@@ -354,6 +354,17 @@ def users_query(text: str = "", state: AccountState | None = None) -> Select[tup
     return query
 
 
+def clients_query(text: str = "") -> Select[tuple[Client]]:
+    """Clients whose name, client_id or application contains each word, by name."""
+    query = select(Client).order_by(Client.name, Client.id)
+    for word in text.lower().split()[:5]:
+        pattern = _like(word)
+        query = query.where(or_(func.lower(Client.name).like(pattern, escape="\\"),
+                                func.lower(Client.client_id).like(pattern, escape="\\"),
+                                func.lower(Client.app).like(pattern, escape="\\")))
+    return query
+
+
 def get_user(session: Session, user_id: uuid.UUID) -> User:
     user = session.get(User, user_id)
     if user is None:

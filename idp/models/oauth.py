@@ -44,6 +44,11 @@ class Client(Base, ClientMixin):
     trusted: Mapped[bool] = mapped_column(default=False)  # first-party: no consent screen
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Token lifetimes of this client, in seconds (issue 16 point 9); NULL: the platform's setting
+    # (ACCESS_TOKEN_LIFETIME, ID_TOKEN_LIFETIME, REFRESH_TOKEN_LIFETIME).
+    access_token_lifetime: Mapped[int | None]
+    id_token_lifetime: Mapped[int | None]
+    refresh_token_lifetime: Mapped[int | None]
 
     # authlib's ClientMixin: exact matching everywhere (SPEC §4.7).
     def get_client_id(self) -> str:

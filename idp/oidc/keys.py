@@ -17,18 +17,31 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from idp.core.audit import audit
 from idp.core.security import Origin, random_token
-from idp.models import SigningKey, utcnow
+from idp.models import Client, SigningKey, utcnow
 
 ALGORITHMS = ("RS256", "ES256")
 Key = RSAKey | ECKey
+# The hot paths read through a plain Core connection (userinfo before Flask), the rest through the
+# request's session: the key ring takes either.
+Bind = Session | Connection
+
+
+def connection_of(bind: Bind) -> Connection:
+    """The Core connection behind a session, or the connection itself."""
+    return bind.connection() if isinstance(bind, Session) else bind
 
 
 def _generate(alg: str) -> tuple[str, Key]:
@@ -43,12 +56,29 @@ def _generate(alg: str) -> tuple[str, Key]:
     return pem, key
 
 
+def key_retention(session: Session, config: Mapping[str, Any]) -> timedelta:
+    """How long a retired key stays published: past the longest-lived JWT it may have signed, the
+    platform's or a client's own lifetime (issue 16 point 9), plus a minute."""
+    own = session.execute(select(func.max(Client.id_token_lifetime), func.max(Client.access_token_lifetime))).one()
+    return timedelta(seconds=max(config["ID_TOKEN_LIFETIME"], config["ACCESS_TOKEN_LIFETIME"],
+                                 *(value or 0 for value in own)) + 60)
+
+
+def extend_retired_keys(session: Session, config: Mapping[str, Any]) -> None:
+    """A client's token lifetime was raised: a key still signing but due to retire stays published
+    long enough for the tokens it signs until then (a key already retired signs no new token)."""
+    keep = key_retention(session, config)
+    for key in session.scalars(select(SigningKey).where(SigningKey.retired_at > utcnow())):
+        if key.retired_at is not None and (key.expires_at is None or key.expires_at < key.retired_at + keep):
+            key.expires_at = key.retired_at + keep
+
+
 def rotate_keys(session: Session, config: Mapping[str, Any], *, immediate: bool = False) -> list[SigningKey]:
     """Add one new key per algorithm and schedule the current ones to retire when it starts."""
     now = utcnow()
     starts = now if immediate else now + timedelta(seconds=config["KEY_PUBLISH_BEFORE_USE"])
-    # A retired key must verify every token it signed: the longest-lived JWT is the ID token.
-    keep = timedelta(seconds=max(config["ID_TOKEN_LIFETIME"], config["ACCESS_TOKEN_LIFETIME"]) + 60)
+    # A retired key must verify every token it signed: until the longest-lived JWT expires.
+    keep = key_retention(session, config)
     created = []
     for alg in ALGORITHMS:
         for old in session.scalars(
@@ -65,6 +95,38 @@ def rotate_keys(session: Session, config: Mapping[str, Any], *, immediate: bool 
         created.append(record)
     session.flush()
     return created
+
+
+def jws_signature(key: Key, alg: str, signing_input: bytes) -> bytes:
+    """The JWS signature of `signing_input` with one of our private keys (RFC 7515 §5.1, RFC 7518
+    §3.3-3.4: ES256 as R and S, 32 octets each), straight from `cryptography`."""
+    private: Any = key.private_key
+    if alg == "ES256":
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """One key's public half, parsed once per process, checking a JWS signature (RFC 7515 §5.2)
+    with the key's own algorithm only: an RS256 key never verifies an ES256 header, nor back."""
+
+    alg: str
+    public: Any
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        try:
+            if self.alg == "ES256":
+                if len(signature) != 64:  # RFC 7518 §3.4: R and S, 32 octets each
+                    return False
+                der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+                self.public.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+            else:
+                self.public.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -117,22 +179,26 @@ class KeyRing:
     _loaded_at: float = -1e9
     _records: list[KeyRecord] = field(default_factory=list)
     _parsed: dict[str, Key] = field(default_factory=dict)
+    _verifiers: dict[str, Verifier] = field(default_factory=dict)  # the keys in the table now, by kid
     _jwks: dict[str, Any] = field(default_factory=dict)
     _jwks_bytes: bytes = b""
     _jwks_etag: str = ""
     _keyset: KeySet | None = None
 
-    def refresh(self, session: Session, force: bool = False) -> None:
+    def refresh(self, session: Bind, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self.ttl:
             return
         with self._lock:
             now = utcnow()
             # Plain rows (Core), copied: nothing here belongs to the caller's session.
-            records = [KeyRecord(**row._mapping) for row in session.connection().execute(SELECT_KEYS, {"now": now})]
+            records = [KeyRecord(**row._mapping) for row in connection_of(session).execute(SELECT_KEYS, {"now": now})]
             for record in records:
                 if record.kid not in self._parsed:  # parsing a PEM costs ~60 ms: once per process
                     cls = RSAKey if record.alg == "RS256" else ECKey
                     self._parsed[record.kid] = cls.import_key(record.private_pem)
+            # Only keys still in the table (not expired) verify anything.
+            self._verifiers = {r.kid: self._verifiers.get(r.kid) or Verifier(r.alg, self._parsed[r.kid].public_key)
+                               for r in records}
             self._records = records
             jwks = {"keys": [r.public_jwk for r in records if r.published_at <= now]}
             if jwks != self._jwks or self._keyset is None:  # built once per key-set change
@@ -142,7 +208,7 @@ class KeyRing:
                 self._keyset = KeySet.import_key_set(jwks)
             self._loaded_at = time.monotonic()
 
-    def signing_key(self, session: Session, alg: str) -> tuple[str, Key]:
+    def signing_key(self, session: Bind, alg: str) -> tuple[str, Key]:
         """The newest key of `alg` that is active now: (kid, key)."""
         self.refresh(session)
         now = utcnow()
@@ -155,17 +221,16 @@ class KeyRing:
             return self.signing_key(session, alg)
         raise LookupError(f"no active {alg} signing key: run `idp keys rotate --now`")
 
-    def public_key(self, session: Session, kid: Any) -> Key | None:
-        """The key named `kid`, if it is ours. An unknown kid re-reads the table (a key rotated by
-        another worker) at most once every UNKNOWN_KID_RELOAD_SECONDS, whatever the traffic."""
+    def verifier(self, session: Bind, kid: Any) -> Verifier | None:
+        """The public key named `kid`, if it is ours and still in the table. An unknown kid re-reads
+        the table (a key rotated by another worker) at most once every UNKNOWN_KID_RELOAD_SECONDS,
+        whatever the traffic."""
         if not plausible_kid(kid):
             return None
         self.refresh(session)
-        if kid not in self._parsed and time.monotonic() - self._loaded_at >= UNKNOWN_KID_RELOAD_SECONDS:
+        if kid not in self._verifiers and time.monotonic() - self._loaded_at >= UNKNOWN_KID_RELOAD_SECONDS:
             self.refresh(session, force=True)
-        key = self._parsed.get(kid)
-        # Only keys still in the table (not expired) verify anything.
-        return key if key is not None and any(r.kid == kid for r in self._records) else None
+        return self._verifiers.get(kid)
 
     def jwks(self, session: Session) -> dict[str, Any]:
         self.refresh(session)

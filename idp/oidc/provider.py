@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
-from sqlalchemy import and_, bindparam, event, exists, literal, select, update
+from sqlalchemy import Connection, and_, bindparam, event, exists, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -35,6 +35,7 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc.client_events import ClientChanges, notify
+from idp.oidc.keys import connection_of
 from idp.oidc.tokens import (
     REVOKED_ACCESS_TOKENS,
     USERS,
@@ -73,7 +74,7 @@ class ClientCache:
         self._lock = threading.Lock()
         self.changes: ClientChanges | None = None  # PostgreSQL: every worker hears of a change
 
-    def get(self, session: Session, client_id: str) -> Client | None:
+    def get(self, session: Session | Connection, client_id: str) -> Client | None:
         entry = self._entries.get(client_id)
         now = time.monotonic()
         trusted = self.changes is None or self.changes.listening
@@ -81,7 +82,7 @@ class ClientCache:
             return entry[1]
         generation = self._generation
         table = Client.__table__
-        row = session.connection().execute(SELECT_CLIENT, {"p_client_id": client_id}).first()
+        row = connection_of(session).execute(SELECT_CLIENT, {"p_client_id": client_id}).first()
         if row is None:
             self._entries.pop(client_id, None)  # unknown ids are never kept: no memory to fill
             return None
@@ -273,7 +274,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             )
             if replayed is not None:
                 # RFC 6749 §4.1.2: a code used twice revokes what it gave.
-                revoke_family(db.session, replayed.family_id, issuer().access_lifetime)
+                revoke_family(db.session, replayed.family_id, issuer().revocation_lifetime(client))
                 record("token.code_replayed", subject=replayed.user_id, client_id=client.client_id)
         return item
 
@@ -307,7 +308,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             reused = db.session.scalar(
                 select(RefreshToken).where(RefreshToken.token_digest == digest, RefreshToken.rotated_at.is_not(None))
             )
-            if reused is not None and revoke_family(db.session, reused.family_id, issuer().access_lifetime):
+            lifetime = issuer().revocation_lifetime(self.request.client)
+            if reused is not None and revoke_family(db.session, reused.family_id, lifetime):
                 record("token.refresh_reused", subject=reused.user_id, client_id=reused.client_id,
                        family=reused.family_id)
         return item
@@ -447,7 +449,7 @@ class RevocationEndpoint(_RevocationEndpoint):
     def revoke_token(self, token: PresentedToken, request: Any) -> None:
         if token.refresh:
             # Revoking a refresh token ends its whole family (RFC 7009 §2.1 allows it; it is safer).
-            revoke_family(db.session, token.refresh.family_id, issuer().access_lifetime)
+            revoke_family(db.session, token.refresh.family_id, issuer().revocation_lifetime(request.client))
             subject = token.refresh.user_id
         else:
             revoke_access_token(db.session, token.claims or {})

@@ -7,16 +7,19 @@ carries a random `jti`, so two tokens are never identical, even within one secon
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from joserfc import jws, jwt
+from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import Row, bindparam, exists, insert, null, select, update
+from sqlalchemy import Connection, Row, bindparam, exists, insert, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,7 +37,7 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc.claims import user_claims
-from idp.oidc.keys import KeyRing
+from idp.oidc.keys import KeyRing, jws_signature
 
 SIGNING_ALGORITHMS = ("ES256", "RS256")  # what our keys sign with; nothing else is ever accepted
 MAX_TOKEN_LENGTH = 8192  # far above our largest JWT: a bigger one is not ours, and is not parsed
@@ -50,9 +53,11 @@ REVOKED_ACCESS_TOKENS = RevokedAccessToken.__table__
 
 class UserView:
     """A user's columns, read with SQLAlchemy Core on the hot paths (token, userinfo): what the
-    claims and the token need, without ORM loading or identity-map bookkeeping. Read-only."""
+    claims and the token need, and nothing more (each column read costs on every request), without
+    ORM loading or identity-map bookkeeping. Read-only."""
 
-    __slots__ = tuple(c.key for c in USERS.columns)
+    __slots__ = ("id", "email", "given_name", "family_name", "civility", "email_verified_at", "updated_at",
+                 "last_structure_id")
 
     id: uuid.UUID
     email: str
@@ -82,7 +87,7 @@ class UserView:
 
 
 def user_columns(prefix: str = "") -> list[Any]:
-    return [c.label(f"{prefix}{c.key}") for c in USERS.columns]
+    return [USERS.c[key].label(f"{prefix}{key}") for key in UserView.__slots__]
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,17 @@ class TokenIssuer:
         self.api_audiences: dict[str, frozenset[str]] = {
             audience: frozenset(scopes) for audience, scopes in config.get("API_AUDIENCES", {}).items()}
 
+    def lifetimes(self, client: Client) -> tuple[int, int, int]:
+        """The (access, ID, refresh) token lifetimes of a client, in seconds: its own where the
+        console set one (issue 16 point 9), else the platform's."""
+        return (client.access_token_lifetime or self.access_lifetime, client.id_token_lifetime or self.id_lifetime,
+                client.refresh_token_lifetime or self.refresh_lifetime)
+
+    def revocation_lifetime(self, client: Client) -> int:
+        """How long a family's revocation row must last for this client's access tokens (at least the
+        platform's lifetime: a client's own may have been shortened since a token was issued)."""
+        return max(self.access_lifetime, client.access_token_lifetime or 0)
+
     def audience(self, client_id: str, scopes: set[str]) -> str | list[str]:
         """The client itself, plus every app API whose scopes the token carries (RFC 9068 §3: the
         receiving app checks its own name in `aud`, so a token for one API is refused by another)."""
@@ -126,19 +142,23 @@ class TokenIssuer:
         return [client_id, *apis] if apis else client_id
 
     def sign(self, session: Session, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+        """A compact JWS of `claims` (RFC 7515 §7.1), signed with the active key of `alg`."""
         kid, key = self.keyring.signing_key(session, alg)
-        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+        signing_input = (_b64encode(json.dumps({"alg": alg, "kid": kid, "typ": typ}, separators=(",", ":")).encode())
+                         + b"." + _b64encode(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()))
+        return (signing_input + b"." + _b64encode(jws_signature(key, alg, signing_input))).decode("ascii")
 
     def issue(self, session: Session, auth: Authorization, *, include_refresh: bool,
               with_nonce: bool = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Build the token response, and the new refresh token's row for `record_issuance()` (the
         caller writes it, with the audit record, in one statement where it can)."""
         now = int(time.time())
+        access_lifetime, id_lifetime, refresh_lifetime = self.lifetimes(auth.client)
         scopes = set(auth.scope.split())
         subject = str(auth.user.id) if auth.user else auth.client.client_id
         access: dict[str, Any] = {
             "iss": self.issuer, "sub": subject, "aud": self.audience(auth.client.client_id, scopes),
-            "client_id": auth.client.client_id, "iat": now, "exp": now + self.access_lifetime,
+            "client_id": auth.client.client_id, "iat": now, "exp": now + access_lifetime,
             "jti": random_token(16), "scope": auth.scope,
         }
         if auth.family_id:
@@ -152,7 +172,7 @@ class TokenIssuer:
         token: dict[str, Any] = {
             "access_token": self.sign(session, access, ACCESS_TOKEN_ALG, typ="at+jwt"),
             "token_type": "Bearer",
-            "expires_in": self.access_lifetime,
+            "expires_in": access_lifetime,
             "scope": auth.scope,
         }
         if auth.user is not None and "openid" in scopes:
@@ -160,7 +180,7 @@ class TokenIssuer:
             id_claims = {
                 **claims,
                 "iss": self.issuer, "aud": auth.client.client_id, "azp": auth.client.client_id,
-                "iat": now, "exp": now + self.id_lifetime, "jti": random_token(16),
+                "iat": now, "exp": now + id_lifetime, "jti": random_token(16),
                 "at_hash": _half_hash(token["access_token"], alg),
                 **self._login_claims(auth),
             }
@@ -175,7 +195,7 @@ class TokenIssuer:
                 "token_digest": sha256_hex(value), "family_id": auth.family_id or uuid.uuid4().hex,
                 "client_id": auth.client.client_id, "user_id": auth.user.id, "sid": auth.sid,
                 "scope": auth.scope, "auth_time": auth.auth_time or now_dt, "amr": auth.amr,
-                "created_at": now_dt, "expires_at": now_dt + timedelta(seconds=self.refresh_lifetime),
+                "created_at": now_dt, "expires_at": now_dt + timedelta(seconds=refresh_lifetime),
                 "rotated_at": None, "revoked_at": None,
             }
             token["refresh_token"] = value
@@ -192,33 +212,40 @@ class TokenIssuer:
 
     # ------------------------------------------------------------------ checking
 
-    def _decode(self, session: Session, token: Any, typ: str) -> dict[str, Any] | None:
+    def _decode(self, session: Session | Connection, token: Any, typ: str) -> dict[str, Any] | None:
         """Claims of a JWT signed by one of our keys, with this `typ`; else None. Anything sent from
-        outside goes through here: bounded size, a plausible kid, our algorithms only (no `none`)."""
+        outside goes through here: bounded size, a plausible kid, our algorithms only (no `none`),
+        the signature checked with the kid's own public key and algorithm (parsed once per process)."""
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             return None
         try:
-            header = jws.extract_compact(token.encode()).headers()
-            if header.get("typ") != typ or header.get("alg") not in SIGNING_ALGORITHMS:
+            head, body, signature = token.encode("ascii").split(b".")
+            header = json.loads(_b64decode(head))
+            if not isinstance(header, dict) or header.get("typ") != typ or header.get("alg") not in SIGNING_ALGORITHMS:
                 return None
-            key = self.keyring.public_key(session, header.get("kid"))
-            if key is None:
+            verifier = self.keyring.verifier(session, header.get("kid"))
+            if verifier is None or verifier.alg != header["alg"]:
                 return None
-            decoded = jwt.decode(token, key, algorithms=list(SIGNING_ALGORITHMS))
-        except (JoseError, ValueError, TypeError, UnicodeError):
+            if not verifier.verify(head + b"." + body, _b64decode(signature)):
+                return None
+            claims = json.loads(_b64decode(body))
+        except (ValueError, TypeError, UnicodeError, RecursionError):
             return None
-        return decoded.claims if isinstance(decoded.claims, dict) else None
+        return claims if isinstance(claims, dict) else None
 
-    def verify(self, session: Session, token: str, typ: str = "at+jwt") -> dict[str, Any] | None:
+    @functools.cached_property
+    def _required_claims(self) -> jwt.JWTClaimsRegistry:
+        """What every token we accept carries (stateless: one registry for every request)."""
+        return jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.issuer}, exp={"essential": True},
+                                     jti={"essential": True}, sub={"essential": True})
+
+    def verify(self, session: Session | Connection, token: str, typ: str = "at+jwt") -> dict[str, Any] | None:
         """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None."""
         claims = self._decode(session, token, typ)
         if claims is None:
             return None
         try:
-            jwt.JWTClaimsRegistry(
-                iss={"essential": True, "value": self.issuer}, exp={"essential": True},
-                jti={"essential": True}, sub={"essential": True},
-            ).validate(claims)
+            self._required_claims.validate(claims)
         except (JoseError, ValueError, TypeError):
             return None
         return claims
@@ -237,6 +264,20 @@ class TokenIssuer:
         if not isinstance(claims["sub"], str) or not isinstance(claims["aud"], (str, list)):
             return None
         return claims
+
+
+def _b64encode(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _b64decode(segment: bytes) -> bytes:
+    """base64url without padding, strictly (RFC 7515 §2): any other character is refused."""
+    if not _B64URL.fullmatch(segment):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))  # binascii.Error is a ValueError
+
+
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
 
 
 class _HintClaims(jwt.JWTClaimsRegistry):

@@ -29,11 +29,13 @@ from idp.core.memberships import active_memberships, choose_structure
 from idp.extensions import csrf, db, limiter
 from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
 from idp.oidc import freshness, logout
-from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache, user_claims
+from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache
 from idp.oidc.keys import KeyRing, etag_of
 from idp.oidc.logout import sessions_ended
-from idp.oidc.provider import client_cache, create_server, issuer
-from idp.oidc.tokens import TokenIssuer, live_user_and_structure
+from idp.oidc.provider import create_server, issuer
+from idp.oidc.tokens import TokenIssuer
+from idp.oidc.userinfo import init_app as init_userinfo
+from idp.oidc.userinfo import presented_token
 from idp.web import current_login, end_login_session, record
 from idp.web import origin as web_origin
 from shared.web import CSP, SECURITY_HEADERS
@@ -397,45 +399,16 @@ def _malformed() -> Response:
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo() -> Response:
-    """UserInfo (OIDC Core §5.3), GET or POST, Bearer token in the header or the form body."""
-    value = _bearer()
+    """UserInfo (OIDC Core §5.3), GET or POST: what the WSGI layer leaves to Flask (idp.oidc.userinfo)."""
+    form_token = (request.form.get("access_token") if request.method == "POST"
+                  and request.mimetype == "application/x-www-form-urlencoded" else None)
     session = db.read_session()  # reads only: no transaction round trips on PostgreSQL
     try:
-        claims = issuer().verify(session, value) if value else None
-        # One statement: the account, the token's and the session's revocation, the current
-        # structure; the account's `updated_at` is the claims cache's stamp (read before the claims).
-        user, current = live_user_and_structure(session, claims) if claims else (None, None)
-        if user is None:
-            return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
-        scopes = set(str(claims.get("scope", "")).split())  # type: ignore[union-attr]
-        if "openid" not in scopes:
-            return _bearer_error("insufficient_scope", "The token lacks the 'openid' scope.", 403)
-        client = client_cache().get(session, claims["client_id"]) if isinstance(claims.get("client_id"), str) else None  # type: ignore[union-attr]
-        if client is None:
-            return _bearer_error("invalid_token", "Unknown client.")
-        body = user_claims(session, user, scopes, client, claims.get("sid"), current,  # type: ignore[arg-type, union-attr]
-                           current_app.extensions["claims_cache"])
+        answer = current_app.extensions["userinfo"].answer(
+            session, presented_token(request.headers.get("Authorization"), form_token))
     finally:
         session.close()
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token") or None
-    return None
-
-
-def _bearer_error(error: str, description: str, status: int = 401) -> Response:
-    response = jsonify(error=error, error_description=description)
-    response.status_code = status
-    response.headers["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
-    return response
+    return Response(answer.body, answer.status, answer.headers)
 
 
 @bp.post("/oauth/introspect")
@@ -555,3 +528,4 @@ def init_app(app: Flask) -> None:
     app.extensions["discovery_bytes"] = json.dumps(discovery_document, separators=(",", ":")).encode()
     app.extensions["discovery_etag"] = etag_of(app.extensions["discovery_bytes"])
     app.wsgi_app = PublishedDocuments(app, app.wsgi_app)  # type: ignore[method-assign]
+    init_userinfo(app)  # /oauth/userinfo answered before Flask's request machinery too (issue 18)

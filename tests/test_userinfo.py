@@ -1,0 +1,89 @@
+"""UserInfo before Flask (issue 18): the WSGI layer and the Flask view give the same answer, byte for
+byte, because both call one function (idp/oidc/userinfo.py). The layer takes the requests relying
+parties send (GET or POST, Bearer header or a form with the token alone); anything else is left to
+Flask, where the guard and the view answer as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from conftest import _free_port
+
+from idp import create_app
+from tests.oidc_helpers import code_flow
+
+VARYING = {"date", "server", "connection", "keep-alive"}  # the HTTP server's own headers
+
+
+def _same(one: requests.Response, other: requests.Response) -> None:
+    assert one.status_code == other.status_code
+    assert one.content == other.content
+    headers = {k.lower(): v for k, v in one.headers.items() if k.lower() not in VARYING}
+    assert headers == {k.lower(): v for k, v in other.headers.items() if k.lower() not in VARYING}
+
+
+@pytest.fixture
+def token(live_server: str, browser: requests.Session, create_account: Any, create_client: Any) -> str:
+    client_id, secret = create_client(trusted=True, grant_types=["authorization_code", "refresh_token"])
+    return code_flow(live_server, browser, client_id, secret, create_account().email)["access_token"]
+
+
+@pytest.mark.parametrize("header", ["good", None, "Bearer not.a.token", "bearer  good "])
+def test_the_layer_and_the_view_answer_alike(live_server: str, token: str, header: str | None) -> None:
+    value = {"good": f"Bearer {token}", None: None}.get(header, (header or "").replace("good", token))
+    headers = {"Authorization": value} if value else {}
+    layer = requests.get(f"{live_server}/oauth/userinfo", headers=headers, timeout=10)
+    # A query string is left to Flask (the guard reads parameters there): the same answer.
+    view = requests.get(f"{live_server}/oauth/userinfo?via=flask", headers=headers, timeout=10)
+    _same(layer, view)
+    assert layer.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in layer.headers["Content-Security-Policy"]
+    assert layer.headers["X-Content-Type-Options"] == "nosniff"
+    if header in ("good", "bearer  good "):
+        assert layer.status_code == 200 and layer.json()["sub"]
+    else:  # RFC 6750 §3.1
+        assert layer.status_code == 401
+        assert layer.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+
+
+def test_posted_tokens_take_either_path(live_server: str, token: str) -> None:
+    """OIDC Core §5.3.1: the form body (RFC 6750 §2.2). The token alone: the layer; with another
+    field or in JSON: Flask; repeated: the guard's 400, as everywhere under /oauth/."""
+    url = f"{live_server}/oauth/userinfo"
+    layer = requests.post(url, data={"access_token": token}, timeout=10)
+    view = requests.post(url, data={"access_token": token, "note": "x"}, timeout=10)
+    _same(layer, view)
+    assert layer.status_code == 200
+    bearer_and_json = requests.post(url, json={"a": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert bearer_and_json.status_code == 200 and bearer_and_json.content == layer.content
+    repeated = requests.post(url, data=[("access_token", token), ("access_token", token)], timeout=10)
+    assert repeated.status_code == 400 and repeated.json()["error"] == "invalid_request"
+    empty = requests.post(url, data={"access_token": ""}, timeout=10)
+    assert empty.status_code == 401 and "WWW-Authenticate" in empty.headers
+    basic = requests.get(url, headers={"Authorization": "Basic //46AA=="}, timeout=10)
+    assert basic.status_code == 401  # the guard: undecodable client credentials
+
+
+@pytest.fixture
+def down() -> Iterator[Any]:
+    """An IdP whose PostgreSQL does not answer."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "k" * 20, "ISSUER": "http://127.0.0.1:9",
+                      "DATABASE_URL": f"postgresql+psycopg://nobody@127.0.0.1:{_free_port()}/portail"})
+    yield app
+    app.extensions["backchannel"].pool.shutdown(wait=True)
+    app.extensions["db"].engine.dispose()
+
+
+def test_an_outage_is_a_503_on_both_paths(down: Any) -> None:
+    client = down.test_client()
+    token = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2ln"
+    for response in (client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"}),
+                     client.post("/oauth/userinfo", data={"access_token": token}),
+                     client.get("/oauth/userinfo?via=flask", headers={"Authorization": f"Bearer {token}"})):
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+        assert response.json["error"] == "temporarily_unavailable"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
