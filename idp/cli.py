@@ -1,4 +1,5 @@
-"""The `idp` command (SPEC §10.3): database, demo data, server, clients, users, keys, mail."""
+"""The `idp` command's groups (SPEC §10.3): database, demo data, server, clients, users, keys, mail;
+`create_app` registers them, `idp.__main__` runs them."""
 
 from __future__ import annotations
 
@@ -13,17 +14,11 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from idp.core.security import SYSTEM
-
-
-def _create_app() -> Flask:
-    from idp import create_app
-
-    return create_app({"DEMO": True} if not os.environ.get("IDP_SECRET_KEY") else None)
 
 
 def _echo(data: dict[str, Any], as_json: bool) -> None:
@@ -32,20 +27,6 @@ def _echo(data: dict[str, Any], as_json: bool) -> None:
     else:
         for key, value in data.items():
             click.echo(f"{key}: {value}")
-
-
-def main() -> None:
-    cli = FlaskGroup(create_app=_create_app, add_default_commands=False, add_version_option=False,
-                     load_dotenv=False, help="Portail identity provider.")
-    # The app is always ours and configured by IDP_* variables: hide Flask's --app/--env-file.
-    cli.params = [p for p in cli.params if p.name not in ("app", "env_file")]
-    try:
-        cli.main(prog_name="idp")
-    except SQLAlchemyError as exc:
-        # An operator gets one clear line, not a stack trace (an unmigrated or unreachable DB).
-        hint = " — lancez d'abord `idp db upgrade`" if "no such table" in str(exc) or "does not exist" in str(exc) else ""
-        click.echo(f"Erreur de base de données{hint} : {str(exc.orig or exc).splitlines()[0]}", err=True)
-        sys.exit(1)
 
 
 def register_commands(app: Flask) -> None:
@@ -490,6 +471,3 @@ def requests_expire(as_json: bool) -> None:
     report = run(current_app._get_current_object())  # type: ignore[attr-defined]
     _echo({"expired": report.expired, "reminded": report.reminded, "mails": report.mails}, as_json)
 
-
-if __name__ == "__main__":
-    main()

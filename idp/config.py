@@ -18,6 +18,7 @@ PORTAL_NAME = "Portail"
 SESSION_COOKIE_NAME = "portail_idp"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+LANG_COOKIE = "portail_lang"  # keeps the language chosen with the switcher (also saved on the account)
 SESSION_COOKIE_SECURE = False
 PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
 LOGIN_SESSION_IDLE = timedelta(hours=8)

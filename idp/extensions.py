@@ -96,8 +96,7 @@ def locale_selector() -> str:
             return base
     if session.get("lang") in languages:
         return session["lang"]
-    from idp.ui import LANG_COOKIE  # the switcher's choice, kept by this browser
-
-    if request.cookies.get(LANG_COOKIE) in languages:
-        return request.cookies[LANG_COOKIE]
+    chosen = request.cookies.get(current_app.config["LANG_COOKIE"])  # the switcher's choice, kept by this browser
+    if chosen in languages:
+        return chosen
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]

@@ -114,7 +114,7 @@ def refuse(error: str, description: str, french: str, status: int = 400) -> Resp
     problem or the error page (French)."""
     path = request.path
     if path.startswith(API_PREFIX):
-        from idp.api.views import Problem, problem_response
+        from idp.api.problems import Problem, problem_response
 
         return problem_response(Problem(status, "Requête invalide", french))
     if path.startswith(OAUTH_PREFIX + "authorize") or path.startswith(OAUTH_PREFIX + "logout"):

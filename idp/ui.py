@@ -18,8 +18,6 @@ from idp.models import AppRole, AuditEvent, Structure, User
 from shared.applications import app_label, role_label, role_title
 from shared.timefmt import PARIS
 
-# The cookie that keeps the language chosen with the switcher (also saved on the account).
-LANG_COOKIE = "portail_lang"
 LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
 
 def _english() -> bool:

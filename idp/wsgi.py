@@ -1,5 +1,5 @@
 """WSGI entry point for gunicorn: `gunicorn idp.wsgi:app`."""
 
-from idp.cli import _create_app
+from idp.__main__ import app_from_environment
 
-app = _create_app()
+app = app_from_environment()

@@ -3,14 +3,21 @@
 A model carries an integer version (`Versioned`); the edit form sends back the version it was
 shown (`version` hidden field); saving checks it first. A stale save answers 409 with a clear
 message and the typed values, instead of silently overwriting a colleague's changes.
+
+Two ways to stop two saves racing past the check, on the same column and the same error:
+`Versioned` (SQLAlchemy's `version_id_col`: every UPDATE of the row checks and bumps it), for rows
+that only edit forms write; `claim_version`, a conditional UPDATE of the version alone at the start
+of the save, for rows that other requests write too (the IdP's accounts: each login writes its row,
+and `version_id_col` would turn two concurrent logins into a conflict).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy import Integer, inspect, update
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.i18n import lazy_gettext as _l
 
@@ -53,3 +60,25 @@ def check_version(obj: Versioned, submitted: Any) -> None:
         raise StaleVersion(obj.version) from None
     if version != obj.version:
         raise StaleVersion(obj.version)
+
+
+def claim_version(session: Session, obj: Any, submitted: Any) -> None:
+    """Check the submitted version (`check_version`), then take the next one at once: one UPDATE of
+    the version alone, guarded by the submitted value, which holds the row until the commit
+    (PostgreSQL), so of two concurrent saves the second one finds the version taken.
+
+    :param obj: a mapped object with an integer `version` column.
+    :param submitted: the form's hidden `version` value (a string or an int).
+    :raises StaleVersion: the value is missing, malformed, not the stored version, or was just taken.
+    """
+    check_version(obj, submitted)
+    mapper = inspect(obj).mapper
+    table = mapper.local_table
+    key = zip(mapper.primary_key, mapper.primary_key_from_instance(obj), strict=True)
+    claimed = session.execute(
+        update(table).where(*(column == value for column, value in key), table.c.version == obj.version)
+        .values(version=table.c.version + 1)
+    ).rowcount
+    if claimed != 1:
+        raise StaleVersion(obj.version)
+    set_committed_value(obj, "version", obj.version + 1)

@@ -123,6 +123,22 @@ def test_structure_siege(app: Any, testclient: Any, admin: Any) -> None:
     assert row(app, Structure, branch.id).parent_id is None
 
 
+def test_a_siege_with_etablissements_stays_a_siege(app: Any, testclient: Any, admin: Any) -> None:
+    """The console edits a structure through the same rules as the API (issue 11): a siège that has
+    établissements cannot be made an établissement of another siège."""
+    from idp.models import Structure
+
+    siege = make_structure(app, name="Siège principal")
+    branch = make_structure(app, name="Antenne", siret=new_siret(siege.siren))
+    second = make_structure(app, name="Second siège", siret=new_siret(siege.siren))
+    assert branch.parent_id == second.parent_id == siege.id
+    assert post_form(testclient, f"/admin/structures/{second.id}", siege_siret="").status_code == 302
+    refused = post_form(testclient, f"/admin/structures/{siege.id}", siege_siret=second.siret)
+    assert refused.status_code == 422 and "elle doit rester un siège" in refused.text
+    assert row(app, Structure, siege.id).parent_id is None
+    assert row(app, Structure, branch.id).parent_id == siege.id
+
+
 def test_structure_members_are_listed_with_a_link_to_manage(app: Any, testclient: Any, admin: Any,
                                                              create_account: Any) -> None:
     structure = make_structure(app)
@@ -370,6 +386,34 @@ def test_delete_erases_personal_data(app: Any, testclient: Any, admin: Any, crea
     assert user_row(app, person.email) is None
     assert "Effacée" not in testclient.get(f"/admin/users/{person.id}").text
     assert post_form(testclient, f"/admin/users/{person.id}/deactivate").status_code == 409
+
+
+def test_the_last_admin_of_a_structure_is_not_deleted(app: Any, testclient: Any, admin: Any,
+                                                      create_account: Any) -> None:
+    """A structure keeps one active admin (SPEC §4.3): the console refuses to delete its last one."""
+    from idp.models import Membership, User
+
+    person = create_account()
+    structure = make_structure(app, name="Atelier du Rhône")
+    attach(app, person.id, structure.id, roles=("sam:redacteur",), admin=True)
+    refused = post_form(testclient, f"/admin/users/{person.id}/delete")
+    assert refused.status_code == 403
+    assert "dernier administrateur actif de : Atelier du Rhône" in refused.text.replace("&#39;", "'")
+    assert row(app, User, person.id).state == AccountState.ACTIVE
+    assert grant_keys(app, person.id, structure.id) == {"sam:redacteur"}
+    # Another admin named first: the deletion goes through, and only the other admin remains.
+    other = create_account()
+    attach(app, other.id, structure.id, admin=True)
+    assert post_form(testclient, f"/admin/users/{person.id}/delete").status_code == 302
+    assert row(app, User, person.id).state == AccountState.DELETED
+    assert grant_keys(app, person.id, structure.id) is None
+    with app.app_context():
+        from sqlalchemy import select
+
+        from idp.extensions import db
+
+        admins = db.session.scalars(select(Membership.user_id).where(Membership.structure_id == structure.id)).all()
+    assert admins == [other.id]
 
 
 def test_platform_admin_flag(app: Any, testclient: Any, admin: Any, create_account: Any) -> None:

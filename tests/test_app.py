@@ -15,7 +15,7 @@ import click
 import pytest
 
 from idp import create_app
-from idp.cli import main as idp_main
+from idp.__main__ import main as idp_main
 from idp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,7 +325,7 @@ def test_dockerfile_installs_the_project() -> None:
 
 def test_idp_console_script_is_installed() -> None:
     assert "idp" in _console_scripts()
-    assert idp_main.__module__ == "idp.cli"
+    assert idp_main.__module__ == "idp.__main__"
     script = Path(sys.executable).parent / "idp"
     assert script.exists() or shutil.which("idp")
 

@@ -30,7 +30,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "idp"
 
 def idp_argv() -> list[str]:
     """The installed console script when there is one (what an operator types), else the module."""
-    return [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "idp.cli"]
+    return [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "idp"]
 
 
 def operator_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -397,6 +397,7 @@ def test_a_client_with_longer_lived_tokens_keeps_retiring_keys_published(keys_ap
     from idp.core.security import SYSTEM
     from idp.extensions import db
     from idp.oidc.clients import ClientSpec, create_client
+    from idp.oidc.keys import extend_retired_keys
 
     runner = keys_app.test_cli_runner()
     invoke(runner, "keys", "rotate", "--now", "--json")
@@ -406,7 +407,8 @@ def test_a_client_with_longer_lived_tokens_keeps_retiring_keys_published(keys_ap
         assert len(due) == 2 and all(k.expires_at - k.retired_at == timedelta(seconds=3660) for k in due)
         client, _secret = create_client(db.session, ClientSpec(name="Longue durée"), SYSTEM)
         console.set_client_lifetimes(db.session, client, {"id_token_lifetime": 6 * 3600}, SYSTEM,
-                                     actor=uuid.uuid4(), config=keys_app.config)
+                                     actor=uuid.uuid4())
+        extend_retired_keys(db.session, keys_app.config)  # as the console's view does
         db.session.commit()
         due = list(db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_not(None))))
         assert all(k.expires_at - k.retired_at == timedelta(seconds=6 * 3600 + 60) for k in due)

@@ -1,6 +1,8 @@
 """The house rules the code must keep (issue "the relying-party shell", STYLE §9): the apps import
 nothing from `idp/`, and from `shared/` only the names `shared/__init__.py` publishes; `shared/`
-never imports from `idp/` or `apps/`."""
+never imports from `idp/` or `apps/`. Issue 11 (STYLE §3, "signals between features"): no module
+reaches back up through a circle of imports, not even from inside a function; the domain core
+(`idp/core/`) imports neither Flask nor the OIDC layer nor any web module."""
 
 from __future__ import annotations
 
@@ -25,6 +27,127 @@ def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
 
 def _python_files(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
+
+
+PACKAGES = ("idp", "shared", "apps")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module → the repository's modules it imports, at the top of the file or inside a function
+    (`from package import module` counts as importing the module)."""
+    files = {_module_name(path): path for package in PACKAGES for path in _python_files(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        targets = set()
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the package, up level-1 packages
+                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                found = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in files]
+                targets.update(found or [base])
+        graph[name] = {target for target in targets if target in files and target != name}
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+# Known, to untie (it came with the shell's language switcher, after issue 11 was planned): the
+# language module reads the signed-in person's locale and `safe_next` from the SSO module, which
+# reads the chosen language from it. Remove the entry when it is untied (the test then insists).
+KNOWN_CIRCLES = [["shared.i18n", "shared.sso", "shared.web"]]
+
+
+def test_no_circle_of_imports() -> None:
+    graph = _import_graph()
+    assert "idp.core.accounts" in graph and "apps.sam.models" in graph  # the walk found the packages
+    circles = _circles(graph)
+    described = [" ↔ ".join(c) + " (" + "; ".join(f"{m} → {', '.join(sorted(graph[m] & set(c)))}" for m in c) + ")"
+                 for c in circles if c not in KNOWN_CIRCLES]
+    assert not described, "import circles:\n" + "\n".join(described)
+    assert circles == KNOWN_CIRCLES, "a known circle is untied: remove it from KNOWN_CIRCLES"
+
+
+def test_the_circle_finder_sees_function_level_imports(tmp_path: Path) -> None:
+    """The walk and the finder themselves: a circle closed inside a function body is a circle."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _circles(graph) == [["a", "b", "c"]]
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from idp.oidc import logout\n")
+    assert [module for _, module, _ in _imports(source)] == ["idp.oidc"]
+
+
+# What the domain core may import from the repository (STYLE §3: it knows nothing of Flask).
+CORE_MAY_IMPORT = ("idp.core", "idp.models", "idp.directory", "shared")
+FLASK = ("flask", "flask_", "werkzeug")
+
+
+def _imports_flask(module: str, graph: dict[str, set[str]], seen: set[str] | None = None) -> bool:
+    """Whether a repository module imports Flask, itself or through the repository's modules."""
+    seen = seen if seen is not None else set()
+    if module in seen:
+        return False
+    seen.add(module)
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / module.replace(".", "/") / "__init__.py"
+    if any(name.startswith(FLASK) for _, name, _ in _imports(path)):
+        return True
+    return any(_imports_flask(target, graph, seen) for target in graph[module])
+
+
+@pytest.mark.parametrize("path", _python_files("idp/core"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_knows_nothing_of_flask_nor_oidc(path: Path) -> None:
+    graph = _import_graph()
+    for line, module, _names in _imports(path):
+        where = f"{path.relative_to(ROOT)}:{line}"
+        assert not module.startswith(FLASK), f"{where} imports {module}"
+        if module.split(".")[0] in PACKAGES:
+            assert module.startswith(CORE_MAY_IMPORT), f"{where} imports {module} (not the core, models or directory)"
+            if module.startswith(("idp.models", "idp.directory")):
+                assert not _imports_flask(module, graph), f"{where} imports {module}, which imports Flask"
 
 
 @pytest.mark.parametrize("path", _python_files("apps"), ids=lambda p: str(p.relative_to(ROOT)))

@@ -545,15 +545,15 @@ def test_key_rotation_publishes_before_signing(app: Any, live_server: str, brows
 
 def test_deactivated_account_loses_userinfo_and_refresh(app: Any, live_server: str, browser: requests.Session,
                                                         account: Any, trusted: tuple[str, str]) -> None:
+    from idp.core.accounts import close_access
     from idp.extensions import db
     from idp.models import AccountState, User
-    from idp.oidc.logout import user_access_ended
 
     token = code_flow(live_server, browser, *trusted, account.email)
     with app.app_context():
         user = db.session.get(User, account.id)
         user.state = AccountState.DEACTIVATED
-        user_access_ended(db.session, user.id)
+        close_access(db.session, user.id)  # announced: the OIDC layer revokes the refresh tokens
         db.session.commit()
     me = requests.get(f"{live_server}/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=5)
     assert me.status_code == 401

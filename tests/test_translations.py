@@ -225,7 +225,7 @@ def test_the_apps_catalogs_have_no_fuzzy_or_empty_entries_and_compile(scope: str
 
 def test_the_apps_read_the_portal_s_language_cookie() -> None:
     """One cookie for the four services: a choice made on the portal follows the person to the apps."""
-    from idp.ui import LANG_COOKIE as IDP_COOKIE
+    from idp.config import LANG_COOKIE as IDP_COOKIE
     from shared.i18n import LANG_COOKIE
 
     assert LANG_COOKIE == IDP_COOKIE

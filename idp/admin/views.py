@@ -44,6 +44,7 @@ from idp.core.memberships import accept_request, authority, decline_request, mod
 from idp.core.structures import StructureData, create_structure, get_structure
 from idp.extensions import db
 from idp.models import AccountState, JoinRequest, StructureKind, User
+from idp.oidc.keys import rotate_signing_keys
 from shared.paging import page_number, paginate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -479,7 +480,12 @@ def user_action(user_id: uuid.UUID, action: str) -> Any:
                 platform.change_account_state(db.session, account, action, me, web.origin())
         except (Conflict, NotAllowed, InvalidInput) as exc:
             db.session.rollback()
-            flash(_(REFUSALS.get(exc.message, "Action impossible pour ce compte.")), "error")
+            if exc.details.get("structures"):  # the last active admin of structures (SPEC §4.3)
+                flash(_("Ce compte est le dernier administrateur actif de : %(names)s. Nommez d'abord un autre "
+                        "administrateur dans chacune de ces structures.",
+                        names=", ".join(exc.details["structures"])), "error")  # type: ignore[call-overload]
+            else:
+                flash(_(REFUSALS.get(exc.message, "Action impossible pour ce compte.")), "error")
             status = 403 if isinstance(exc, NotAllowed) else 409
             return render_template("admin/user.html", account=account, me=me,
                                    memberships=platform.user_memberships(db.session, account.id)), status
@@ -511,7 +517,7 @@ def keys_rotate() -> Any:
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    created = platform.rotate_signing_keys(db.session, current_app.config, web.origin(), actor=_me().id)
+    created = rotate_signing_keys(db.session, current_app.config, web.origin(), actor=_me().id)
     db.session.commit()
     # This worker publishes them at once; the others within KEY_CACHE_SECONDS.
     current_app.extensions["token_issuer"].keyring.refresh(db.session, force=True)

@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from sqlalchemy import or_, select
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import HTTP_STATUS_CODES
 
 from idp import web
+from idp.api.problems import Problem, problem_response
 from idp.core import structures as core
 from idp.core.errors import AlreadyExists, Conflict, InvalidInput
 from idp.core.security import Origin
@@ -43,58 +43,12 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 F = TypeVar("F", bound=Callable[..., Any])
-PROBLEM = "application/problem+json"
 # What each write accepts; anything else is a 422 "champ inconnu" (a typo must not pass silently).
 CREATE_FIELDS = frozenset({"siret", "name", "kind", "city", "postal_code", "code", "parent_siret", "admin_email",
                            "searchable"})
 UPDATE_FIELDS = (CREATE_FIELDS - {"siret"}) | {"version"}
 MAX_PER_PAGE = 100
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-# French wording of the HTTP errors werkzeug raises (routing, body size...), by status.
-HTTP_PROBLEMS = {
-    400: ("Requête invalide", "La requête est mal formée."),
-    401: ("Authentification requise", "Un jeton d'accès est requis."),
-    403: ("Accès refusé", "Ce jeton ne permet pas cette opération."),
-    404: ("Ressource introuvable", "Aucune ressource de l'API à cette adresse."),
-    405: ("Méthode non permise", "Cette méthode HTTP n'est pas permise sur cette ressource."),
-    406: ("Format non disponible", "L'API ne répond qu'en JSON."),
-    413: ("Requête trop volumineuse", "Le corps de la requête dépasse la taille permise."),
-    415: ("Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json)."),
-    429: ("Trop de requêtes", "Trop de requêtes : réessayez dans un instant."),
-    500: ("Erreur interne", "Une erreur inattendue s'est produite ; réessayez plus tard."),
-    503: ("Service indisponible", "Le service est momentanément indisponible ; réessayez plus tard."),
-}
-
-
-class Problem(Exception):
-    """An RFC 9457 problem: raised anywhere in a view, answered as application/problem+json.
-
-    A werkzeug error passed as is (English `name` as title) gets the French wording of its status.
-    """
-
-    def __init__(self, status: int, title: str, detail: str = "", *, errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        french_title, french_detail = HTTP_PROBLEMS.get(status, (f"Erreur {status}", f"Erreur HTTP {status}."))
-        if title == HTTP_STATUS_CODES.get(status):
-            title, detail = french_title, french_detail
-        detail = detail or french_detail
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.errors, self.headers = status, title, detail, errors, headers or {}
-
-
-def problem_response(problem: Problem) -> Response:
-    """RFC 9457 §3: type, title, status, detail (+ `errors`, one per field, for 422)."""
-    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status,
-                            "detail": problem.detail}
-    if problem.errors:
-        body["errors"] = problem.errors
-    response = jsonify(body)
-    response.status_code = problem.status
-    response.mimetype = PROBLEM
-    response.headers.update(problem.headers)
-    return response
-
 
 @bp.errorhandler(Problem)
 def _on_problem(problem: Problem) -> Response:

@@ -29,9 +29,10 @@ from idp.admin.forms import ConfirmForm
 from idp.console.forms import AccountForm, EditAccountForm, LifetimeForm, ScopeForm
 from idp.core import console as core
 from idp.core.accounts import get_user
-from idp.core.errors import InvalidInput
+from idp.core.errors import Conflict, InvalidInput
 from idp.extensions import db
 from idp.models import AccountState, Civility, Client, OutboxMail, User
+from idp.oidc.keys import extend_retired_keys
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 
@@ -168,8 +169,9 @@ def client_lifetimes(client_pk: int) -> Any:
         return _client_page(found, lifetimes=form, status=422)
     values = {name: getattr(form, name).data for name in core.LIFETIME_BOUNDS}
     try:
-        changed = core.set_client_lifetimes(db.session, found, values, web.origin(), actor=_me().id,
-                                            config=current_app.config)
+        changed = core.set_client_lifetimes(db.session, found, values, web.origin(), actor=_me().id)
+        if changed:  # a longer lifetime keeps the keys due to retire published for as long
+            extend_retired_keys(db.session, current_app.config)
     except InvalidInput as exc:
         db.session.rollback()
         low, high = exc.details["low"], exc.details["high"]
@@ -297,7 +299,7 @@ def account(user_id: uuid.UUID) -> Any:
                               given_name=form.given_name.data or "", family_name=form.family_name.data or "",
                               civility=Civility(form.civility.data) if form.civility.data else None,
                               contact_email=form.contact_email.data)
-        except InvalidInput:
+        except Conflict:
             db.session.rollback()
             form.form_errors.append(_("Ce compte a été modifié entre-temps : rechargez la page puis recommencez."))
             status = 409

@@ -15,19 +15,18 @@ from sqlalchemy.orm import Session
 
 from idp.core.audit import audit
 from idp.core.errors import Conflict, InvalidInput, NotFound
+from idp.core.locking import claim
 from idp.core.passwords import Hasher, password_problems
 from idp.core.security import Origin, constant_time_equal, random_token, sha256_hex
+from idp.core.signals import announce_account_closed, announce_sessions_ended
 from idp.models import (
     AccountState,
     Civility,
     LoginSession,
     RecoveryCode,
-    RefreshToken,
     User,
     utcnow,
 )
-from idp.models.structures import recopy
-from idp.oidc.logout import sessions_ended, user_access_ended
 
 
 def normalize_email(email: str) -> str:
@@ -172,6 +171,18 @@ def pending_user(session: Session, email: str) -> User | None:
 
 # ------------------------------------------------------------------ login and lockout
 
+def close_access(session: Session, user_id: uuid.UUID) -> None:
+    """The account stops being usable (blocked, deactivated, deleted, password reset): every IdP
+    session of it ends, and `signals.account_closed` lets the subscribers end the rest (refresh
+    tokens, relying parties' sessions)."""
+    session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    announce_account_closed(session, user_id)
+
+
 class LoginFailed(Exception):
     """The login is refused. `reason` is for the audit trail; only `password_ok` failures may be
     explained to the person (they proved they know the password)."""
@@ -239,7 +250,7 @@ def _count_failure(session: Session, origin: Origin, user: User, max_failed: int
     if flipped != 1:
         return False
     audit(session, "account.blocked", origin, subject=user.id, reason="failed_logins", count=count)
-    user_access_ended(session, user.id)
+    close_access(session, user.id)
     return True
 
 
@@ -267,7 +278,7 @@ def block(session: Session, user: User, actor: User | None, origin: Origin) -> U
     user.state = AccountState.BLOCKED
     audit(session, "account.blocked", origin, actor=actor.id if actor else None, subject=user.id,
           reason="admin")
-    user_access_ended(session, user.id)
+    close_access(session, user.id)
     session.flush()
     return user
 
@@ -283,7 +294,7 @@ def deactivate(session: Session, user: User, actor: User | None, origin: Origin)
     user.state = AccountState.DEACTIVATED
     audit(session, "account.deactivated", origin, actor=actor.id if actor else None, subject=user.id,
           previous=str(previous))
-    user_access_ended(session, user.id)
+    close_access(session, user.id)
     session.flush()
     return user
 
@@ -309,7 +320,7 @@ def delete_account(session: Session, user: User, actor: User | None, origin: Ori
     """
     if user.state == AccountState.DELETED:
         raise Conflict("already_deleted")
-    user_access_ended(session, user.id)
+    close_access(session, user.id)
     user.email = f"deleted-{user.id}@invalid"
     user.contact_email = None
     user.password_hash = None
@@ -395,7 +406,7 @@ def reset_password(
         audit(session, "account.verified", origin, actor=user.id, subject=user.id, via="reset")
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
-    user_access_ended(session, user.id)
+    close_access(session, user.id)
     audit(session, "password.reset", origin, actor=user.id, subject=user.id)
     session.flush()
     return user
@@ -442,17 +453,9 @@ def update_profile(
 
     :raises Conflict: when the account changed since the form was loaded (stale `version`).
     """
-    if version != user.version:
-        raise Conflict("stale")
-    changed = session.execute(
-        update(User).where(User.id == user.id, User.version == version)
-        .values(civility=civility, given_name=given_name.strip(), family_name=family_name.strip(),
-                version=User.version + 1, updated_at=utcnow())
-    ).rowcount
-    if changed != 1:
-        raise Conflict("stale")
-    session.refresh(user)
-    session.execute(recopy(user))  # the members pages' copies of the name (a Core UPDATE: no listener)
+    claim(session, user, version)
+    user.civility, user.given_name, user.family_name = civility, given_name.strip(), family_name.strip()
+    session.flush()  # the members pages' copies of the name follow (models.structures listeners)
     audit(session, "account.updated", origin, actor=user.id, subject=user.id)
     return user
 
@@ -477,19 +480,12 @@ def active_sessions(session: Session, user: User, now: datetime, idle_limit: dat
     ))
 
 
-def _end_sessions(session: Session, logins: list[LoginSession]) -> None:
-    if not logins:
-        return
+def end_sessions(session: Session, logins: list[LoginSession]) -> None:
+    """Revoke these login sessions; `signals.sessions_ended` lets the subscribers end what they opened."""
     now = utcnow()
     for login in logins:
         login.revoked_at = now
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.sid.in_([login.id for login in logins]), RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    session.flush()
-    sessions_ended(session, logins)
+    announce_sessions_ended(session, logins)
 
 
 def revoke_session(session: Session, origin: Origin, user: User, session_id: str) -> LoginSession:
@@ -500,7 +496,7 @@ def revoke_session(session: Session, origin: Origin, user: User, session_id: str
     login = session.get(LoginSession, session_id)
     if login is None or login.user_id != user.id or login.revoked_at is not None:
         raise NotFound("session")
-    _end_sessions(session, [login])
+    end_sessions(session, [login])
     audit(session, "session.revoked", origin, actor=user.id, subject=user.id, sid_hash=sha256_hex(login.id)[:12])
     return login
 
@@ -511,7 +507,7 @@ def revoke_other_sessions(session: Session, origin: Origin, user: User, keep: st
         select(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
                                    LoginSession.id != (keep or ""))
     ))
-    _end_sessions(session, logins)
+    end_sessions(session, logins)
     if logins:
         audit(session, "session.revoked", origin, actor=user.id, subject=user.id, count=len(logins))
     return len(logins)

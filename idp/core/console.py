@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from idp.core.accounts import _end_sessions, create_user, normalize_email
+from idp.core import accounts
+from idp.core.accounts import create_user, normalize_email
 from idp.core.audit import audit
 from idp.core.errors import InvalidInput
+from idp.core.locking import claim
 from idp.core.passwords import Hasher
 from idp.core.security import Origin, constant_time_equal, sha256_hex
 from idp.models import (
@@ -94,15 +96,13 @@ LIFETIME_BOUNDS = {
 
 
 def set_client_lifetimes(session: Session, client: Client, lifetimes: dict[str, int | None], origin: Origin, *,
-                         actor: uuid.UUID, config: Any) -> bool:
+                         actor: uuid.UUID) -> bool:
     """A client's access, ID and refresh token lifetimes in seconds (None: the platform's setting).
-    They apply to the tokens issued from now on; a longer one keeps the signing keys due to retire
-    published for as long. Returns whether anything changed.
+    They apply to the tokens issued from now on (the caller keeps the signing keys due to retire
+    published for as long: `idp.oidc.keys.extend_retired_keys`). Returns whether anything changed.
 
     :raises InvalidInput: ``bad_lifetime`` naming the field and its bounds.
     """
-    from idp.oidc.keys import extend_retired_keys
-
     for name, value in lifetimes.items():
         low, high = LIFETIME_BOUNDS[name]
         if value is not None and not low <= value <= high:
@@ -114,7 +114,6 @@ def set_client_lifetimes(session: Session, client: Client, lifetimes: dict[str, 
     for name, value in after.items():
         setattr(client, name, value)
     session.flush()
-    extend_retired_keys(session, config)
     audit(session, "client.updated", origin, actor=actor, client_id=client.client_id, lifetimes=after,
           previous_lifetimes=before)
     session.flush()
@@ -172,10 +171,9 @@ def edit_account(session: Session, user: User, origin: Origin, *, actor: uuid.UU
                  given_name: str, family_name: str, civility: Civility | None, contact_email: str | None) -> User:
     """Names, civility and contact e-mail (the login e-mail stays, as for the person themselves).
 
-    :raises InvalidInput: ``stale`` when someone saved the account meanwhile.
+    :raises Conflict: ``stale`` when someone saved the account meanwhile.
     """
-    if user.version != expected_version:
-        raise InvalidInput("stale")
+    claim(session, user, expected_version)
     changed = []
     for name, value in (("given_name", given_name.strip()), ("family_name", family_name.strip()),
                         ("civility", civility), ("contact_email", (contact_email or "").strip().lower() or None)):
@@ -183,7 +181,6 @@ def edit_account(session: Session, user: User, origin: Origin, *, actor: uuid.UU
             setattr(user, name, value)
             changed.append(name)
     if changed:
-        user.version += 1
         audit(session, "account.updated", origin, actor=actor, subject=user.id, fields=changed, by="console")
     session.flush()
     return user
@@ -220,7 +217,7 @@ def end_one_session(session: Session, user: User, handle: str, origin: Origin, *
     login = next((s for s in live_sessions(session, user) if constant_time_equal(session_handle(s), handle)), None)
     if login is None:
         raise InvalidInput("no_session")
-    _end_sessions(session, [login])
+    accounts.end_sessions(session, [login])
     audit(session, "account.sessions_ended", origin, actor=actor, subject=user.id, count=1,
           sid_hash=session_handle(login)[:12])
 
@@ -228,7 +225,7 @@ def end_one_session(session: Session, user: User, handle: str, origin: Origin, *
 def end_sessions(session: Session, user: User, origin: Origin, *, actor: uuid.UUID) -> int:
     """End every session of an account (refresh tokens revoked, back-channel logout sent)."""
     logins = live_sessions(session, user)
-    _end_sessions(session, logins)
+    accounts.end_sessions(session, logins)
     audit(session, "account.sessions_ended", origin, actor=actor, subject=user.id, count=len(logins))
     return len(logins)
 

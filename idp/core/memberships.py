@@ -1,8 +1,9 @@
 """Memberships, access grants, join requests and invitations (SPEC §4.2–4.4).
 
 The rules live here, not in the views: an admin grants or removes only roles they hold in that
-structure, and only roles the structure is entitled to; a structure keeps at least one admin;
-two admins saving the same member at once: one wins, the other gets a Conflict.
+structure, and only roles the structure is entitled to (`Authority.refusal`); a structure keeps at
+least one admin (`keep_an_admin`); two admins saving the same member at once: one wins, the other
+gets a Conflict (`idp.core.locking.claim`). Who loses roles is announced (`idp.core.signals`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from idp.core.accounts import check_password_policy, find_user, normalize_email,
 from idp.core.audit import audit
 from idp.core.catalogue import roles_by_key
 from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from idp.core.locking import claim
 from idp.core.passwords import Hasher
 from idp.core.security import Origin, random_token, sha256_hex
+from idp.core.signals import announce_access_lost
 from idp.models import (
     AccessGrant,
     AccountState,
@@ -139,10 +142,31 @@ def _check_roles(auth: Authority, role_ids: Iterable[int]) -> None:
         raise NotAllowed("roles_refused", refused=refused)
 
 
-def _lock_admins(session: Session, structure_id: uuid.UUID) -> None:
-    """Serialise changes that may drop the structure's last admin: two admins demoting each other at
-    once must not both succeed (row lock on PostgreSQL; SQLite has a single writer anyway)."""
-    session.execute(select(Structure.id).where(Structure.id == structure_id).with_for_update())
+def _counts_as_admin(membership: Membership) -> bool:
+    """An admin the structure can rely on: admin, active membership, active account."""
+    return membership.is_admin and membership.is_active and membership.user.state == AccountState.ACTIVE
+
+
+def keep_an_admin(session: Session, memberships: Iterable[Membership]) -> None:
+    """The rule "a structure keeps one active admin" (SPEC §4.3), for every path that takes admins
+    away: a demotion, a suspension, a detachment, an account's deletion (`memberships`: those about
+    to stop counting as admins).
+
+    Changes that may drop a structure's last admin are serialised on the structure's row: two admins
+    demoting each other at once must not both succeed (a row lock on PostgreSQL; SQLite has a single
+    writer anyway).
+
+    :raises NotAllowed: ``last_admin`` with ``structures``, the names of the structures left without one.
+    """
+    orphaned = []
+    for membership in sorted(memberships, key=lambda m: str(m.structure_id)):  # one lock order: no deadlock
+        if not _counts_as_admin(membership):
+            continue
+        session.execute(select(Structure.id).where(Structure.id == membership.structure_id).with_for_update())
+        if active_admin_count(session, membership.structure_id) <= 1:
+            orphaned.append(membership.structure.name)
+    if orphaned:
+        raise NotAllowed("last_admin", structures=orphaned)
 
 
 def _check_ends(ends_at: dict[int, datetime | None], role_ids: Iterable[int]) -> None:
@@ -151,19 +175,11 @@ def _check_ends(ends_at: dict[int, datetime | None], role_ids: Iterable[int]) ->
         raise InvalidInput("end_in_past")
 
 
-def _bump(session: Session, membership: Membership, expected_version: int | None) -> None:
-    """Optimistic locking: the save applies only if nobody saved this member since the form loaded."""
-    if expected_version is None:
-        membership.version += 1
-        return
-    done = session.execute(
-        update(Membership).where(Membership.id == membership.id, Membership.version == expected_version)
-        .values(version=Membership.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not done:
-        raise Conflict("stale")
-    session.refresh(membership, ["version"])
+def _claim(session: Session, membership: Membership, expected_version: int | None) -> None:
+    """Optimistic locking (`idp.core.locking.claim`): the save applies only if nobody saved this
+    member since the form loaded."""
+    claim(session, membership, expected_version)
+    membership.updated_at = utcnow()
 
 
 # ------------------------------------------------------------------ changing memberships
@@ -211,7 +227,7 @@ def set_grants(session: Session, auth: Authority, membership: Membership, role_i
     added, removed = wanted - set(current), set(current) - wanted
     _check_roles(auth, added | removed | changed_end)
     _check_ends(ends_at, added | changed_end)
-    _bump(session, membership, expected_version)
+    _claim(session, membership, expected_version)
     for role_id in removed:
         membership.grants.remove(current[role_id])
     for role_id in changed_end:
@@ -219,6 +235,9 @@ def set_grants(session: Session, auth: Authority, membership: Membership, role_i
     for role_id in added:
         membership.grants.append(AccessGrant(role_id=role_id, ends_at=ends_at.get(role_id), granted_by=auth.actor_id))
     session.flush()
+    # A removed role, or one given an end date, stops its application's refresh tokens now.
+    ended = [current[r] for r in removed] + [current[r] for r in changed_end if current[r].ends_at is not None]
+    announce_access_lost(session, ended, membership.user_id)
     if added or removed or changed_end:
         audit(session, "grants.changed", origin, actor=auth.actor_id, subject=membership.user_id,
               structure=membership.structure_id, added=sorted(added), removed=sorted(removed),
@@ -235,10 +254,9 @@ def set_admin(session: Session, auth: Authority, membership: Membership, admin: 
     _same_structure(auth, membership)
     if membership.is_admin == admin:
         return
-    _lock_admins(session, membership.structure_id)
-    if not admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
-        raise NotAllowed("last_admin")
-    _bump(session, membership, expected_version)
+    if not admin:
+        keep_an_admin(session, [membership])
+    _claim(session, membership, expected_version)
     membership.role = MembershipRole.ADMIN if admin else MembershipRole.MEMBER
     audit(session, "membership.promoted" if admin else "membership.demoted", origin, actor=auth.actor_id,
           subject=membership.user_id, structure=membership.structure_id)
@@ -246,34 +264,47 @@ def set_admin(session: Session, auth: Authority, membership: Membership, admin: 
 
 def set_suspended(session: Session, auth: Authority, membership: Membership, suspended: bool, origin: Origin, *,
                   expected_version: int | None) -> None:
-    """Suspend (every grant stops at once) or reactivate a membership."""
+    """Suspend (every grant stops at once) or reactivate a membership.
+
+    :raises NotAllowed: ``last_admin`` when suspending the only active admin.
+    """
     _same_structure(auth, membership)
-    _lock_admins(session, membership.structure_id)
-    if suspended and membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
-        raise NotAllowed("last_admin")
-    _bump(session, membership, expected_version)
+    if suspended:
+        keep_an_admin(session, [membership])
+    _claim(session, membership, expected_version)
+    was_active = membership.is_active
     membership.status = MembershipStatus.SUSPENDED if suspended else MembershipStatus.ACTIVE
     audit(session, "membership.suspended" if suspended else "membership.reactivated", origin, actor=auth.actor_id,
           subject=membership.user_id, structure=membership.structure_id)
+    if suspended and was_active:
+        announce_access_lost(session, membership.grants, membership.user_id)
 
 
 def detach(session: Session, auth: Authority, membership: Membership, origin: Origin, *,
            expected_version: int | None) -> None:
-    """Remove the member from the structure: every grant there goes with it."""
+    """Remove the member from the structure: every grant there goes with it.
+
+    :raises NotAllowed: ``last_admin`` when detaching the only active admin.
+    """
     _same_structure(auth, membership)
-    _lock_admins(session, membership.structure_id)
-    if membership.is_admin and membership.is_active and active_admin_count(session, membership.structure_id) <= 1:
-        raise NotAllowed("last_admin")
-    _bump(session, membership, expected_version)
+    keep_an_admin(session, [membership])
+    _claim(session, membership, expected_version)
     audit(session, "membership.detached", origin, actor=auth.actor_id, subject=membership.user_id,
           structure=membership.structure_id)
+    grants = list(membership.grants)
     session.delete(membership)
+    announce_access_lost(session, grants, membership.user_id)
     session.flush()
 
 
-def _same_structure(auth: Authority, membership: Membership) -> None:
-    if membership.structure_id != auth.structure.id:
-        raise NotFound("membership")
+def _same_structure(auth: Authority, found: Membership | JoinRequest | None, what: str = "membership") -> None:
+    """Another structure's member or request looks missing: NotFound (a 404), never "forbidden", so
+    that ids of other structures tell nothing (STYLE: loaders that 404).
+
+    :raises NotFound: `what`, when `found` is None or belongs to another structure than the actor's.
+    """
+    if found is None or found.structure_id != auth.structure.id:
+        raise NotFound(what)
 
 
 # ------------------------------------------------------------------ joining
@@ -313,8 +344,7 @@ def request_join(session: Session, user: User, structure: Structure, origin: Ori
         raise InvalidInput("profile_mismatch")
     # A request past its 15 days no longer blocks a new one, even before `idp requests expire` runs.
     pending = session.scalar(select(JoinRequest.id).where(
-        JoinRequest.user_id == user.id, JoinRequest.structure_id == structure.id,
-        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow()))
+        JoinRequest.user_id == user.id, JoinRequest.structure_id == structure.id, JoinRequest.is_open))
     if pending is not None:
         raise InvalidInput("already_pending")
     request = JoinRequest(user=user, structure=structure, profile=profile, message=message.strip()[:500],
@@ -327,7 +357,7 @@ def request_join(session: Session, user: User, structure: Structure, origin: Ori
 
 
 def _pending(request: JoinRequest) -> None:
-    if request.status != JoinStatus.PENDING or request.expires_at <= utcnow():
+    if not request.is_open:
         raise InvalidInput("not_pending")
 
 
@@ -336,8 +366,7 @@ def _decide(session: Session, request: JoinRequest, status: JoinStatus, actor: u
     ``not_pending`` (a conditional UPDATE, not a read-then-write)."""
     now = utcnow()
     done = session.execute(
-        update(JoinRequest).where(JoinRequest.id == request.id, JoinRequest.status == JoinStatus.PENDING,
-                                  JoinRequest.expires_at > now)
+        update(JoinRequest).where(JoinRequest.id == request.id, JoinRequest.is_open)
         .values(status=status, decided_at=now, decided_by=actor)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -350,8 +379,7 @@ def _decide(session: Session, request: JoinRequest, status: JoinStatus, actor: u
 def accept_request(session: Session, auth: Authority, request: JoinRequest, role_ids: Iterable[int],
                    origin: Origin) -> Membership:
     """Accept with the grants the admin chose (the grant rule applies)."""
-    if request.structure_id != auth.structure.id:
-        raise NotFound("request")
+    _same_structure(auth, request, "request")
     _pending(request)
     role_ids = set(role_ids)
     _check_roles(auth, role_ids)
@@ -363,8 +391,7 @@ def accept_request(session: Session, auth: Authority, request: JoinRequest, role
 
 
 def decline_request(session: Session, auth: Authority, request: JoinRequest, origin: Origin, reason: str = "") -> None:
-    if request.structure_id != auth.structure.id:
-        raise NotFound("request")
+    _same_structure(auth, request, "request")
     _pending(request)
     _decide(session, request, JoinStatus.DECLINED, auth.actor_id)
     request.reason = reason.strip()[:500]
@@ -389,6 +416,7 @@ def due_join_requests(session: Session, now: datetime | None = None) -> tuple[li
     expired = list(session.scalars(select(JoinRequest).where(
         JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at <= now)
         .with_for_update(skip_locked=True)))
+    # Open at `now` (the job's clock, not JoinRequest.is_open's): due within JOIN_REMINDER_BEFORE.
     remind = list(session.scalars(select(JoinRequest).where(
         JoinRequest.status == JoinStatus.PENDING, JoinRequest.reminded_at.is_(None),
         JoinRequest.expires_at > now, JoinRequest.expires_at <= now + JOIN_REMINDER_BEFORE)
@@ -416,8 +444,7 @@ def pending_request_count(session: Session, user_id: uuid.UUID) -> int:
         Membership.user_id == user_id, Membership.role == MembershipRole.ADMIN,
         Membership.status == MembershipStatus.ACTIVE)
     return session.scalar(select(func.count()).select_from(JoinRequest).where(
-        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow(),
-        JoinRequest.structure_id.in_(admin_of))) or 0
+        JoinRequest.is_open, JoinRequest.structure_id.in_(admin_of))) or 0
 
 
 def moderation_queue(session: Session) -> list[JoinRequest]:
@@ -426,8 +453,7 @@ def moderation_queue(session: Session) -> list[JoinRequest]:
         Membership.role == MembershipRole.ADMIN, Membership.status == MembershipStatus.ACTIVE,
         User.state == AccountState.ACTIVE)
     return list(session.scalars(select(JoinRequest).where(
-        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow(),
-        JoinRequest.structure_id.not_in(has_admin)).order_by(JoinRequest.created_at)))
+        JoinRequest.is_open, JoinRequest.structure_id.not_in(has_admin)).order_by(JoinRequest.created_at)))
 
 
 # ------------------------------------------------------------------ invitations
@@ -572,24 +598,21 @@ def get_membership(session: Session, auth: Authority, membership_id: int) -> Mem
     :raises NotFound: unknown, or in another structure (never tell which).
     """
     membership = session.get(Membership, membership_id)
-    if membership is None or membership.structure_id != auth.structure.id:
-        raise NotFound("membership")
-    return membership
+    _same_structure(auth, membership)
+    return membership  # type: ignore[return-value]
 
 
 def get_request(session: Session, auth: Authority, request_id: int) -> JoinRequest:
     """:raises NotFound: unknown, or a request to another structure."""
     request = session.get(JoinRequest, request_id)
-    if request is None or request.structure_id != auth.structure.id:
-        raise NotFound("request")
-    return request
+    _same_structure(auth, request, "request")
+    return request  # type: ignore[return-value]
 
 
 def pending_requests(session: Session, structure_id: uuid.UUID) -> list[JoinRequest]:
     """The structure's requests awaiting a decision, oldest first."""
     return list(session.scalars(
-        select(JoinRequest).where(JoinRequest.structure_id == structure_id, JoinRequest.status == JoinStatus.PENDING,
-                                  JoinRequest.expires_at > utcnow())
+        select(JoinRequest).where(JoinRequest.structure_id == structure_id, JoinRequest.is_open)
         .order_by(JoinRequest.created_at)))
 
 

@@ -23,9 +23,10 @@ from idp.core import accounts
 from idp.core.accounts import normalize_email
 from idp.core.audit import audit
 from idp.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from idp.core.memberships import grant_admin_by_email, moderation_queue
+from idp.core.memberships import grant_admin_by_email, keep_an_admin, moderation_queue
 from idp.core.security import Origin, random_token
-from idp.core.structures import clean_siret, find_by_siret, update_structure
+from idp.core.signals import announce_access_lost
+from idp.core.structures import find_by_siret, update_structure
 from idp.models import (
     AccessGrant,
     AccountState,
@@ -43,6 +44,7 @@ from idp.models import (
     User,
     utcnow,
 )
+from idp.models.oauth import secret_digest
 
 # Scopes a client may be given: the OIDC ones (claims.SCOPES_SUPPORTED) and the service API's (§4.8).
 KNOWN_SCOPES = ["openid", "profile", "email", "structures", "structures:read", "structures:write", "members:read",
@@ -96,38 +98,17 @@ class StructureEdit:
 
 def edit_structure(session: Session, structure: Structure, data: StructureEdit, origin: Origin, *,
                    actor: uuid.UUID, expected_version: int) -> Structure:
-    """Change a structure's identity; the save applies only if nobody saved it since the form loaded.
+    """Change a structure's identity (through `structures.update_structure`: the same rules as the
+    API's); a new account admin's e-mail that names an active usager makes them admin at once.
 
-    :raises InvalidInput: a siège that is not a siège of the same SIREN.
+    :raises InvalidInput: a bad siège, or a siège with établissements made an établissement.
     :raises Conflict: the structure changed since `expected_version`.
     """
-    parent_id = None
-    if data.siege_siret:
-        siege = find_by_siret(session, clean_siret(data.siege_siret))
-        if siege is None:
-            raise InvalidInput("Aucune structure n'a ce SIRET de siège.")
-        if siege.id == structure.id:
-            raise InvalidInput("Une structure ne peut pas être son propre siège.")
-        if siege.siren != structure.siren:
-            raise InvalidInput("Le siège doit avoir le même SIREN (9 premiers chiffres du SIRET).")
-        if siege.parent_id is not None:
-            raise InvalidInput("Cette structure est elle-même un établissement secondaire, pas un siège.")
-        parent_id = siege.id
-    # A guarded no-op UPDATE: it matches only the version the form showed, and holds the row
-    # (PostgreSQL) until the commit, so of two concurrent saves the second one sees the change.
-    matched = session.execute(
-        update(Structure).where(Structure.id == structure.id, Structure.version == expected_version)
-        .values(version=Structure.version).execution_options(synchronize_session=False)
-    ).rowcount
-    if not matched:
-        raise Conflict("stale")
-    session.refresh(structure)
     previous_email = structure.admin_email
-    structure.kind = data.kind
-    structure.code = (data.code or "").strip() or None
-    structure.parent_id = parent_id
     update_structure(session, structure, origin, actor=actor, name=data.name, city=data.city,
-                     postal_code=data.postal_code, admin_email=data.admin_email or "", searchable=data.searchable)
+                     postal_code=data.postal_code, admin_email=data.admin_email or "", searchable=data.searchable,
+                     kind=data.kind, code=data.code or "", siege_siret=data.siege_siret or "",
+                     expected_version=expected_version)
     session.flush()
     if structure.admin_email != previous_email:
         apply_admin_email(session, structure, origin)
@@ -168,7 +149,7 @@ def grants_of_roles(session: Session, structure_id: uuid.UUID, role_ids: Iterabl
 def set_entitlements(session: Session, structure: Structure, role_ids: Iterable[int], origin: Origin, *,
                      actor: uuid.UUID) -> tuple[set[int], set[int], int]:
     """Replace the roles a structure may hold; a removed role is also taken from every member there
-    (ORM deletes, so the freshness hook revokes the tokens and logs the apps out, SPEC §5.3).
+    (announced: their refresh tokens stop and the applications log them out, SPEC §5.3).
 
     :returns: (added role ids, removed role ids, number of members' grants removed).
     :raises InvalidInput: an unknown role id.
@@ -187,6 +168,7 @@ def set_entitlements(session: Session, structure: Structure, role_ids: Iterable[
         session.delete(entitlement)
     for role_id in added:
         session.add(Entitlement(structure_id=structure.id, role_id=role_id))
+    announce_access_lost(session, grants)  # reads the grants' holders and applications, then flushes
     session.flush()
     if added or removed:
         audit(session, "structure.entitlements_changed", origin, actor=actor, structure=structure.id,
@@ -350,8 +332,6 @@ def regenerate_secret(session: Session, client: Client, origin: Origin, *, actor
     """
     if client.token_endpoint_auth_method in ("none", "private_key_jwt"):
         raise InvalidInput("Ce client n'utilise pas de secret.")
-    from idp.oidc.clients import secret_digest
-
     secret = random_token(32)
     client.secret_digest = secret_digest(secret)
     session.flush()
@@ -409,9 +389,11 @@ def change_account_state(session: Session, user: User, action: str, actor: User,
     """Block, unblock, deactivate, reactivate or delete an account (SPEC §4.1) as a platform admin.
 
     Deleting erases the personal data, detaches the person from every structure (their grants end
-    at once for every application) and cancels their pending requests; the audit trail stays.
+    at once for every application) and cancels their pending requests; the audit trail stays. The
+    last active admin of a structure is not deleted: another admin is named first (SPEC §4.3).
 
-    :raises NotAllowed: ``self`` — an admin does not lock themselves out.
+    :raises NotAllowed: ``self`` — an admin does not lock themselves out; ``last_admin`` with
+        ``structures`` — the account is the last active admin of these structures.
     :raises Conflict: the account is not in a state the action applies to.
     """
     if action not in ACCOUNT_ACTIONS:
@@ -428,7 +410,9 @@ def change_account_state(session: Session, user: User, action: str, actor: User,
         return accounts.reactivate(session, user, actor, origin)
     if user.state == AccountState.DELETED:
         raise Conflict("already_deleted")
-    for membership in user_memberships(session, user.id):
+    memberships = user_memberships(session, user.id)
+    keep_an_admin(session, memberships)
+    for membership in memberships:
         session.delete(membership)
     session.execute(update(JoinRequest).where(JoinRequest.user_id == user.id, JoinRequest.status == JoinStatus.PENDING)
                     .values(status=JoinStatus.CANCELLED, decided_at=utcnow(), decided_by=actor.id))
@@ -478,16 +462,6 @@ def key_status(key: SigningKey, now: datetime | None = None) -> str:
     if key.active_at > now:
         return "upcoming"
     return "signing"
-
-
-def rotate_signing_keys(session: Session, config: Mapping[str, Any], origin: Origin, *,
-                        actor: uuid.UUID) -> list[SigningKey]:
-    """Publish a new key per algorithm; it signs after KEY_PUBLISH_BEFORE_USE (SPEC §4.7)."""
-    from idp.oidc.keys import rotate_keys
-
-    created = rotate_keys(session, config)
-    audit(session, "keys.rotated", origin, actor=actor, kids=[k.kid for k in created])
-    return created
 
 
 # ------------------------------------------------------------------ audit filters

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from stdnum.exceptions import ValidationError
@@ -14,7 +14,8 @@ from stdnum.fr import siret as siret_number
 from idp.core.accounts import normalize_email
 from idp.core.audit import audit
 from idp.core.catalogue import entitle_defaults
-from idp.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from idp.core.errors import AlreadyExists, InvalidInput, NotFound
+from idp.core.locking import claim
 from idp.core.security import Origin
 from idp.models import Membership, Structure, StructureKind, User, utcnow
 
@@ -116,16 +117,7 @@ def update_structure(session: Session, structure: Structure, origin: Origin, *, 
     :raises Conflict: ``stale``, the structure changed since `expected_version`.
     :raises InvalidInput: a bad siège, or a siège with établissements made an établissement.
     """
-    if expected_version is not None:
-        # A guarded no-op UPDATE: it matches only the expected version and holds the row
-        # (PostgreSQL) until the commit, so of two concurrent saves the second sees the change.
-        matched = session.execute(
-            update(Structure).where(Structure.id == structure.id, Structure.version == expected_version)
-            .values(version=Structure.version).execution_options(synchronize_session=False)
-        ).rowcount
-        if not matched:
-            raise Conflict("stale")
-        session.refresh(structure)
+    claim(session, structure, expected_version)
     changed = []
     if siege_siret is not None:
         siege = find_siege(session, structure.siret, siege_siret) if siege_siret else None
@@ -150,7 +142,6 @@ def update_structure(session: Session, structure: Structure, origin: Origin, *, 
         structure.searchable = searchable
         changed.append("searchable")
     structure.search_text = _search_text(structure.name, structure.city, structure.code, structure.siret)
-    structure.version += 1
     structure.updated_at = utcnow()
     audit(session, "structure.updated", origin, actor=actor, structure=structure.id, client_id=client_id,
           fields=changed)

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     from ldap3.utils.conv import escape_filter_chars
     from ldap3.utils.dn import escape_rdn
 
-from idp.directory import (
+from idp.directory.entries import (
     DirectorySettings,
     DirectoryUnavailable,
     LegacyEntry,

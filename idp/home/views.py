@@ -14,7 +14,6 @@ from idp import web
 from idp.core.memberships import active_memberships, live_role_ids, pending_request_count
 from idp.extensions import db
 from idp.models import Application, JoinRequest, JoinStatus, utcnow
-from idp.ui import LANG_COOKIE
 
 bp = Blueprint("home", __name__)
 
@@ -57,7 +56,7 @@ def language() -> Response:
     if lang not in current_app.config["LANGUAGES"]:
         return response
     session["lang"] = lang
-    response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True,
+    response.set_cookie(current_app.config["LANG_COOKIE"], lang, max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True,
                         secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
     if current_user.is_authenticated and current_user.locale != lang:
         current_user.locale = lang

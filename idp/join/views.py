@@ -47,14 +47,12 @@ from idp.join.forms import QUERY_MAX, CancelForm, JoinForm, SearchForm, SiretFor
 from idp.join.jobs import address, notify_new_request
 from idp.models import (
     JoinRequest,
-    JoinStatus,
     Membership,
     MembershipStatus,
     Profile,
     Structure,
     StructureKind,
     User,
-    utcnow,
 )
 
 bp = Blueprint("join", __name__, url_prefix="/structures")
@@ -103,8 +101,7 @@ def _roles_by_app(membership: Membership) -> list[tuple[str, list[str]]]:
 
 def _my_pending_requests(user_id: uuid.UUID) -> list[JoinRequest]:
     return list(db.session.scalars(
-        select(JoinRequest).where(JoinRequest.user_id == user_id, JoinRequest.status == JoinStatus.PENDING,
-                                  JoinRequest.expires_at > utcnow())
+        select(JoinRequest).where(JoinRequest.user_id == user_id, JoinRequest.is_open)
         .order_by(JoinRequest.created_at.desc())))
 
 
@@ -243,8 +240,7 @@ def structure(siret: str) -> Any:
     form = JoinForm(profiles=[] if designated else profiles)
     membership = membership_of(db.session, user.id, found.id)
     pending = db.session.scalar(select(JoinRequest).where(
-        JoinRequest.user_id == user.id, JoinRequest.structure_id == found.id,
-        JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > utcnow()))
+        JoinRequest.user_id == user.id, JoinRequest.structure_id == found.id, JoinRequest.is_open))
     context = {"structure": found, "form": form, "profiles": profiles, "membership": membership,
                "pending": pending, "designated": designated}
     if request.method == "GET":

@@ -226,7 +226,7 @@ def _request_page(join: JoinRequest, *, checked: set[int] | None = None, decline
     return render_template("manage/request.html", structure=auth.structure, join=join,
                            roles=_role_choices(auth, checked), accept=ConfirmForm(formdata=None),
                            decline=decline or DeclineForm(formdata=None), errors=errors or [],
-                           deciders=_deciders([join]), now=datetime.now(UTC)), status
+                           deciders=_deciders([join])), status
 
 
 @bp.route("/<uuid:structure_id>/demandes/<int:request_id>", methods=["GET", "POST"])

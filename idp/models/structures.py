@@ -9,16 +9,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Enum,
     ForeignKey,
     Index,
     String,
     Text,
     UniqueConstraint,
+    and_,
     event,
     inspect,
     update,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from idp.models.accounts import User
@@ -226,6 +229,17 @@ class JoinRequest(Base):
     profile: Mapped[Profile | None] = relationship()
 
     __table_args__ = (Index("ix_join_requests_structure_status", "structure_id", "status"),)
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """Still awaiting a decision: pending and within its 15 days (SPEC §4.2), even before
+        `idp requests expire` marks it expired. Usable in queries too (`where(JoinRequest.is_open)`)."""
+        return self.status == JoinStatus.PENDING and self.expires_at > utcnow()
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.status == JoinStatus.PENDING, cls.expires_at > utcnow())
 
 
 class Invitation(Base):

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.core.audit import audit
-from idp.core.security import Origin, random_token, sha256_hex
+from idp.core.security import Origin, random_token
 from idp.models import Client
+from idp.models.oauth import secret_digest
 
 DEFAULT_GRANTS = ["authorization_code", "refresh_token"]
 DEFAULT_SCOPE = "openid profile email structures"
@@ -39,11 +40,6 @@ def _check_uri(uri: str) -> None:
     parts = urlsplit(uri)
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
         raise ValueError(f"URI invalide (absolue, http(s), sans fragment) : {uri}")
-
-
-def secret_digest(secret: str) -> str:
-    # Client secrets are random 256-bit values: a plain digest suffices (no slow hash on /token).
-    return sha256_hex(secret)
 
 
 def create_client(session: Session, spec: ClientSpec, origin: Origin) -> tuple[Client, str | None]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +28,8 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from idp.core.security import random_token
+from idp.core.audit import audit
+from idp.core.security import Origin, random_token
 from idp.models import Client, SigningKey, utcnow
 
 ALGORITHMS = ("RS256", "ES256")
@@ -152,6 +154,15 @@ SELECT_KEYS = (
 # A kid we don't know makes the ring re-read the table at most this often (anyone can send one).
 UNKNOWN_KID_RELOAD_SECONDS = 5.0
 MAX_KID_LENGTH = 64  # the column's size: a longer kid cannot be ours
+
+
+def rotate_signing_keys(session: Session, config: Mapping[str, Any], origin: Origin, *,
+                        actor: uuid.UUID) -> list[SigningKey]:
+    """An operator's rotation from the console: a new key per algorithm, signing after
+    KEY_PUBLISH_BEFORE_USE (SPEC §4.7), audited."""
+    created = rotate_keys(session, config)
+    audit(session, "keys.rotated", origin, actor=actor, kids=[k.kid for k in created])
+    return created
 
 
 def plausible_kid(kid: Any) -> bool:

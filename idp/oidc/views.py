@@ -29,10 +29,10 @@ from werkzeug.wrappers import Response
 from idp.core.memberships import active_memberships, choose_structure
 from idp.extensions import csrf, db, limiter, read_session
 from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
-from idp.oidc import freshness
+from idp.oidc import freshness, logout
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache
 from idp.oidc.keys import KeyRing, etag_of
-from idp.oidc.logout import BackchannelSender, sessions_ended
+from idp.oidc.logout import sessions_ended
 from idp.oidc.provider import create_server, issuer
 from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import init_app as init_userinfo
@@ -487,7 +487,7 @@ def init_app(app: Flask) -> None:
     """Build the authorization server, the key ring, the token issuer and the discovery document."""
     keyring = KeyRing(ttl=app.config["KEY_CACHE_SECONDS"])
     app.extensions["token_issuer"] = TokenIssuer(app.config["ISSUER"], keyring, app.config)
-    app.extensions["backchannel"] = BackchannelSender(app)
+    logout.init_app(app)  # the core's "access ended" signals: refresh tokens, back-channel logout
     app.extensions["claims_cache"] = ClaimsCache()
     freshness.init_app(app)
     authorization_server = create_server(app)
