@@ -20,7 +20,6 @@ from shared.applications import role_label, role_title
 from shared.db import init_database
 from shared.guard import RoleMissing
 from shared.i18n import LANGUAGE_NAMES, TRANSLATIONS, install_plural, page_language, select_locale
-from shared.i18n import bp as i18n_bp
 from shared.identity import Identity
 from shared.keys import init_rotation
 from shared.locking import StaleVersion
@@ -29,6 +28,7 @@ from shared.sso import SSO, current_identity, login_url
 from shared.timefmt import paris_shown
 from shared.views import assets as shell_assets
 from shared.views import bp as shell_bp
+from shared.views import i18n_bp
 from shared.web import (
     apply_security_headers,
     csrf,
@@ -62,7 +62,7 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
     csrf.init_app(app)
     # The shell's catalog, then the app's own (`<app>/translations`): merged, the app's entries win.
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", f"{TRANSLATIONS};translations")
-    Babel(app, locale_selector=select_locale, timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"])
+    Babel(app, locale_selector=lambda: select_locale(_claimed_locale), timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"])
     install_plural(app)
     SSO(app, engine=engine)
     _init_login(app)
@@ -112,6 +112,11 @@ def _check_settings(app: Flask, prefix: str) -> None:
     if app.config["SECRET_KEY"] == DEFAULT_SECRET and not (app.debug or app.testing or app.config["DEMO"]):
         raise RuntimeError(f"{prefix}_SECRET_KEY must be set outside the demo and the tests")
     init_rotation(app)  # <PREFIX>_SECRET_KEY_FALLBACKS: forms opened before a key rotation still post
+
+
+def _claimed_locale() -> str:
+    identity = current_identity()
+    return identity.locale if identity else ""
 
 
 def _init_login(app: Flask) -> None:

@@ -1,5 +1,5 @@
-"""The apps in French and English (issue 16): which language a request is answered in, and the
-language switcher in the shell's header.
+"""The apps in French and English (issue 16): which language a request is answered in (the
+switcher in the shell's header is a route of `shared.views`).
 
 Catalogs: the shell's own (`shared/translations`) and each app's (`apps/<app>/translations`),
 merged when Flask-Babel loads them (the app's entries win). `make messages` extracts and updates
@@ -12,14 +12,13 @@ portal follows the person to the apps in dev), the `locale` claim, the browser, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, has_request_context, redirect, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import LazyString, gettext
 from markupsafe import escape
-from werkzeug.wrappers import Response
 
 K = TypeVar("K")
 
@@ -80,19 +79,16 @@ def install_plural(app: Flask) -> None:
                                             newstyle=True)
 
 
-def select_locale() -> str:
+def select_locale(claimed_locale: Callable[[], str]) -> str:
     """The language of this request (see the module's docstring); French outside a request (the
-    command line, the mail worker)."""
-    from shared.sso import current_identity
-
+    command line, the mail worker). `claimed_locale()` is the signed-in person's `locale` claim, or ""."""
     if not has_request_context():
         return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     chosen = chosen_locale()
     if chosen:
         return chosen
     languages = current_app.config["LANGUAGES"]
-    identity = current_identity()
-    claim = (identity.locale if identity else "").split("-")[0].lower()
+    claim = claimed_locale().split("-")[0].lower()
     if claim in languages:
         return claim
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
@@ -108,22 +104,3 @@ def chosen_locale() -> str | None:
             return base
     chosen = request.cookies.get(LANG_COOKIE)
     return str(chosen) if chosen in languages else None
-
-
-bp = Blueprint("shell_i18n", __name__)
-
-
-@bp.post("/langue")
-def language() -> Response:
-    """Remember the language chosen in the header, in the portal's cookie, and go back.
-
-    No CSRF token: a token would open a server-side session for every anonymous visitor of the
-    public pages, and the most a forged post can do is switch the page's language."""
-    from shared.sso import safe_next
-
-    response = redirect(safe_next(request.form.get("next")), 303)
-    lang = request.form.get("lang", "")
-    if lang in current_app.config["LANGUAGES"]:
-        response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True,
-                            secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
-    return response

@@ -1,13 +1,16 @@
-"""The shell's own routes in every app: the health pair, the shared stylesheet, the dev inbox."""
+"""The shell's own routes in every app: the health pair, the shared stylesheet, the dev inbox, the
+language switcher."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, render_template
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from shared.i18n import LANG_COOKIE, LANG_COOKIE_MAX_AGE
 from shared.migrations import is_current
+from shared.sso import safe_next
 from shared.tables import OutboxMail
 
 bp = Blueprint("shell", __name__, template_folder="templates")
@@ -51,3 +54,21 @@ def dev_inbox() -> str:
     db: SQLAlchemy = current_app.extensions["shell.db"]
     mails = db.session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(100)).all()
     return render_template("shell/inbox.html", mails=mails)
+
+
+# The language switcher (shared/i18n.py); its blueprint is exempt from CSRF (see the view).
+i18n_bp = Blueprint("shell_i18n", __name__)
+
+
+@i18n_bp.post("/langue")
+def language() -> Response:
+    """Remember the language chosen in the header, in the portal's cookie, and go back.
+
+    No CSRF token: a token would open a server-side session for every anonymous visitor of the
+    public pages, and the most a forged post can do is switch the page's language."""
+    response = redirect(safe_next(request.form.get("next")), 303)
+    lang = request.form.get("lang", "")
+    if lang in current_app.config["LANGUAGES"]:
+        response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True,
+                            secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return response

@@ -94,20 +94,13 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return circles
 
 
-# Known, to untie (it came with the shell's language switcher, after issue 11 was planned): the
-# language module reads the signed-in person's locale and `safe_next` from the SSO module, which
-# reads the chosen language from it. Remove the entry when it is untied (the test then insists).
-KNOWN_CIRCLES = [["shared.i18n", "shared.sso", "shared.web"]]
-
-
 def test_no_circle_of_imports() -> None:
     graph = _import_graph()
     assert "idp.core.accounts" in graph and "apps.sam.models" in graph  # the walk found the packages
     circles = _circles(graph)
     described = [" ↔ ".join(c) + " (" + "; ".join(f"{m} → {', '.join(sorted(graph[m] & set(c)))}" for m in c) + ")"
-                 for c in circles if c not in KNOWN_CIRCLES]
+                 for c in circles]
     assert not described, "import circles:\n" + "\n".join(described)
-    assert circles == KNOWN_CIRCLES, "a known circle is untied: remove it from KNOWN_CIRCLES"
 
 
 def test_the_circle_finder_sees_function_level_imports(tmp_path: Path) -> None:
