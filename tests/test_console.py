@@ -389,6 +389,9 @@ def test_settings_with_their_source(app: Any, console: Any, monkeypatch: Any) ->
     row = html[html.index('data-setting="TOTP_REQUIRED_FOR_ADMINS"'):]
     assert "configuration" in row[:row.index("</tr>")]  # the application was built with another value
     assert "SECRET_KEY" not in html
+    english = console.get("/admin/reglages?ui_locales=en").get_data(as_text=True)
+    row = english[english.index('data-setting="PASSWORD_POLICY"'):]
+    assert "Passwords" in row[:row.index("</tr>")] and "common passwords refused" in row[:row.index("</tr>")]
 
 
 # ---------------------------------------------------------------- 13. the dashboard

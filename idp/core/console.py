@@ -319,22 +319,26 @@ def mail_failures_per_day(session: Session, days: int) -> tuple[list[str], list[
     return [d.strftime("%d/%m") for d in day_list], [counts[d] for d in day_list]
 
 
+def N_(text: str) -> str:  # noqa: N802 - gettext's marker: extracted here, translated where shown
+    return text
+
+
 def settings(config: Any, environ: Any, defaults: Any = None) -> list[tuple[str, str, Any, str]]:
     """(group, name, value, source) of the settings an operator asks about; the source is
     "environnement" when IDP_<NAME> is set, "configuration" when the application was built with
     another value than the default (`defaults`, the module idp.config), else "défaut"."""
     rows = [
-        ("Mots de passe", "PASSWORD_POLICY", "12 caractères de 4 types (CNIL) ou 15 de tout type (NIST), liste de mots de passe courants refusée"),
-        ("Mots de passe", "ARGON2_TIME_COST", None), ("Mots de passe", "ARGON2_MEMORY_COST", None),
-        ("Connexion", "MAX_FAILED_LOGINS", None), ("Connexion", "TOTP_REQUIRED_FOR_ADMINS", None),
-        ("Connexion", "PERMANENT_SESSION_LIFETIME", None), ("Connexion", "LOGIN_SESSION_IDLE", None),
-        ("Connexion", "RATELIMIT_LOGIN_IP", None), ("Connexion", "RATELIMIT_LOGIN_ACCOUNT", None),
-        ("Jetons", "ACCESS_TOKEN_LIFETIME", None), ("Jetons", "ID_TOKEN_LIFETIME", None),
-        ("Jetons", "REFRESH_TOKEN_LIFETIME", None), ("Jetons", "AUTHORIZATION_CODE_LIFETIME", None),
-        ("Jetons", "KEY_PUBLISH_BEFORE_USE", None),
-        ("Liens", "VERIFY_LINK_MAX_AGE", None), ("Liens", "RESET_LINK_MAX_AGE", None),
-        ("Courriel", "SMTP_URL", None), ("Courriel", "MAIL_FROM", None), ("Courriel", "MAIL_MAX_ATTEMPTS", None),
-        ("Plateforme", "ISSUER", None), ("Plateforme", "PORTAL_NAME", None), ("Plateforme", "LANGUAGES", None),
+        (N_("Mots de passe"), "PASSWORD_POLICY", N_("12 caractères de 4 types (CNIL) ou 15 de tout type (NIST), liste de mots de passe courants refusée")),
+        (N_("Mots de passe"), "ARGON2_TIME_COST", None), (N_("Mots de passe"), "ARGON2_MEMORY_COST", None),
+        (N_("Connexion"), "MAX_FAILED_LOGINS", None), (N_("Connexion"), "TOTP_REQUIRED_FOR_ADMINS", None),
+        (N_("Connexion"), "PERMANENT_SESSION_LIFETIME", None), (N_("Connexion"), "LOGIN_SESSION_IDLE", None),
+        (N_("Connexion"), "RATELIMIT_LOGIN_IP", None), (N_("Connexion"), "RATELIMIT_LOGIN_ACCOUNT", None),
+        (N_("Jetons"), "ACCESS_TOKEN_LIFETIME", None), (N_("Jetons"), "ID_TOKEN_LIFETIME", None),
+        (N_("Jetons"), "REFRESH_TOKEN_LIFETIME", None), (N_("Jetons"), "AUTHORIZATION_CODE_LIFETIME", None),
+        (N_("Jetons"), "KEY_PUBLISH_BEFORE_USE", None),
+        (N_("Liens"), "VERIFY_LINK_MAX_AGE", None), (N_("Liens"), "RESET_LINK_MAX_AGE", None),
+        (N_("Courriel"), "SMTP_URL", None), (N_("Courriel"), "MAIL_FROM", None), (N_("Courriel"), "MAIL_MAX_ATTEMPTS", None),
+        (N_("Plateforme"), "ISSUER", None), (N_("Plateforme"), "PORTAL_NAME", None), (N_("Plateforme"), "LANGUAGES", None),
     ]
     out = []
     for group, name, fixed in rows:
