@@ -128,11 +128,18 @@ def ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         returned_at = record.info.get("returned_at")
-        if returned_at is not None and time.monotonic() - returned_at > IDLE_PING_SECONDS:
-            try:
-                engine.dialect.do_ping(dbapi_conn)
-            except Exception as exc:  # noqa: BLE001 - any failure means: use another connection
-                raise DisconnectionError() from exc
+        if returned_at is not None and time.monotonic() - returned_at > IDLE_PING_SECONDS \
+                and not answers_ping(engine, dbapi_conn):
+            raise DisconnectionError()
+
+
+def answers_ping(engine: Engine, dbapi_conn: Any) -> bool:
+    """One round trip on a connection that sat idle: False if the server or the link is gone."""
+    try:
+        engine.dialect.do_ping(dbapi_conn)
+    except Exception:  # noqa: BLE001 - any failure means: use another connection
+        return False
+    return True
 
 
 def database_reachable(engine: Engine) -> bool:

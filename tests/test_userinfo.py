@@ -5,6 +5,7 @@ Flask, where the guard and the view answer as before."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,3 +91,43 @@ def test_an_outage_is_a_503_on_both_paths(down: Any) -> None:
         assert response.json["error"] == "temporarily_unavailable"
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.fixture
+def worker(app: Any) -> Iterator[Any]:
+    """Another worker of the same IdP (its own app and pool, the same database)."""
+    keys = ("TESTING", "TOTP_REQUIRED_FOR_ADMINS", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "ISSUER",
+            "ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "KEY_PUBLISH_BEFORE_USE")
+    other = create_app({key: app.config[key] for key in keys if key in app.config})
+    yield other
+    other.extensions["backchannel"].pool.shutdown(wait=True)
+    from idp.extensions import db
+
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("IDP_TEST_DATABASE_URL"),
+                    reason="PostgreSQL only (`make test-postgres`): on SQLite a request takes its own connection")
+def test_a_thread_keeps_its_connection_and_replaces_a_lost_one(worker: Any, token: str, monkeypatch: Any) -> None:
+    """The layer's thread keeps one connection between requests (no checkout per request); a
+    connection the server ended while it sat idle is found by the ping and replaced: no error."""
+    from sqlalchemy import event, text
+
+    from idp.extensions import db
+    from idp.oidc import userinfo
+
+    with worker.app_context():
+        engine = db.engine
+    backends: list[int] = []
+    event.listen(engine, "checkout", lambda dbapi, _record, _proxy: backends.append(dbapi.info.backend_pid))
+    client, headers = worker.test_client(), {"Authorization": f"Bearer {token}"}
+    answers = [client.get("/oauth/userinfo", headers=headers) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    assert len(backends) == 1, backends  # one checkout for five requests
+    with engine.connect() as other:  # a connection of its own: the held one stays held
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backends[0]})
+    monkeypatch.setattr(userinfo, "IDLE_PING_SECONDS", 0.0)  # "idle" from now on
+    again = client.get("/oauth/userinfo", headers=headers)
+    assert again.status_code == 200 and again.data == answers[0].data
+    assert backends[0] not in backends[1:]

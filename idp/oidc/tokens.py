@@ -13,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from idp.models import (
 )
 from idp.oidc.claims import user_claims
 from idp.oidc.keys import KeyRing, jws_signature
+from idp.oidc.prepared import PreparedSelect
 
 SIGNING_ALGORITHMS = ("ES256", "RS256")  # what our keys sign with; nothing else is ever accepted
 MAX_TOKEN_LENGTH = 8192  # far above our largest JWT: a bigger one is not ours, and is not parsed
@@ -74,9 +76,12 @@ class UserView:
 
     @classmethod
     def from_row(cls, row: Row[Any] | None, prefix: str = "") -> UserView | None:
-        if row is None:
+        return None if row is None else cls.from_mapping(row._mapping, prefix)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None, prefix: str = "") -> UserView | None:
+        if mapping is None:
             return None
-        mapping = row._mapping
         if mapping[f"{prefix}id"] is None:  # an outer join found no active user
             return None
         return cls({key: mapping[f"{prefix}{key}"] for key in cls.__slots__})
@@ -308,7 +313,9 @@ def _live_user_statement(with_sid: bool, with_structure: bool = False) -> Any:
 # Built once: SQLAlchemy memoizes a statement's cache key, so reusing the object skips both the
 # construction and the cache-key walk on every request (a third of the token path's time).
 _LIVE_USER = {True: _live_user_statement(True), False: _live_user_statement(False)}
-_LIVE_USER_WITH_STRUCTURE = {True: _live_user_statement(True, True), False: _live_user_statement(False, True)}
+# userinfo's one statement, prepared on PostgreSQL and run without Core's per-execute machinery.
+_LIVE_USER_WITH_STRUCTURE = {True: PreparedSelect(_live_user_statement(True, True)),
+                             False: PreparedSelect(_live_user_statement(False, True))}
 
 
 def live_user(session: Session, claims: dict[str, Any]) -> UserView | None:
@@ -325,7 +332,7 @@ def live_user(session: Session, claims: dict[str, Any]) -> UserView | None:
     return UserView.from_row(session.execute(_LIVE_USER[bool(sid)], params).first())
 
 
-def live_user_and_structure(session: Session, claims: dict[str, Any]) -> tuple[UserView | None, Any]:
+def live_user_and_structure(session: Session | Connection, claims: dict[str, Any]) -> tuple[UserView | None, Any]:
     """`live_user()` and the session's current structure, in the same statement (userinfo)."""
     try:
         user_id = uuid.UUID(claims["sub"])
@@ -335,9 +342,10 @@ def live_user_and_structure(session: Session, claims: dict[str, Any]) -> tuple[U
     params = {"user_id": user_id, "jti": claims["jti"], "family": family_marker(claims)}
     if sid:
         params["sid"] = sid
-    row = session.execute(_LIVE_USER_WITH_STRUCTURE[bool(sid)], params).first()
-    user = UserView.from_row(row)
-    return user, (row.current_structure_id if user is not None else None)  # type: ignore[union-attr]
+    conn = session.connection() if isinstance(session, Session) else session
+    row = _LIVE_USER_WITH_STRUCTURE[bool(sid)].first(conn, params)
+    user = UserView.from_mapping(row)
+    return user, (row["current_structure_id"] if user is not None else None)  # type: ignore[index]
 
 
 def audit_row(event: str, origin: Origin, *, actor: uuid.UUID | None = None, subject: uuid.UUID | None = None,

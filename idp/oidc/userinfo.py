@@ -10,23 +10,29 @@ whose guard and view answer it with the same function, so no rule lives in two p
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from idp.extensions import db
 from idp.oidc.claims import ClaimsCache, user_claims
 from idp.oidc.provider import ClientCache
 from idp.oidc.tokens import MAX_TOKEN_LENGTH, TokenIssuer, live_user_and_structure
+from shared.db import IDLE_PING_SECONDS, answers_ping
 from shared.web import CSP, SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -108,11 +114,79 @@ def userinfo_answer(conn: Connection | Session, token: str | None, issuer: Token
                                     current, claims_cache))
 
 
+class _Held:
+    """One request thread's connection. When the thread ends (a development server starts one per
+    request), its thread-local storage goes and this returns the connection to the pool."""
+
+    __slots__ = ("conn", "used_at", "__weakref__")
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self.used_at = 0.0
+
+    def drop(self, *, hard: bool = False) -> None:
+        """Give the connection back to the pool, or close it for good (`hard`: its pool is gone)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection: the pool discards it
+                conn.invalidate() if hard else conn.close()
+
+    def __del__(self) -> None:
+        self.drop()
+
+
+class HeldConnections:
+    """PostgreSQL: each request thread keeps one autocommit connection of the read-only engine
+    between requests, instead of a checkout and a return per request (the pool's bookkeeping and
+    the isolation level set and reset were a fifth of userinfo's CPU). Pinged after sitting idle,
+    as the pool's own connections are (`shared.db.ping_when_idle`); any failure drops it."""
+
+    def __init__(self, engine: Engine, base: Engine) -> None:
+        """`engine` (the read-only options of) `base`, whose disposal (tests, commands, shutdown)
+        closes every held connection."""
+        self.engine = engine
+        self.held = engine.dialect.name == "postgresql"
+        self._local = threading.local()
+        self._every: weakref.WeakSet[_Held] = weakref.WeakSet()
+        if self.held:
+            event.listen(base, "engine_disposed", lambda _engine: self.drop_all())
+
+    def drop_all(self) -> None:
+        for held in list(self._every):
+            held.drop(hard=True)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        if not self.held:  # SQLite: a connection per request (a held one would keep its snapshot)
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = _Held()
+            self._every.add(held)
+        conn = held.conn
+        if conn is not None and time.monotonic() - held.used_at > IDLE_PING_SECONDS \
+                and not answers_ping(self.engine, conn.connection.dbapi_connection):
+            held.drop(hard=True)  # idle, and the server or the link went away meanwhile: as the pool does
+            conn = None
+        if conn is None:
+            conn = held.conn = self.engine.connect()
+        try:
+            yield conn
+            if conn.in_transaction():  # a cache miss ran statements through Core: nothing to undo
+                conn.rollback()        # in autocommit, but Core's own bookkeeping ends here
+        except BaseException:
+            held.drop()
+            raise
+        held.used_at = time.monotonic()
+
+
 @dataclass(frozen=True)
 class Userinfo:
     """What the answer needs from the app, gathered once (no app context on the layer's path)."""
 
-    engine: Engine  # the read-only engine of `idp.extensions.read_session()`: no BEGIN/ROLLBACK on PostgreSQL
+    connections: HeldConnections  # of the read-only engine of `read_session()`: no BEGIN/ROLLBACK on PostgreSQL
     issuer: TokenIssuer
     clients: ClientCache
     claims_cache: ClaimsCache
@@ -136,7 +210,7 @@ class UserinfoLayer:
         if not plain:
             return self.wrapped(environ, start_response)
         try:
-            with self.userinfo.engine.connect() as conn:
+            with self.userinfo.connections.connection() as conn:
                 answer = self.userinfo.answer(conn, token)
         except (DBAPIError, PoolTimeout) as exc:
             return self._handled_by_flask(environ, start_response, exc)
@@ -177,6 +251,8 @@ class UserinfoLayer:
 def init_app(app: Flask) -> None:
     """Answer userinfo before Flask (called by `idp.oidc.views.init_app`, once the issuer and the
     caches exist)."""
-    app.extensions["userinfo"] = Userinfo(app.extensions["read_engine"], app.extensions["token_issuer"], app.extensions["client_cache"],
+    with app.app_context():
+        connections = HeldConnections(app.extensions["read_engine"], db.engine)
+    app.extensions["userinfo"] = Userinfo(connections, app.extensions["token_issuer"], app.extensions["client_cache"],
                                           app.extensions["claims_cache"])
     app.wsgi_app = UserinfoLayer(app, app.wsgi_app)  # type: ignore[method-assign]
