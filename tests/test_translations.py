@@ -61,11 +61,9 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-# ---------------------------------------------------------------- the catalogue
-
-def test_every_message_of_the_idp_has_an_english_translation_with_the_same_placeholders() -> None:
-    fresh, po = extracted(), english()
-    assert len([m for m in fresh if m.id]) > 500, "extraction found too few messages: check babel.cfg"
+def untranslated(fresh: Catalog, po: Catalog) -> tuple[list[str], list[str]]:
+    """The extracted messages `po` lacks (or has fuzzy or empty), and those whose English
+    placeholders differ from the French ones."""
     missing, wrong = [], []
     for message in fresh:
         if not message.id:
@@ -79,6 +77,15 @@ def test_every_message_of_the_idp_has_an_english_translation_with_the_same_place
         for msgid, msgstr in zip(ids, strings, strict=True):
             if placeholders(msgid) != placeholders(msgstr):
                 wrong.append(f"{msgid!r} -> {msgstr!r} ({_where(message)})")
+    return missing, wrong
+
+
+# ---------------------------------------------------------------- the catalogue
+
+def test_every_message_of_the_idp_has_an_english_translation_with_the_same_placeholders() -> None:
+    fresh, po = extracted(), english()
+    assert len([m for m in fresh if m.id]) > 500, "extraction found too few messages: check babel.cfg"
+    missing, wrong = untranslated(fresh, po)
     assert not missing, f"{len(missing)} message(s) without an English translation " \
                         f"(run pybabel extract + update, then translate):\n" + "\n".join(missing)
     assert not wrong, "placeholders differ:\n" + "\n".join(wrong)
@@ -193,19 +200,7 @@ def app_english(scope: str) -> Catalog:
 def test_every_message_of_the_shell_and_the_apps_has_an_english_translation(scope: str) -> None:
     fresh, po = app_extracted(scope), app_english(scope)
     assert len([m for m in fresh if m.id]) > 50, "extraction found too few messages: check babel-apps.cfg"
-    missing, wrong = [], []
-    for message in fresh:
-        if not message.id:
-            continue
-        known = po.get(message.id, message.context)
-        ids = _as_tuple(message.id)
-        strings = _as_tuple(known.string) if known is not None else ()
-        if known is None or known.fuzzy or len(strings) != len(ids) or not all(strings):
-            missing.append(f"{ids[0]!r} ({_where(message)})")
-            continue
-        for msgid, msgstr in zip(ids, strings, strict=True):
-            if placeholders(msgid) != placeholders(msgstr):
-                wrong.append(f"{msgid!r} -> {msgstr!r} ({_where(message)})")
+    missing, wrong = untranslated(fresh, po)
     assert not missing, f"{len(missing)} message(s) of {scope} without an English translation " \
                         f"(run `make messages`, then translate):\n" + "\n".join(missing)
     assert not wrong, "placeholders differ:\n" + "\n".join(wrong)
