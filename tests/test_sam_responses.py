@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import Mailbox, mail_text
 from tests.rp_helpers import RP, catalogue, new_browser, repernet, rp_get  # noqa: F401 - fixtures
-from tests.test_sam_helpers import PDF, page_text, post_form, soon, time_passes
+from tests.test_sam_helpers import PDF, page_text, post_form, published, soon, time_passes
 from tests.test_sam_response_helpers import (
     CANDIDATURE,
     OFFER,
@@ -589,6 +589,26 @@ def test_a_lot_with_offers_is_awarded_from_the_analysis_and_an_unsuccessful_one_
     ok(post_form(buyer_browser, sam_rp, f"/consultations/{cid}", action, {"outcome": "unsuccessful", "awardee": ""}))
     mail = mailbox.wait_for(email, "Votre offre n'est pas retenue")
     assert "Le lot est déclaré infructueux." in mail_text(mail)
+
+
+def test_a_decision_before_the_deadline_is_refused_alike_whether_the_lot_has_offers_or_not(app: Any,
+                                                                                        sam_rp: RP) -> None:
+    """Sealed (§5): a buyer deciding a lot before the deadline learns nothing about its offers."""
+    buyer_browser, _, with_offers = consultation(app, sam_rp)
+    browser, _, _, rid, _ = ready(app, sam_rp, with_offers)
+    ok(submit(browser, sam_rp, rid))
+    without_offers = published(buyer_browser, sam_rp)
+    answers = []
+    for cid in (with_offers, without_offers):
+        lot = lot_ids(sam_rp, cid)[0]
+        for outcome in ("awarded", "unsuccessful"):
+            answer = raw_post(buyer_browser, sam_rp, f"/consultations/{cid}/lots/{lot}/decision",
+                              {"outcome": outcome, "awardee": "Quelqu'un"})
+            answers.append((outcome, answer.status_code, re.findall(r'role="alert">([^<]+)<', page_text(answer))))
+    assert answers[:2] == answers[2:]
+    assert [status for _, status, _ in answers] == [409] * 4
+    assert all(messages == ["Un lot ne peut être attribué ou déclaré infructueux qu'une fois la consultation "
+                            "clôturée."] for _, _, messages in answers)
 
 
 def test_repernet_api_answers_sam_and_refuses_other_audiences(app: Any, sam_rp: RP, repernet: RP) -> None:

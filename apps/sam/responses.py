@@ -31,6 +31,7 @@ from apps.sam.consultations import (
     NotAllowed,
     SamError,
     audit,
+    check_decidable,
     decide_lot,
 )
 from apps.sam.models import (
@@ -849,6 +850,9 @@ def decide_without_award(session: Session, consultation: Consultation, lot: Lot,
 
     :raises NotAllowed: an award by name on a lot with submitted offers; see `decide_lot`.
     """
+    # Sealed until the deadline (issue 13 §5): refuse before looking at the lot's offers, so the
+    # answer before the deadline is the same whether the lot received any.
+    check_decidable(consultation, lot, now)
     if outcome == AWARDED and candidates_of(session, lot):
         raise NotAllowed(N_("Le lot n° %(number)d a reçu des offres : attribuez-le depuis l'analyse des plis "
                             "(ouverture, admissibilité, attribution)."), number=lot.number)
