@@ -611,6 +611,23 @@ def test_a_decision_before_the_deadline_is_refused_alike_whether_the_lot_has_off
                             "clôturée."] for _, _, messages in answers)
 
 
+def test_every_page_reads_sams_clock(app: Any, sam_rp: RP) -> None:
+    """Moving SAM's clock past the deadline closes the consultation on its pages, in the list and in
+    the decisions as it does on the response pages: one clock for all."""
+    word = f"horloge{uuid.uuid4().hex[:8]}"
+    buyer_browser, _, cid = consultation(app, sam_rp, title=f"Formation {word}")
+    lot = lot_ids(sam_rp, cid)[0]
+    with clock(sam_rp, deadline_of(sam_rp, cid) + timedelta(seconds=1)):
+        assert "Ouvrir les plis" in page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}/plis"))
+        page = page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}"))
+        assert "Clôturée" in page and "Ouverture et analyse des plis" in page and "Plis reçus (scellés" not in page
+        closed = page_text(new_browser().get(f"{sam_rp.url}/consultations", params={"etat": "cloturees", "q": word}))
+        assert f'href="/consultations/{cid}"' in closed
+        ok(post_form(buyer_browser, sam_rp, f"/consultations/{cid}", f"/consultations/{cid}/lots/{lot}/decision",
+                     {"outcome": "unsuccessful", "awardee": ""}))
+    assert "Infructueuse" in page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}"))
+
+
 def test_repernet_api_answers_sam_and_refuses_other_audiences(app: Any, sam_rp: RP, repernet: RP) -> None:
     assert sam_rp.app.extensions["sam.repernet"].json("GET", "/structures/73282932000074", missing_ok=True) is None
     catalogue_client = sam_rp.app.extensions["sam.catalogue"]  # a token for the Catalogue, not for REPERNET
