@@ -207,6 +207,36 @@ def test_generated_documents_carry_the_reference_on_every_page_and_follow_the_da
     assert b"13,75 EUR par HSTA" in ae
 
 
+def _document_hashes(rp: RP, rid: int) -> dict[str, str]:
+    from apps.sam import db
+    from apps.sam.models import TenderResponse
+
+    with rp.app.app_context():
+        return {d.kind: d.sha256 for d in db.session.get(TenderResponse, rid).documents}
+
+
+def test_an_amendment_regenerates_the_documents_of_responses_in_preparation_only(app: Any, sam_rp: RP) -> None:
+    """An "avis rectificatif" (the consultation's title, a lot's title) reaches the DC1 and the actes
+    d'engagement of responses in preparation; a submitted response stays as its receipt sealed it."""
+    buyer_browser, _, cid = consultation(app, sam_rp, title="Formations initiales")
+    browser, _, _, rid, _ = ready(app, sam_rp, cid)
+    sealed_browser, _, _, sealed_rid, _ = ready(app, sam_rp, cid)
+    ok(submit(sealed_browser, sam_rp, sealed_rid))
+    sealed = _document_hashes(sam_rp, sealed_rid)
+    lot = lot_ids(sam_rp, cid)[0]
+    path = f"/consultations/{cid}/lots/{lot}/modifier"
+    ok(post_form(buyer_browser, sam_rp, path, path, {"title": "Electricien courant fort", "unit": "HSTA",
+                                                     "reason": "Intitule precise"}))
+    path = f"/consultations/{cid}/rectificatif"
+    ok(post_form(buyer_browser, sam_rp, path, path, {"title": "Formations rectifiees", "reason": "Titre precise"}))
+    docs = {kind: did for did, kind, _ in documents_of(sam_rp, rid)}
+    ae = browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{docs['ae']}").content
+    assert b"Electricien courant fort" in ae and b"Formations rectifiees" in ae
+    assert b"Formations rectifiees" in browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{docs['dc1']}").content
+    assert _document_hashes(sam_rp, sealed_rid) == sealed
+    assert "Votre réponse est déposée" in response_page(sealed_browser, sam_rp, sealed_rid)
+
+
 def _sign_first_ae(browser: Any, rp: RP, rid: int) -> int:
     did = next(did for did, kind, _ in documents_of(rp, rid) if kind == "ae")
     ok(post_form(browser, rp, f"/reponses/{rid}", f"/reponses/{rid}/documents/{did}/signer", {}))

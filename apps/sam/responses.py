@@ -589,6 +589,18 @@ def refresh_documents(session: Session, files_dir: Path, response: TenderRespons
     session.flush()
 
 
+def refresh_after_amendment(session: Session, files_dir: Path, consultation: Consultation, *, now: datetime) -> int:
+    """After an "avis rectificatif", regenerate the documents of the responses in preparation: their DC1
+    and actes d'engagement name the consultation and its lots (issue 13 §2). A submitted response is
+    left as its receipt sealed it (§4). Returns how many responses were looked at.
+    """
+    preparing = list(session.scalars(select(TenderResponse).where(
+        TenderResponse.consultation_id == consultation.id, TenderResponse.status == RESPONSE_PREPARING)))
+    for response in preparing:
+        refresh_documents(session, files_dir, response, now=now)
+    return len(preparing)
+
+
 def document_path(files_dir: Path, response: TenderResponse, document: GeneratedDocument, signed: bool = False) -> Path:
     return response_folder(files_dir, response) / (document.signed_storage_name if signed else document.storage_name)
 

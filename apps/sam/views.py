@@ -415,6 +415,8 @@ def amend(ident: str) -> Any:
         check_version(consultation, form.version.data)
         amendment = domain.amend(db.session, consultation, form.data_for_domain(), form.reason.data, actor=_actor(),
                                  now=moment, min_days=min_days)
+        # Same transaction: the documents of responses in preparation follow the amendment (issue 13 §2).
+        responses.refresh_after_amendment(db.session, _files_dir(), consultation, now=moment)
         # The alerts join the amendment's transaction (durable outbox): both or neither.
         _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
         db.session.commit()
@@ -525,6 +527,7 @@ def edit_lot(ident: str, lot_id: str) -> Any:
         if isinstance(form, LotAmendmentForm):
             amendment = domain.amend_lot(db.session, consultation, lot, form.data_for_domain(), form.reason.data,
                                          form.new_deadline(), actor=_actor(), now=moment, min_days=min_days)
+            responses.refresh_after_amendment(db.session, _files_dir(), consultation, now=moment)
             _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
         else:
             domain.update_lot(db.session, consultation, lot, form.data_for_domain(), actor=_actor(), now=moment)
