@@ -249,7 +249,7 @@ def test_docker_compose_runs_every_service_with_probes() -> None:
     spec = _compose()
     services = spec["services"]
     assert {"postgres", "redis", "openldap", "mailpit", "migrate", "idp", "proxy", "mail-worker",
-            "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail"} <= set(services)
+            "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail", "sam-catalogue"} <= set(services)
     assert "openldap" in services["openldap"]["image"] and "mailpit" in services["mailpit"]["image"]
 
     for name in ("migrate", "idp", "mail-worker"):
@@ -280,6 +280,13 @@ def test_docker_compose_runs_every_service_with_probes() -> None:
     assert "ports" not in idp  # replicas: only the proxy is published
     assert "/readyz" in _probe(idp) and "/readyz" in _probe(services["proxy"])
     assert services["mail-worker"]["command"][:3] == ["idp", "mail", "worker"]
+    # The apps' workers, as in compose/Procfile: each with its app's settings, after the migrations.
+    for name, argv, env in (("sam-mail", ["apps.sam", "mail", "worker"], "sam"),
+                            ("catalogue-mail", ["apps.catalogue", "mail", "worker"], "catalogue"),
+                            ("sam-catalogue", ["apps.sam", "catalogue", "worker"], "sam")):
+        assert services[name]["command"][1:5] == ["-m", *argv], name
+        assert services[name]["environment"] == services[env]["environment"], name
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
 
     # One issuer URL that the browser (published port) and the apps' containers (alias) both reach.
     proxy = services["proxy"]

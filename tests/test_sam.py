@@ -15,9 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select, update
 
 from tests.conftest import Mailbox, mail_text
-from tests.rp_helpers import RP, new_browser, page_form, rp_get
+from tests.rp_helpers import RP, Org, make_structure, new_browser, page_form, rp_get, serve_rp
 from tests.test_sam_helpers import (
     MAX_DCE_BYTES,
     PDF,
@@ -564,7 +565,8 @@ def test_the_owning_buyer_neither_asks_nor_registers(app: Any, sam_site: RP) -> 
 def test_demo_data(tmp_path: Any) -> None:
     """`make run`'s demo: one published consultation of three lots with a DCE, one closed, one draft (once)."""
     from apps.sam import create_app, db
-    from apps.sam.demo import seed_app
+    from apps.sam.demo import REGION_SIRET, seed_app
+    from apps.sam.models import Consultation
     from shared.migrations import upgrade
 
     demo = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
@@ -585,7 +587,49 @@ def test_demo_data(tmp_path: Any) -> None:
     assert "electricien" not in testclient.get("/consultations?q=plombier").get_data(as_text=True).lower()
     assert 'href="/consultations/1"' in testclient.get("/consultations?q=electriciens").get_data(as_text=True)
     with demo.app_context():
+        # The Région owns them; a demo seeded before the owner was named gets it at the next start.
+        assert set(db.session.scalars(select(Consultation.structure_id))) == {REGION_SIRET}
+        db.session.execute(update(Consultation).values(structure_id=""))
+        db.session.commit()
+    assert seed_app(demo) is False
+    with demo.app_context():
+        assert set(db.session.scalars(select(Consultation.structure_id))) == {REGION_SIRET}
         db.engine.dispose()
+
+
+def _demo_region(app: Any) -> Org:
+    """The demo Région at the live IdP, as `idp demo seed` makes it (its id is the IdP's, not its SIRET)."""
+    from apps.sam.demo import REGION_NAME, REGION_SIRET
+    from idp.extensions import db
+    from idp.models import Structure
+
+    with app.app_context():
+        found = db.session.scalar(select(Structure).where(Structure.siret == REGION_SIRET))
+        if found is not None:
+            return Org(found.siret, found.name, found.id)
+    return make_structure(app, name=REGION_NAME, kind="region", siret=REGION_SIRET)
+
+
+def test_the_demo_buyer_acts_on_the_demo_consultations(app: Any, live_server: str, tmp_path: Any) -> None:
+    """The demo's buyer, logged in through the IdP, owns the demo consultations: she publishes the
+    draft and opens the closed one's responses (the page that shows her the buttons lets her use them)."""
+    from apps.sam.demo import seed_app
+
+    sites = serve_rp(app, live_server, tmp_path, "sam", FILES_DIR=str(tmp_path / "files"))
+    site = next(sites)
+    try:
+        assert seed_app(site.app) is True
+        browser, region_org, _ = buyer(app, site, org=_demo_region(app))
+        assert str(region_org.id) != region_org.siret  # the claims' structure id is the IdP's own
+        assert publish(browser, site, 3).status_code == 303
+        assert "La consultation est publiée." in page_text(browser.get(f"{site.url}/consultations/3"))
+        assert rp_get(new_browser(), site, "/consultations/3").status_code == 200
+        assert rp_get(browser, site, "/consultations/2/plis").status_code == 200
+        opened = post_form(browser, site, "/consultations/2/plis", "/consultations/2/plis/ouverture", {})
+        assert opened.status_code == 303
+        assert "Ouverture des plis" in page_text(browser.get(f"{site.url}/consultations/2"))
+    finally:
+        next(sites, None)
 
 
 def test_a_lot_is_rectified_by_an_amendment_once_published(app: Any, sam_site: RP, mailbox: Mailbox) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import Mailbox, mail_text
 from tests.rp_helpers import RP, catalogue, new_browser, repernet, rp_get  # noqa: F401 - fixtures
-from tests.test_sam_helpers import PDF, page_text, post_form, soon, time_passes
+from tests.test_sam_helpers import PDF, page_text, post_form, published, soon, time_passes
 from tests.test_sam_response_helpers import (
     CANDIDATURE,
     OFFER,
@@ -205,6 +205,36 @@ def test_generated_documents_carry_the_reference_on_every_page_and_follow_the_da
     docs = {kind: did for did, kind, _ in documents_of(sam_rp, rid)}
     ae = browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{docs['ae']}").content
     assert b"13,75 EUR par HSTA" in ae
+
+
+def _document_hashes(rp: RP, rid: int) -> dict[str, str]:
+    from apps.sam import db
+    from apps.sam.models import TenderResponse
+
+    with rp.app.app_context():
+        return {d.kind: d.sha256 for d in db.session.get(TenderResponse, rid).documents}
+
+
+def test_an_amendment_regenerates_the_documents_of_responses_in_preparation_only(app: Any, sam_rp: RP) -> None:
+    """An "avis rectificatif" (the consultation's title, a lot's title) reaches the DC1 and the actes
+    d'engagement of responses in preparation; a submitted response stays as its receipt sealed it."""
+    buyer_browser, _, cid = consultation(app, sam_rp, title="Formations initiales")
+    browser, _, _, rid, _ = ready(app, sam_rp, cid)
+    sealed_browser, _, _, sealed_rid, _ = ready(app, sam_rp, cid)
+    ok(submit(sealed_browser, sam_rp, sealed_rid))
+    sealed = _document_hashes(sam_rp, sealed_rid)
+    lot = lot_ids(sam_rp, cid)[0]
+    path = f"/consultations/{cid}/lots/{lot}/modifier"
+    ok(post_form(buyer_browser, sam_rp, path, path, {"title": "Electricien courant fort", "unit": "HSTA",
+                                                     "reason": "Intitule precise"}))
+    path = f"/consultations/{cid}/rectificatif"
+    ok(post_form(buyer_browser, sam_rp, path, path, {"title": "Formations rectifiees", "reason": "Titre precise"}))
+    docs = {kind: did for did, kind, _ in documents_of(sam_rp, rid)}
+    ae = browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{docs['ae']}").content
+    assert b"Electricien courant fort" in ae and b"Formations rectifiees" in ae
+    assert b"Formations rectifiees" in browser.get(f"{sam_rp.url}/reponses/{rid}/documents/{docs['dc1']}").content
+    assert _document_hashes(sam_rp, sealed_rid) == sealed
+    assert "Votre réponse est déposée" in response_page(sealed_browser, sam_rp, sealed_rid)
 
 
 def _sign_first_ae(browser: Any, rp: RP, rid: int) -> int:
@@ -589,6 +619,43 @@ def test_a_lot_with_offers_is_awarded_from_the_analysis_and_an_unsuccessful_one_
     ok(post_form(buyer_browser, sam_rp, f"/consultations/{cid}", action, {"outcome": "unsuccessful", "awardee": ""}))
     mail = mailbox.wait_for(email, "Votre offre n'est pas retenue")
     assert "Le lot est déclaré infructueux." in mail_text(mail)
+
+
+def test_a_decision_before_the_deadline_is_refused_alike_whether_the_lot_has_offers_or_not(app: Any,
+                                                                                        sam_rp: RP) -> None:
+    """Sealed (§5): a buyer deciding a lot before the deadline learns nothing about its offers."""
+    buyer_browser, _, with_offers = consultation(app, sam_rp)
+    browser, _, _, rid, _ = ready(app, sam_rp, with_offers)
+    ok(submit(browser, sam_rp, rid))
+    without_offers = published(buyer_browser, sam_rp)
+    answers = []
+    for cid in (with_offers, without_offers):
+        lot = lot_ids(sam_rp, cid)[0]
+        for outcome in ("awarded", "unsuccessful"):
+            answer = raw_post(buyer_browser, sam_rp, f"/consultations/{cid}/lots/{lot}/decision",
+                              {"outcome": outcome, "awardee": "Quelqu'un"})
+            answers.append((outcome, answer.status_code, re.findall(r'role="alert">([^<]+)<', page_text(answer))))
+    assert answers[:2] == answers[2:]
+    assert [status for _, status, _ in answers] == [409] * 4
+    assert all(messages == ["Un lot ne peut être attribué ou déclaré infructueux qu'une fois la consultation "
+                            "clôturée."] for _, _, messages in answers)
+
+
+def test_every_page_reads_sams_clock(app: Any, sam_rp: RP) -> None:
+    """Moving SAM's clock past the deadline closes the consultation on its pages, in the list and in
+    the decisions as it does on the response pages: one clock for all."""
+    word = f"horloge{uuid.uuid4().hex[:8]}"
+    buyer_browser, _, cid = consultation(app, sam_rp, title=f"Formation {word}")
+    lot = lot_ids(sam_rp, cid)[0]
+    with clock(sam_rp, deadline_of(sam_rp, cid) + timedelta(seconds=1)):
+        assert "Ouvrir les plis" in page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}/plis"))
+        page = page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}"))
+        assert "Clôturée" in page and "Ouverture et analyse des plis" in page and "Plis reçus (scellés" not in page
+        closed = page_text(new_browser().get(f"{sam_rp.url}/consultations", params={"etat": "cloturees", "q": word}))
+        assert f'href="/consultations/{cid}"' in closed
+        ok(post_form(buyer_browser, sam_rp, f"/consultations/{cid}", f"/consultations/{cid}/lots/{lot}/decision",
+                     {"outcome": "unsuccessful", "awardee": ""}))
+    assert "Infructueuse" in page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}"))
 
 
 def test_repernet_api_answers_sam_and_refuses_other_audiences(app: Any, sam_rp: RP, repernet: RP) -> None:

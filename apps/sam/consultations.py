@@ -355,19 +355,27 @@ def cancel(session: Session, consultation: Consultation, reason: str, *, actor: 
     return consultation
 
 
-def decide_lot(session: Session, consultation: Consultation, lot: Lot, outcome: str, awardee: str, *, actor: Actor,
-               now: datetime) -> Lot:
-    """Award a lot or declare it unsuccessful once the consultation is closed; when every lot is
-    decided the consultation is awarded (one lot awarded at least) or unsuccessful.
+def check_decidable(consultation: Consultation, lot: Lot, now: datetime) -> None:
+    """A lot may be decided: its consultation is closed and the lot still open.
 
     :raises NotAllowed: the consultation is not closed, or the lot is already decided.
-    :raises InvalidInput: unknown outcome, awarded without an awardee.
     """
     if consultation.state(now) != CLOSED:
         raise NotAllowed(N_("Un lot ne peut être attribué ou déclaré infructueux qu'une fois la consultation clôturée."))
     if lot.status != LOT_OPEN:
         raise NotAllowed(N_("Le lot n° %(number)d a déjà été attribué.") if lot.status == AWARDED
                          else N_("Le lot n° %(number)d a déjà été infructueux."), number=lot.number)
+
+
+def decide_lot(session: Session, consultation: Consultation, lot: Lot, outcome: str, awardee: str, *, actor: Actor,
+               now: datetime) -> Lot:
+    """Award a lot or declare it unsuccessful once the consultation is closed; when every lot is
+    decided the consultation is awarded (one lot awarded at least) or unsuccessful.
+
+    :raises NotAllowed: see `check_decidable`.
+    :raises InvalidInput: unknown outcome, awarded without an awardee.
+    """
+    check_decidable(consultation, lot, now)
     if outcome not in (AWARDED, UNSUCCESSFUL):
         raise InvalidInput(N_("Choisissez : attribuer le lot ou le déclarer infructueux."), "outcome")
     if outcome == AWARDED and not awardee.strip():

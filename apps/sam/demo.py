@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from apps.sam import consultations as domain
@@ -21,8 +21,10 @@ from shared import utcnow
 # The demo Région as `idp demo seed` creates it (SAM knows structures by their SIRET, from the claims).
 REGION_SIRET = "20005372600010"
 REGION_NAME = "Région Auvergne-Rhône-Alpes"
+# The owner is named by the SIRET: the IdP's own structure id (in the claims beside the SIRET) is
+# made by the IdP's database and unknown here, and the guard accepts either (shared/guard.py).
 BUYER = domain.Actor(sub="demo", name="Claire Bernard", email="claire.bernard@region.test",
-                     structure_siret=REGION_SIRET, structure_name=REGION_NAME)
+                     structure_id=REGION_SIRET, structure_siret=REGION_SIRET, structure_name=REGION_NAME)
 PUBLISHED_REFERENCE = "2027-PRF-001"
 
 
@@ -73,6 +75,9 @@ def _consultation(session: Session, now: datetime, reference: str, title: str, d
 def seed(session: Session, files_dir: Path, now: datetime | None = None) -> bool:
     """Create the demo consultations unless they exist; True when created."""
     if session.scalar(select(Consultation.id).where(Consultation.reference == PUBLISHED_REFERENCE)) is not None:
+        # A demo seeded before its owner was named: give the Région's consultations to the Région.
+        session.execute(update(Consultation).where(Consultation.structure_siret == REGION_SIRET,
+                                                   Consultation.structure_id == "").values(structure_id=REGION_SIRET))
         return False
     now = (now or utcnow()).replace(second=0, microsecond=0)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ from apps.sam.models import (
     TenderResponse,
     db,
 )
-from apps.sam.views import ROLES, _actor, _files_dir, _lot, _owned, _visible, bp
+from apps.sam.views import ROLES, _actor, _files_dir, _lot, _owned, _visible, bp, now
 from shared import (
     CONFLICT_MESSAGE,
     ApiError,
@@ -72,11 +71,6 @@ from shared import (
 log = logging.getLogger(__name__)
 ORGANISME = ("redacteur", "signataire")
 SIGNATAIRE = ("signataire",)
-
-
-def now() -> datetime:
-    """SAM's clock (`app.extensions["sam.clock"]`): the tests move it; nobody sleeps."""
-    return current_app.extensions["sam.clock"]()  # type: ignore[no-any-return]
 
 
 @bp.app_context_processor

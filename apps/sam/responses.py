@@ -31,6 +31,7 @@ from apps.sam.consultations import (
     NotAllowed,
     SamError,
     audit,
+    check_decidable,
     decide_lot,
 )
 from apps.sam.models import (
@@ -588,6 +589,18 @@ def refresh_documents(session: Session, files_dir: Path, response: TenderRespons
     session.flush()
 
 
+def refresh_after_amendment(session: Session, files_dir: Path, consultation: Consultation, *, now: datetime) -> int:
+    """After an "avis rectificatif", regenerate the documents of the responses in preparation: their DC1
+    and actes d'engagement name the consultation and its lots (issue 13 §2). A submitted response is
+    left as its receipt sealed it (§4). Returns how many responses were looked at.
+    """
+    preparing = list(session.scalars(select(TenderResponse).where(
+        TenderResponse.consultation_id == consultation.id, TenderResponse.status == RESPONSE_PREPARING)))
+    for response in preparing:
+        refresh_documents(session, files_dir, response, now=now)
+    return len(preparing)
+
+
 def document_path(files_dir: Path, response: TenderResponse, document: GeneratedDocument, signed: bool = False) -> Path:
     return response_folder(files_dir, response) / (document.signed_storage_name if signed else document.storage_name)
 
@@ -849,6 +862,9 @@ def decide_without_award(session: Session, consultation: Consultation, lot: Lot,
 
     :raises NotAllowed: an award by name on a lot with submitted offers; see `decide_lot`.
     """
+    # Sealed until the deadline (issue 13 §5): refuse before looking at the lot's offers, so the
+    # answer before the deadline is the same whether the lot received any.
+    check_decidable(consultation, lot, now)
     if outcome == AWARDED and candidates_of(session, lot):
         raise NotAllowed(N_("Le lot n° %(number)d a reçu des offres : attribuez-le depuis l'analyse des plis "
                             "(ouverture, admissibilité, attribution)."), number=lot.number)

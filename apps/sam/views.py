@@ -8,6 +8,7 @@ questions, decide lots, and read the audit trail.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,6 @@ from shared import (
     send_mail,
     size_label,
     translated,
-    utcnow,
 )
 
 bp = Blueprint("sam", __name__, template_folder="templates", static_folder="static",
@@ -85,6 +85,12 @@ def index() -> str:
 
 
 # ---------------------------------------------------------------- helpers
+
+def now() -> datetime:
+    """SAM's clock (`app.extensions["sam.clock"]`), read by every page: deadlines are judged by it
+    and the tests move it (nobody sleeps)."""
+    return current_app.extensions["sam.clock"]()  # type: ignore[no-any-return]
+
 
 def _actor() -> domain.Actor:
     identity = current_identity()
@@ -158,23 +164,23 @@ def consultations() -> str:
     closed = request.args.get("etat") == "cloturees"
     query = request.args.get("q", "")[:200].replace("\x00", "")
     device = request.args.get("dispositif", "")[:120].replace("\x00", "")
-    now = utcnow()
-    stmt = domain.listing(db.session, now=now, closed=closed, query=query, device=device)
+    moment = now()
+    stmt = domain.listing(db.session, now=moment, closed=closed, query=query, device=device)
     page = db.paginate(stmt, page=_page_number(), per_page=current_app.config["CONSULTATIONS_PER_PAGE"],
                        error_out=False)
     return render_template("sam/consultations.html", page=page, closed=closed, query=query, device=device,
-                           devices=domain.devices(db.session), now=now)
+                           devices=domain.devices(db.session), now=moment)
 
 
 def _consultation_page(consultation: Consultation, status: int = 200, **forms: Any) -> tuple[str, int]:
     """A consultation's page: public part for everyone, the buyer's desk for its buyers."""
-    now = utcnow()
+    moment = now()
     identity = current_identity()
     buyer = _is_buyer_of(consultation)
     context: dict[str, Any] = {
-        "c": consultation, "now": now, "state": consultation.state(now), "buyer": buyer,
+        "c": consultation, "now": moment, "state": consultation.state(moment), "buyer": buyer,
         "can_ask": (identity is not None and identity.has_role(*ROLES) and not buyer
-                    and consultation.accepts_questions(now)),
+                    and consultation.accepts_questions(moment)),
         "question_form": forms.get("question_form") or QuestionForm(formdata=None),
         "min_days": current_app.config["AMENDMENT_MIN_DAYS"],
     }
@@ -191,7 +197,7 @@ def _consultation_page(consultation: Consultation, status: int = 200, **forms: A
             registered=domain.registered_structures(db.session, consultation),
             max_bytes=current_app.config["MAX_DCE_BYTES"],
             accepted=_(domain.ACCEPTED_TYPES),
-            must_move=domain.deadline_must_move(consultation, now, current_app.config["AMENDMENT_MIN_DAYS"]),
+            must_move=domain.deadline_must_move(consultation, moment, current_app.config["AMENDMENT_MIN_DAYS"]),
             response_count=responses.submitted_count(db.session, consultation),
         )
     elif identity is not None and identity.structure is not None and identity.has_role("redacteur", "signataire"):
@@ -230,7 +236,7 @@ def _send_document(consultation: Consultation, number: int) -> Response:
     if not path.is_file():
         abort(404)
     if current_identity() is not None and not _is_buyer_of(consultation):
-        domain.register_download(db.session, consultation, _actor(), now=utcnow())
+        domain.register_download(db.session, consultation, _actor(), now=now())
         try:
             db.session.commit()
         except IntegrityError:  # the same person's parallel download registered first
@@ -259,7 +265,7 @@ def ask(ident: str) -> Any:
     if not form.validate():
         return _consultation_page(consultation, 422, question_form=form)
     try:
-        domain.ask(db.session, consultation, form.text.data, asker=_actor(), now=utcnow())
+        domain.ask(db.session, consultation, form.text.data, asker=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         form.text.errors = [exc.message]
@@ -282,7 +288,7 @@ def answer(ident: str, qid: str) -> Any:
     if not form.validate():
         return _consultation_page(consultation, 422, answer_form=form, answer_for=question.id)
     try:
-        rows = domain.answer(db.session, consultation, question, form.answer.data, actor=_actor(), now=utcnow())
+        rows = domain.answer(db.session, consultation, question, form.answer.data, actor=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         form.answer.errors = [exc.message]
@@ -302,7 +308,7 @@ def desk() -> str:
     identity = current_identity()
     assert identity is not None and identity.structure is not None
     rows = domain.drafts_and_own(db.session, identity.structure.siret)
-    return render_template("sam/desk.html", rows=rows, now=utcnow())
+    return render_template("sam/desk.html", rows=rows, now=now())
 
 
 def _edit_form_page(form: Any, consultation: Consultation | None, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -329,7 +335,7 @@ def create() -> Any:
     if not form.validate():
         return _edit_form_page(form, None, 422)
     try:
-        consultation = domain.create_consultation(db.session, form.data_for_domain(), actor=_actor(), now=utcnow())
+        consultation = domain.create_consultation(db.session, form.data_for_domain(), actor=_actor(), now=now())
         db.session.commit()
     except domain.SamError as exc:
         db.session.rollback()
@@ -375,7 +381,7 @@ def edit(ident: str) -> Any:
         return _edit_form_page(form, consultation, 422)
     try:
         check_version(consultation, form.version.data)
-        domain.update_draft(db.session, consultation, form.data_for_domain(), actor=_actor(), now=utcnow())
+        domain.update_draft(db.session, consultation, form.data_for_domain(), actor=_actor(), now=now())
         db.session.commit()
     except (StaleVersion, StaleDataError):
         return _conflict(form, consultation, {})
@@ -392,13 +398,13 @@ def edit(ident: str) -> Any:
 def amend(ident: str) -> Any:
     """Publish an "avis rectificatif" (kept in the visible history; registered structures alerted)."""
     consultation = _owned(ident)
-    now = utcnow()
-    if consultation.state(now) != PUBLISHED:
+    moment = now()
+    if consultation.state(moment) != PUBLISHED:
         flash(_("Un avis rectificatif ne peut être publié que sur une consultation en cours."), "error")
         return redirect(_page_url(consultation), 303)
     min_days = current_app.config["AMENDMENT_MIN_DAYS"]
-    context = {"amending": True, "min_days": min_days, "floor": domain.minimum_deadline(now, min_days),
-               "must_move": domain.deadline_must_move(consultation, now, min_days)}
+    context = {"amending": True, "min_days": min_days, "floor": domain.minimum_deadline(moment, min_days),
+               "must_move": domain.deadline_must_move(consultation, moment, min_days)}
     form = AmendmentForm()
     if not form.is_submitted():
         _fill(form, consultation)
@@ -408,7 +414,9 @@ def amend(ident: str) -> Any:
     try:
         check_version(consultation, form.version.data)
         amendment = domain.amend(db.session, consultation, form.data_for_domain(), form.reason.data, actor=_actor(),
-                                 now=now, min_days=min_days)
+                                 now=moment, min_days=min_days)
+        # Same transaction: the documents of responses in preparation follow the amendment (issue 13 §2).
+        responses.refresh_after_amendment(db.session, _files_dir(), consultation, now=moment)
         # The alerts join the amendment's transaction (durable outbox): both or neither.
         _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
         db.session.commit()
@@ -439,7 +447,7 @@ def publish(ident: str) -> Any:
     if refused:
         return refused
     try:
-        domain.publish(db.session, consultation, actor=_actor(), now=utcnow())
+        domain.publish(db.session, consultation, actor=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -459,7 +467,7 @@ def cancel(ident: str) -> Any:
     if not form.validate():
         return _consultation_page(consultation, 422, cancel_form=form)
     try:
-        domain.cancel(db.session, consultation, form.reason.data, actor=_actor(), now=utcnow())
+        domain.cancel(db.session, consultation, form.reason.data, actor=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         form.reason.errors = [exc.message]
@@ -483,7 +491,7 @@ def add_lot(ident: str) -> Any:
     if not form.validate():
         return _consultation_page(consultation, 422, lot_form=form)
     try:
-        domain.add_lot(db.session, consultation, form.data_for_domain(), actor=_actor(), now=utcnow())
+        domain.add_lot(db.session, consultation, form.data_for_domain(), actor=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         error = _field_error(form, exc)
@@ -500,17 +508,17 @@ def edit_lot(ident: str, lot_id: str) -> Any:
     """Change a lot: directly on a draft, by an "avis rectificatif" once published."""
     consultation = _owned(ident)
     lot = _lot(consultation, lot_id)
-    now = utcnow()
+    moment = now()
     amending = consultation.status != DRAFT
-    if amending and consultation.state(now) != PUBLISHED:
+    if amending and consultation.state(moment) != PUBLISHED:
         flash(_("Un avis rectificatif ne peut être publié que sur une consultation en cours."), "error")
         return redirect(_page_url(consultation, "lots"), 303)
     min_days = current_app.config["AMENDMENT_MIN_DAYS"]
     form_class = LotAmendmentForm if amending else LotForm
     form = form_class(obj=lot) if request.method == "GET" else form_class()
     context = {"c": consultation, "lot": lot, "amending": amending, "min_days": min_days,
-               "floor": domain.minimum_deadline(now, min_days),
-               "must_move": domain.deadline_must_move(consultation, now, min_days)}
+               "floor": domain.minimum_deadline(moment, min_days),
+               "must_move": domain.deadline_must_move(consultation, moment, min_days)}
     if not form.is_submitted():
         return render_template("sam/lot.html", form=form, **context)
     if not form.validate():
@@ -518,10 +526,11 @@ def edit_lot(ident: str, lot_id: str) -> Any:
     try:
         if isinstance(form, LotAmendmentForm):
             amendment = domain.amend_lot(db.session, consultation, lot, form.data_for_domain(), form.reason.data,
-                                         form.new_deadline(), actor=_actor(), now=now, min_days=min_days)
+                                         form.new_deadline(), actor=_actor(), now=moment, min_days=min_days)
+            responses.refresh_after_amendment(db.session, _files_dir(), consultation, now=moment)
             _alert(domain.registrations(consultation), "amendment", consultation, amendment=amendment)
         else:
-            domain.update_lot(db.session, consultation, lot, form.data_for_domain(), actor=_actor(), now=now)
+            domain.update_lot(db.session, consultation, lot, form.data_for_domain(), actor=_actor(), now=moment)
         db.session.commit()
     except domain.SamError as exc:
         db.session.rollback()
@@ -548,7 +557,7 @@ def remove_lot(ident: str, lot_id: str) -> Any:
     if refused:
         return refused
     try:
-        domain.remove_lot(db.session, consultation, lot, actor=_actor(), now=utcnow())
+        domain.remove_lot(db.session, consultation, lot, actor=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -570,7 +579,7 @@ def decide(ident: str, lot_id: str) -> Any:
         return _consultation_page(consultation, 422, decision_form=form, decision_for=lot.id)
     try:
         responses.decide_without_award(db.session, consultation, lot, form.outcome.data, form.awardee.data or "",
-                                       actor=_actor(), now=utcnow())
+                                       actor=_actor(), now=now())
     except domain.SamError as exc:
         db.session.rollback()
         error = _field_error(form, exc)
@@ -609,7 +618,7 @@ def upload(ident: str) -> Any:
         return _consultation_page(consultation, 422, dce_form=form)
     try:
         document, rows = domain.store_dce(db.session, _files_dir(), consultation, upload_file.filename,
-                                          upload_file.stream, max_bytes=max_bytes, actor=_actor(), now=utcnow())
+                                          upload_file.stream, max_bytes=max_bytes, actor=_actor(), now=now())
     except (domain.SamError, UploadRefused) as exc:
         db.session.rollback()
         form.file.errors = [exc.message]
