@@ -741,3 +741,64 @@ def test_the_api_refuses_bad_tokens_and_bodies_with_problems(app: Any, live_serv
     assert broken.status_code == 400 and broken.headers["Content-Type"] == "application/problem+json"
     listed = requests.post(url, json=[1, 2], headers=token, timeout=10)
     assert listed.status_code == 422
+
+
+# ---------------------------------------------------------------- the demo of `make run`
+
+def demo_structure(app: Any, siret: str, name: str) -> Org:
+    """The structure `idp demo seed` creates (the IdP links an établissement to its SIREN's siège)."""
+    from idp.core.structures import find_by_siret
+    from idp.extensions import db
+
+    with app.app_context():
+        found = find_by_siret(db.session, siret)
+        db.session.remove()
+    return Org(found.siret, found.name, found.id) if found else make_structure(app, name=name, siret=siret)
+
+
+def test_the_demo_seeds_issue_14_s_offers_and_queue_once(app: Any, live_server: str,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 14 §8: Formation Plus with two published offers (one pending change), its établissement
+    with one, the Région's moderator with a queue — seeded into a fresh database as `make run` does."""
+    from lxml import etree
+
+    from apps.catalogue.demo import ETABLISSEMENT, SIEGE, seed_when_empty
+
+    siege = demo_structure(app, SIEGE, "Formation Plus")
+    demo_structure(app, ETABLISSEMENT, "Formation Plus — établissement de Grenoble")
+    served = serve_rp(app, live_server, tmp_path_factory.mktemp("catalogue-demo"), "catalogue")
+    demo = next(served)
+    try:
+        seed_when_empty(demo.app)
+        seed_when_empty(demo.app)  # a second start changes nothing
+        # The public sees the three published offers, the published title of the one being changed,
+        # and neither the pending change nor the offer awaiting its first validation.
+        assert "Titre professionnel maçon" in search(demo, q="macons")
+        secretariat = search(demo, q="secretariat", passees="1")
+        assert "Secrétariat et bureautique" in secretariat and "Secrétariat, accueil" not in secretariat
+        assert "Électricité du bâtiment" in search(demo, q="electricite", lieu="38")
+        assert "Aucune formation" in search(demo, q="remise niveau", passees="1")
+        document = etree.fromstring(requests.get(f"{demo.url}/lheo.xml", timeout=30).content)
+        etree.XMLSchema(etree.fromstring(LHEO_XSD.encode())).assertValid(document)
+        titles = document.xpath("//l:intitule-formation/text()", namespaces={"l": "http://lheo.gouv.fr/2.3"})
+        assert sorted(titles) == ["Secrétariat et bureautique", "Titre professionnel maçon", "Électricité du bâtiment"]
+        # The siège's editor sees its four offers and its établissement's one.
+        editor, _org, _email = logged(app, demo, ["catalogue:editeur", "catalogue:lecteur"], org=siege)
+        listing = page(rp_get(editor, demo, f"/organismes/{SIEGE}/formations"))
+        for title in ("Titre professionnel maçon", "Secrétariat, accueil et bureautique",
+                      "Remise à niveau en français et mathématiques", "Électricité du bâtiment"):
+            assert title in listing, title
+        assert "Formation Plus — établissement de Grenoble" in listing
+        # The moderator's queue: the pending change and the new offer, the published ones, a request.
+        mod = moderator(app, demo)
+        queue = page(rp_get(mod, demo, "/moderation"))
+        assert "En attente de validation (2)" in queue and "Publiées (2)" in queue and "Renvoyées pour correction (0)" in queue
+        assert "Secrétariat, accueil et bureautique" in queue and "Remise à niveau en français et mathématiques" in queue
+        assert "Notre numéro de déclaration d'activité a changé" in queue
+        published = page(rp_get(mod, demo, "/moderation?statut=published"))
+        assert "Titre professionnel maçon" in published and "Électricité du bâtiment" in published
+        offer_id = re.search(r'/offres/(\d+)">Secrétariat, accueil', queue).group(1)  # type: ignore[union-attr]
+        history = page(rp_get(mod, demo, f"/offres/{offer_id}/historique"))
+        assert "Version 1 — Publiée" in history and "Version 2 — En attente de validation" in history
+    finally:
+        next(served, None)
