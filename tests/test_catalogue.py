@@ -425,6 +425,42 @@ def test_moderation_pending_is_not_public_and_a_return_keeps_the_published_versi
     assert "Formation › Intitulé" in history and f"Brasserie {word}" in history and "Précisez le public visé." in history
 
 
+def test_the_moderation_queue_filters_by_status_and_text_and_counts_what_it_filters(app: Any, cat: RP) -> None:
+    tag = uuid.uuid4().hex[:8]
+    editor, org, _ = logged(app, cat, ["catalogue:editeur"], org=make_structure(app, name=f"Organisme file {tag}"))
+    other, other_org, _ = logged(app, cat, ["catalogue:editeur"])
+    mod = moderator(app, cat)
+    waiting, _ = full_offer(editor, cat, org.siret, title=f"Attente {tag}")
+    online, _ = full_offer(editor, cat, org.siret, title=f"En ligne {tag}")
+    back, _ = full_offer(editor, cat, org.siret, title=f"Retour {tag}")
+    full_offer(other, cat, other_org.siret, title=f"Ailleurs {uuid.uuid4().hex[:6]}")  # outside every filter below
+    assert publish(mod, cat, online).status_code == 302
+    markup = rp_get(mod, cat, f"/offres/{back}").text
+    assert post(mod, cat, f"/offres/{back}/renvoyer", {"version": version_of(markup), "comment": "Dates ?"},
+                markup).status_code == 302
+
+    def queue(**params: str) -> tuple[str, list[str]]:
+        response = mod.get(f"{cat.url}/moderation", params=params, allow_redirects=False)
+        assert response.status_code == 200
+        markup = page(response)
+        return markup, re.findall(r">((?:Attente|En ligne|Retour|Ailleurs) [0-9a-f]+)</a>", markup)
+
+    # The counts beside each status follow the text filter (organisation name, SIRET or title).
+    for words in (tag, org.siret, f"file {tag}"):
+        markup, rows = queue(q=words)
+        assert ("En attente de validation (1)" in markup and "Renvoyées pour correction (1)" in markup
+                and "Publiées (1)" in markup), words
+        assert rows == [f"Attente {tag}"], words
+    assert queue(statut="returned", q=tag)[1] == [f"Retour {tag}"]
+    assert queue(statut="published", q=tag)[1] == [f"En ligne {tag}"]
+    markup, rows = queue(statut="published", q=f"Retour {tag}")
+    assert rows == [] and "Rien à afficher." in markup and "Renvoyées pour correction (1)" in markup and "Publiées (0)" in markup
+    markup, rows = queue(statut="n'importe quoi", q=tag)  # an unknown status is the default one
+    assert rows == [f"Attente {tag}"] and 'aria-current="page">En attente de validation (1)' in markup
+    # Unfiltered, the counts hold the other organisation's pending offer too.
+    assert int(re.search(r"En attente de validation \((\d+)\)", queue()[0]).group(1)) >= 2  # type: ignore[union-attr]
+
+
 def test_an_incomplete_offer_cannot_be_published(app: Any, cat: RP) -> None:
     browser, org, _ = logged(app, cat, ["catalogue:editeur"])
     offer_id = create_offer(browser, cat, org.siret)

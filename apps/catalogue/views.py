@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from apps.catalogue import lheo, offers, organisations, referential, search
@@ -768,28 +768,24 @@ def moderation() -> str:
     """The moderation queue: offers by status, with counts; the organisations' requests."""
     status = request.args.get("statut", "pending")
     query = request.args.get("q", "")[:100]
-    counts = {
-        "pending": db.session.scalar(select(func.count()).select_from(Offer).where(Offer.pending_version_id.is_not(None))),
-        "returned": db.session.scalar(select(func.count()).select_from(Offer).where(Offer.pending_version_id.is_(None),
-                                                                                     Offer.returned.is_(True))),
-        "published": db.session.scalar(select(func.count()).select_from(Offer).where(
-            Offer.pending_version_id.is_(None), Offer.returned.is_(False), Offer.published_version_id.is_not(None))),
-        "requests": db.session.scalar(select(func.count()).select_from(ChangeRequest)
-                                      .where(ChangeRequest.status == "pending")),
-    }
-    statement = select(Offer).join(Organisation)
-    if status == "returned":
-        statement = statement.where(Offer.pending_version_id.is_(None), Offer.returned.is_(True))
-    elif status == "published":
-        statement = statement.where(Offer.pending_version_id.is_(None), Offer.returned.is_(False),
-                                    Offer.published_version_id.is_not(None))
-    else:
-        status = "pending"
-        statement = statement.where(Offer.pending_version_id.is_not(None))
+    matches = select(Offer).join(Organisation)
     if query:
         like = f"%{query.replace('%', '').replace('_', '')}%"
-        statement = statement.where(or_(Organisation.name.ilike(like), Organisation.siret.like(like),
-                                        Offer.title.ilike(like)))
+        matches = matches.where(or_(Organisation.name.ilike(like), Organisation.siret.like(like), Offer.title.ilike(like)))
+    conditions = {
+        "pending": Offer.pending_version_id.is_not(None),
+        "returned": and_(Offer.pending_version_id.is_(None), Offer.returned.is_(True)),
+        "published": and_(Offer.pending_version_id.is_(None), Offer.returned.is_(False),
+                          Offer.published_version_id.is_not(None)),
+    }
+    status = status if status in conditions else "pending"
+    # The counts beside each status follow the text filter, as the list does (one query).
+    tallies = db.session.execute(matches.with_only_columns(*(func.count().filter(c) for c in conditions.values()))
+                                 .order_by(None)).one()
+    counts = dict(zip(conditions, tallies, strict=True))
+    counts["requests"] = db.session.scalar(select(func.count()).select_from(ChangeRequest)
+                                           .where(ChangeRequest.status == "pending"))
+    statement = matches.where(conditions[status])
     page = db.paginate(statement.order_by(Offer.updated_at, Offer.id), per_page=current_app.config["PER_PAGE"],
                        error_out=False)
     requests = db.session.scalars(select(ChangeRequest).where(ChangeRequest.status == "pending")
