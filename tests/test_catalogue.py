@@ -425,6 +425,41 @@ def test_moderation_pending_is_not_public_and_a_return_keeps_the_published_versi
     assert "Formation › Intitulé" in history and f"Brasserie {word}" in history and "Précisez le public visé." in history
 
 
+def test_every_offer_save_mails_a_confirmation_and_an_unchanged_one_is_not_saved(app: Any, cat: RP) -> None:
+    """Seed 004: "À chaque enregistrement, vous recevez un mail de confirmation ainsi que nos services",
+    and "Vous ne pouvez enregistrer que si vous avez fait des modifications": every save into the
+    pending version mails the editor and the Carif-Oref, a save that changes nothing stores and mails nothing."""
+    title = f"Tournage fraisage {uuid.uuid4().hex[:6]}"
+    browser, org, email = logged(app, cat, ["catalogue:editeur"])
+
+    def saved() -> tuple[int, int]:
+        return tuple(sum(subject == f"Catalogue : modification enregistrée — {title}"  # type: ignore[return-value]
+                         for subject, _ in mails(cat, who))
+                     for who in (email, cat.app.config["MODERATION_EMAIL"]))
+
+    offer_id, action = full_offer(browser, cat, org.siret, title=title)  # formation, action, session: 3 saves
+    assert saved() == (3, 3)
+    unchanged = rp_get(browser, cat, f"/offres/{offer_id}/formation").text
+    kept = post(browser, cat, f"/offres/{offer_id}/formation",
+                {**FORMATION, "title": title, "version": version_of(unchanged)}, unchanged)
+    assert kept.status_code == 302 and saved() == (3, 3)
+    assert "Aucune modification" in page(rp_get(browser, cat, f"/offres/{offer_id}"))
+    # Published, then saved unchanged: nothing reopens, the queue does not see it.
+    mod = moderator(app, cat)
+    assert publish(mod, cat, offer_id).status_code == 302
+    form = rp_get(browser, cat, f"/offres/{offer_id}/formation").text
+    post(browser, cat, f"/offres/{offer_id}/formation", {**FORMATION, "title": title, "version": version_of(form)}, form)
+    assert saved() == (3, 3) and title not in page(rp_get(mod, cat, "/moderation"))
+    assert "Version 2" not in page(rp_get(browser, cat, f"/offres/{offer_id}/historique"))
+    # A real change opens version 2 and is confirmed, and so is each later save into it.
+    form = rp_get(browser, cat, f"/offres/{offer_id}/formation").text
+    post(browser, cat, f"/offres/{offer_id}/formation",
+         {**FORMATION, "title": title, "prerequisites": "Lire un plan", "version": version_of(form)}, form)
+    assert add_session(browser, cat, offer_id, action, TODAY + timedelta(days=200),
+                       TODAY + timedelta(days=260)).status_code == 302
+    assert saved() == (5, 5) and title in page(rp_get(mod, cat, "/moderation"))
+
+
 def test_the_moderation_queue_filters_by_status_and_text_and_counts_what_it_filters(app: Any, cat: RP) -> None:
     tag = uuid.uuid4().hex[:8]
     editor, org, _ = logged(app, cat, ["catalogue:editeur"], org=make_structure(app, name=f"Organisme file {tag}"))
