@@ -663,7 +663,8 @@ def test_lheo_export_validates_against_the_xsd_and_holds_only_published_offers(a
     browser, org, _ = logged(app, cat, ["catalogue:editeur"])
     mod = moderator(app, cat)
     start, end = TODAY + timedelta(days=15), TODAY + timedelta(days=75)
-    published, _ = full_offer(browser, cat, org.siret, sessions=[(start, end)], title=f"Export publié & <{tag}>")
+    published, _ = full_offer(browser, cat, org.siret, sessions=[(start, end)], title=f"Export publié & <{tag}>",
+                              formacodes="24354")
     pending, _ = full_offer(browser, cat, org.siret, title=f"Export en attente {tag}")
     certified, _ = full_offer(browser, cat, org.siret, title=f"Cuisinier {tag}", certifying="oui",
                               certification_key="RNCP34095", romes="G1602", nsf="221")
@@ -681,6 +682,13 @@ def test_lheo_export_validates_against_the_xsd_and_holds_only_published_offers(a
     assert formation.xpath("string(.//l:session/l:periode/l:debut)", namespaces=ns) == start.strftime("%Y%m%d")
     assert formation.xpath("string(.//l:SIRET)", namespaces=ns) == org.siret
     assert formation.xpath("string(.//l:code-ROME)", namespaces=ns) == "F1602"
+    # The Formacode codes are tagged with the version of the bundled referential (a 2024 Certif Info
+    # export: Formacode V13), the one the referential says it holds.
+    from apps.catalogue import referential
+
+    formacode = formation.xpath(".//l:code-FORMACODE", namespaces=ns)
+    assert [(c.text, c.get("ref")) for c in formacode] == [("24354", "V13")]
+    assert referential.FORMACODE_VERSION == "V13" and referential.label("formacode", "24354") == "Électronique"
     assert pending  # created, never published
     # A certification picked from the referential is exported with its RNCP and Certif Info numbers.
     with_certification = document.xpath(f"//l:formation[@numero='{certified}']", namespaces=ns)[0]
