@@ -6,14 +6,20 @@ p50 / p95 of the search, the export's duration and peak memory, on SQLite or Pos
     .venv/bin/python bench/catalogue.py --sizes 1000         # only 1k sessions
 
 A script, not a test: it builds a fresh database per size (published offers of 2 actions with 2
-sessions each, spread over 100 cities and a few dozen titles), then calls the same functions as
-the pages (`search.search_actions`, the `/lheo.xml` view through the test client).
+sessions each, spread over 100 cities and a few dozen titles), then, in a fresh process (so that
+its memory is the server's, not the build's), calls the same functions as the pages
+(`search.search_actions`, the `/lheo.xml` view through the test client). The export runs twice:
+once timed, reading the process's peak resident memory, once under tracemalloc (peak Python
+memory; slower, not timed). Each row carries the load average before and after: on a shared box
+the timings are only comparable at a similar load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -121,7 +127,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(app: Any, runs: int) -> dict[str, Any]:
+def _rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident memory, from Linux's /proc: unlike
+    getrusage's ru_maxrss, the peak starts afresh in a spawned process (ru_maxrss survives exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith(f"{field}:"))
+    return int(line.split()[1]) / 1024
+
+
+def _export(client: Any) -> int:
+    response = client.get("/lheo.xml", buffered=False)
+    size = sum(len(chunk) for chunk in response.response)
+    response.close()
+    return size
+
+
+def measure(url: str, runs: int) -> dict[str, Any]:
+    """In a fresh process: the daily refresh, the searches, then the export (timed, then traced)."""
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "bench"})
     today = date.today()
     timings: list[float] = []
     with app.app_context():
@@ -135,16 +158,40 @@ def measure(app: Any, runs: int) -> dict[str, Any]:
             timings.append((time.perf_counter() - started) * 1000)
             db.session.rollback()
     client = app.test_client()
-    tracemalloc.start()
+    rss_before = _rss_mb()
     started = time.perf_counter()
-    response = client.get("/lheo.xml", buffered=False)
-    size = sum(len(chunk) for chunk in response.response)
+    size = _export(client)
     export_s = time.perf_counter() - started
+    rss_peak = _rss_mb()
+    tracemalloc.start()
+    _export(client)
     _current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"daily_refresh_ms": round(daily, 1), "search_ms_p50": round(statistics.median(timings), 2), "search_ms_p95": round(percentile(timings, 0.95), 2),
-            "search_calls": len(timings), "lheo_seconds": round(export_s, 2), "lheo_bytes": size,
-            "lheo_peak_python_mb": round(peak / 1e6, 1)}
+    with app.app_context():
+        db.engine.dispose()
+    return {"daily_refresh_ms": round(daily, 1), "search_ms_p50": round(statistics.median(timings), 2),
+            "search_ms_p95": round(percentile(timings, 0.95), 2), "search_calls": len(timings),
+            "lheo_seconds": round(export_s, 2), "lheo_bytes": size, "lheo_peak_python_mb": round(peak / 1e6, 1),
+            "rss_peak_mb_before_export": round(rss_before, 1), "rss_peak_mb_after_export": round(rss_peak, 1)}
+
+
+def _measure_child(url: str, runs: int, out: Any) -> None:
+    out.put(measure(url, runs))
+
+
+def measure_apart(url: str, runs: int) -> dict[str, Any]:
+    """`measure` in a spawned process: its resident memory owes nothing to the build's rows."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_measure_child, args=(url, runs, out))
+    child.start()
+    result = out.get(timeout=3600)
+    child.join()
+    return result
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
@@ -164,14 +211,17 @@ def main() -> None:
             url = args.postgres.rsplit("/", 1)[0] + "/" + name
         else:
             url = f"sqlite:////tmp/{name}.sqlite3"
+        load_before = _load()
         started = time.perf_counter()
         app = build(url, size)
         built = time.perf_counter() - started
-        results[size] = {"engine": "postgresql" if args.postgres else "sqlite", "build_seconds": round(built, 1),
-                         **measure(app, args.runs)}
         with app.app_context():
             db.engine.dispose()
-        if admin is not None:
+        results[size] = {"engine": "postgresql" if args.postgres else "sqlite", "build_seconds": round(built, 1),
+                         **measure_apart(url, args.runs), "load_before": load_before, "load_after": _load()}
+        if admin is None:
+            os.remove(url.removeprefix("sqlite:///"))
+        else:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()

@@ -425,6 +425,77 @@ def test_moderation_pending_is_not_public_and_a_return_keeps_the_published_versi
     assert "Formation › Intitulé" in history and f"Brasserie {word}" in history and "Précisez le public visé." in history
 
 
+def test_every_offer_save_mails_a_confirmation_and_an_unchanged_one_is_not_saved(app: Any, cat: RP) -> None:
+    """Seed 004: "À chaque enregistrement, vous recevez un mail de confirmation ainsi que nos services",
+    and "Vous ne pouvez enregistrer que si vous avez fait des modifications": every save into the
+    pending version mails the editor and the Carif-Oref, a save that changes nothing stores and mails nothing."""
+    title = f"Tournage fraisage {uuid.uuid4().hex[:6]}"
+    browser, org, email = logged(app, cat, ["catalogue:editeur"])
+
+    def saved() -> tuple[int, int]:
+        return tuple(sum(subject == f"Catalogue : modification enregistrée — {title}"  # type: ignore[return-value]
+                         for subject, _ in mails(cat, who))
+                     for who in (email, cat.app.config["MODERATION_EMAIL"]))
+
+    offer_id, action = full_offer(browser, cat, org.siret, title=title)  # formation, action, session: 3 saves
+    assert saved() == (3, 3)
+    unchanged = rp_get(browser, cat, f"/offres/{offer_id}/formation").text
+    kept = post(browser, cat, f"/offres/{offer_id}/formation",
+                {**FORMATION, "title": title, "version": version_of(unchanged)}, unchanged)
+    assert kept.status_code == 302 and saved() == (3, 3)
+    assert "Aucune modification" in page(rp_get(browser, cat, f"/offres/{offer_id}"))
+    # Published, then saved unchanged: nothing reopens, the queue does not see it.
+    mod = moderator(app, cat)
+    assert publish(mod, cat, offer_id).status_code == 302
+    form = rp_get(browser, cat, f"/offres/{offer_id}/formation").text
+    post(browser, cat, f"/offres/{offer_id}/formation", {**FORMATION, "title": title, "version": version_of(form)}, form)
+    assert saved() == (3, 3) and title not in page(rp_get(mod, cat, "/moderation"))
+    assert "Version 2" not in page(rp_get(browser, cat, f"/offres/{offer_id}/historique"))
+    # A real change opens version 2 and is confirmed, and so is each later save into it.
+    form = rp_get(browser, cat, f"/offres/{offer_id}/formation").text
+    post(browser, cat, f"/offres/{offer_id}/formation",
+         {**FORMATION, "title": title, "prerequisites": "Lire un plan", "version": version_of(form)}, form)
+    assert add_session(browser, cat, offer_id, action, TODAY + timedelta(days=200),
+                       TODAY + timedelta(days=260)).status_code == 302
+    assert saved() == (5, 5) and title in page(rp_get(mod, cat, "/moderation"))
+
+
+def test_the_moderation_queue_filters_by_status_and_text_and_counts_what_it_filters(app: Any, cat: RP) -> None:
+    tag = uuid.uuid4().hex[:8]
+    editor, org, _ = logged(app, cat, ["catalogue:editeur"], org=make_structure(app, name=f"Organisme file {tag}"))
+    other, other_org, _ = logged(app, cat, ["catalogue:editeur"])
+    mod = moderator(app, cat)
+    waiting, _ = full_offer(editor, cat, org.siret, title=f"Attente {tag}")
+    online, _ = full_offer(editor, cat, org.siret, title=f"En ligne {tag}")
+    back, _ = full_offer(editor, cat, org.siret, title=f"Retour {tag}")
+    full_offer(other, cat, other_org.siret, title=f"Ailleurs {uuid.uuid4().hex[:6]}")  # outside every filter below
+    assert publish(mod, cat, online).status_code == 302
+    markup = rp_get(mod, cat, f"/offres/{back}").text
+    assert post(mod, cat, f"/offres/{back}/renvoyer", {"version": version_of(markup), "comment": "Dates ?"},
+                markup).status_code == 302
+
+    def queue(**params: str) -> tuple[str, list[str]]:
+        response = mod.get(f"{cat.url}/moderation", params=params, allow_redirects=False)
+        assert response.status_code == 200
+        markup = page(response)
+        return markup, re.findall(r">((?:Attente|En ligne|Retour|Ailleurs) [0-9a-f]+)</a>", markup)
+
+    # The counts beside each status follow the text filter (organisation name, SIRET or title).
+    for words in (tag, org.siret, f"file {tag}"):
+        markup, rows = queue(q=words)
+        assert ("En attente de validation (1)" in markup and "Renvoyées pour correction (1)" in markup
+                and "Publiées (1)" in markup), words
+        assert rows == [f"Attente {tag}"], words
+    assert queue(statut="returned", q=tag)[1] == [f"Retour {tag}"]
+    assert queue(statut="published", q=tag)[1] == [f"En ligne {tag}"]
+    markup, rows = queue(statut="published", q=f"Retour {tag}")
+    assert rows == [] and "Rien à afficher." in markup and "Renvoyées pour correction (1)" in markup and "Publiées (0)" in markup
+    markup, rows = queue(statut="n'importe quoi", q=tag)  # an unknown status is the default one
+    assert rows == [f"Attente {tag}"] and 'aria-current="page">En attente de validation (1)' in markup
+    # Unfiltered, the counts hold the other organisation's pending offer too.
+    assert int(re.search(r"En attente de validation \((\d+)\)", queue()[0]).group(1)) >= 2  # type: ignore[union-attr]
+
+
 def test_an_incomplete_offer_cannot_be_published(app: Any, cat: RP) -> None:
     browser, org, _ = logged(app, cat, ["catalogue:editeur"])
     offer_id = create_offer(browser, cat, org.siret)
@@ -592,7 +663,8 @@ def test_lheo_export_validates_against_the_xsd_and_holds_only_published_offers(a
     browser, org, _ = logged(app, cat, ["catalogue:editeur"])
     mod = moderator(app, cat)
     start, end = TODAY + timedelta(days=15), TODAY + timedelta(days=75)
-    published, _ = full_offer(browser, cat, org.siret, sessions=[(start, end)], title=f"Export publié & <{tag}>")
+    published, _ = full_offer(browser, cat, org.siret, sessions=[(start, end)], title=f"Export publié & <{tag}>",
+                              formacodes="24354")
     pending, _ = full_offer(browser, cat, org.siret, title=f"Export en attente {tag}")
     certified, _ = full_offer(browser, cat, org.siret, title=f"Cuisinier {tag}", certifying="oui",
                               certification_key="RNCP34095", romes="G1602", nsf="221")
@@ -610,6 +682,13 @@ def test_lheo_export_validates_against_the_xsd_and_holds_only_published_offers(a
     assert formation.xpath("string(.//l:session/l:periode/l:debut)", namespaces=ns) == start.strftime("%Y%m%d")
     assert formation.xpath("string(.//l:SIRET)", namespaces=ns) == org.siret
     assert formation.xpath("string(.//l:code-ROME)", namespaces=ns) == "F1602"
+    # The Formacode codes are tagged with the version of the bundled referential (a 2024 Certif Info
+    # export: Formacode V13), the one the referential says it holds.
+    from apps.catalogue import referential
+
+    formacode = formation.xpath(".//l:code-FORMACODE", namespaces=ns)
+    assert [(c.text, c.get("ref")) for c in formacode] == [("24354", "V13")]
+    assert referential.FORMACODE_VERSION == "V13" and referential.label("formacode", "24354") == "Électronique"
     assert pending  # created, never published
     # A certification picked from the referential is exported with its RNCP and Certif Info numbers.
     with_certification = document.xpath(f"//l:formation[@numero='{certified}']", namespaces=ns)[0]
@@ -741,3 +820,64 @@ def test_the_api_refuses_bad_tokens_and_bodies_with_problems(app: Any, live_serv
     assert broken.status_code == 400 and broken.headers["Content-Type"] == "application/problem+json"
     listed = requests.post(url, json=[1, 2], headers=token, timeout=10)
     assert listed.status_code == 422
+
+
+# ---------------------------------------------------------------- the demo of `make run`
+
+def demo_structure(app: Any, siret: str, name: str) -> Org:
+    """The structure `idp demo seed` creates (the IdP links an établissement to its SIREN's siège)."""
+    from idp.core.structures import find_by_siret
+    from idp.extensions import db
+
+    with app.app_context():
+        found = find_by_siret(db.session, siret)
+        db.session.remove()
+    return Org(found.siret, found.name, found.id) if found else make_structure(app, name=name, siret=siret)
+
+
+def test_the_demo_seeds_issue_14_s_offers_and_queue_once(app: Any, live_server: str,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 14 §8: Formation Plus with two published offers (one pending change), its établissement
+    with one, the Région's moderator with a queue — seeded into a fresh database as `make run` does."""
+    from lxml import etree
+
+    from apps.catalogue.demo import ETABLISSEMENT, SIEGE, seed_when_empty
+
+    siege = demo_structure(app, SIEGE, "Formation Plus")
+    demo_structure(app, ETABLISSEMENT, "Formation Plus — établissement de Grenoble")
+    served = serve_rp(app, live_server, tmp_path_factory.mktemp("catalogue-demo"), "catalogue")
+    demo = next(served)
+    try:
+        seed_when_empty(demo.app)
+        seed_when_empty(demo.app)  # a second start changes nothing
+        # The public sees the three published offers, the published title of the one being changed,
+        # and neither the pending change nor the offer awaiting its first validation.
+        assert "Titre professionnel maçon" in search(demo, q="macons")
+        secretariat = search(demo, q="secretariat", passees="1")
+        assert "Secrétariat et bureautique" in secretariat and "Secrétariat, accueil" not in secretariat
+        assert "Électricité du bâtiment" in search(demo, q="electricite", lieu="38")
+        assert "Aucune formation" in search(demo, q="remise niveau", passees="1")
+        document = etree.fromstring(requests.get(f"{demo.url}/lheo.xml", timeout=30).content)
+        etree.XMLSchema(etree.fromstring(LHEO_XSD.encode())).assertValid(document)
+        titles = document.xpath("//l:intitule-formation/text()", namespaces={"l": "http://lheo.gouv.fr/2.3"})
+        assert sorted(titles) == ["Secrétariat et bureautique", "Titre professionnel maçon", "Électricité du bâtiment"]
+        # The siège's editor sees its four offers and its établissement's one.
+        editor, _org, _email = logged(app, demo, ["catalogue:editeur", "catalogue:lecteur"], org=siege)
+        listing = page(rp_get(editor, demo, f"/organismes/{SIEGE}/formations"))
+        for title in ("Titre professionnel maçon", "Secrétariat, accueil et bureautique",
+                      "Remise à niveau en français et mathématiques", "Électricité du bâtiment"):
+            assert title in listing, title
+        assert "Formation Plus — établissement de Grenoble" in listing
+        # The moderator's queue: the pending change and the new offer, the published ones, a request.
+        mod = moderator(app, demo)
+        queue = page(rp_get(mod, demo, "/moderation"))
+        assert "En attente de validation (2)" in queue and "Publiées (2)" in queue and "Renvoyées pour correction (0)" in queue
+        assert "Secrétariat, accueil et bureautique" in queue and "Remise à niveau en français et mathématiques" in queue
+        assert "Notre numéro de déclaration d'activité a changé" in queue
+        published = page(rp_get(mod, demo, "/moderation?statut=published"))
+        assert "Titre professionnel maçon" in published and "Électricité du bâtiment" in published
+        offer_id = re.search(r'/offres/(\d+)">Secrétariat, accueil', queue).group(1)  # type: ignore[union-attr]
+        history = page(rp_get(mod, demo, f"/offres/{offer_id}/historique"))
+        assert "Version 1 — Publiée" in history and "Version 2 — En attente de validation" in history
+    finally:
+        next(served, None)

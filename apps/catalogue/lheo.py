@@ -19,10 +19,11 @@ from datetime import date, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from apps.catalogue.referential import FORMACODE_VERSION  # the bundled codes' version, one place
+
 NAMESPACE = "http://lheo.gouv.fr/2.3"
 BATCH = 200
-FORMACODE_VERSION = "V12"
-PUBLIC_VERSION = "V10"
+PUBLIC_VERSION = "V10"  # the public-visé codes of offers.PUBLICS (hand-picked, not from the referential)
 UNKNOWN_NDA = "00000000000"  # numero-activite is mandatory (11 characters); unknown until the Carif-Oref sets it
 
 

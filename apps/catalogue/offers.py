@@ -401,10 +401,16 @@ def save_document(session: Session, offer: Offer, doc: dict[str, Any], *, actor:
                   expected_version: Any) -> bool:
     """Store an edited document in the offer's pending version, opening one when none is open.
 
-    :returns: True when a new pending version was opened (the organisation is told by mail).
+    Seed 004: "Vous ne pouvez enregistrer que si vous avez fait des modifications" — a document
+    equal to the current one is not stored (nor mailed about), unless the offer was returned: then
+    sending it back as it is asks the moderator to look again.
+
+    :returns: False when nothing was stored; True otherwise (each save is confirmed by mail).
     :raises StaleVersion: the form was prepared from another version of the offer (409).
     """
     check_version(offer, expected_version)
+    if doc == offer.document and not offer.returned:
+        return False
     offer.document = doc
     offer.title = doc["formation"]["title"]
     pending = session.get(OfferVersion, offer.pending_version_id) if offer.pending_version_id else None
@@ -412,7 +418,7 @@ def save_document(session: Session, offer: Offer, doc: dict[str, Any], *, actor:
         pending.data = copy.deepcopy(doc)
         pending.submitted_by, pending.submitted_email, pending.submitted_at = actor, email or pending.submitted_email, utcnow()
         session.flush()
-        return False
+        return True
     _open_version(session, offer, actor=actor, email=email)
     return True
 

@@ -1,12 +1,16 @@
 """The bundled referential (issue 14 §3): certifications, Formacode, ROME and NSF codes with
 their labels, read once from the CSV files of `data/` and searched by code or label.
 
-The NSF table is the decree 94-522 list; Formacode (V10 descriptors) and ROME (V3 codes) are the
-few hundred entries the certifications use. Certifications (about 300) carry their official titles,
-RNCP and Certif Info numbers, level, NSF, Formacode and ROME codes, taken from the public Certif
-Info open-data export (a 2024 snapshot: a few fiches may since have been replaced); a row without
-numbers is an official title whose fiche was not in the part of the export read. Loading a newer
-export into `certifications.csv` (same columns) refreshes it.
+The NSF table is the decree 94-522 list; Formacode and ROME (V3 codes) are the few hundred
+entries the certifications use, plus a few common descriptors. Certifications (about 300) carry
+their official titles, RNCP and Certif Info numbers, level, NSF, Formacode and ROME codes, taken
+from the public Certif Info open-data export (a 2024 snapshot: a few fiches may since have been
+replaced); a row without numbers is an official title whose fiche was not in the part of the export
+read. Loading a newer export into `certifications.csv` (same columns) refreshes it.
+
+The Formacode codes are those of that export, Formacode V13 (`FORMACODE_VERSION`, the `ref` the
+LHEO export gives them): V14, the 2024 edition, came after it and renamed descriptors the file
+still names the V13 way (44028 "auxiliaire vie"). Loading a V14 export means changing both.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from apps.catalogue.text import fold
 
 DATA = Path(__file__).parent / "data"
+FORMACODE_VERSION = "V13"  # of data/formacode.csv and the certifications' codes (see above)
 KINDS = {"formacode": "Formacode", "rome": "ROME", "nsf": "NSF"}
 
 

@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from apps.catalogue import lheo, offers, organisations, referential, search
@@ -551,13 +551,18 @@ def offer_page(offer_id: str) -> str:
                            last=offer.versions[-1] if offer.versions else None)
 
 
-def _save(offer: Offer, doc: dict[str, Any], version: Any) -> None:
-    """Store the document (the pending version follows); mail when a new pending version opens."""
-    opened = offers.save_document(db.session, offer, doc, actor=_actor(), email=_identity().email,
-                                  expected_version=version)
-    if opened:
-        _mail_saved(offer)
+def _save(offer: Offer, doc: dict[str, Any], version: Any) -> bool:
+    """Store the document (the pending version follows) and confirm it by mail, as seed 004 does at
+    every save ("vous recevez un mail de confirmation ainsi que nos services"); False, with a
+    message, when nothing changed (nothing stored, nobody mailed)."""
+    if not offers.save_document(db.session, offer, doc, actor=_actor(), email=_identity().email,
+                                expected_version=version):
+        db.session.rollback()
+        flash(_("Aucune modification : l'offre n'a pas été enregistrée."), "info")
+        return False
+    _mail_saved(offer)
     db.session.commit()
+    return True
 
 
 @form_view
@@ -578,7 +583,8 @@ def edit_formation(offer_id: str) -> Any:
                                offer=offer), 200 if request.method == "GET" else 422
     try:
         doc = offers.with_formation(offer.document, offers.formation_part(_formation_values(form)))
-        _save(offer, doc, form.version.data)
+        if not _save(offer, doc, form.version.data):
+            return redirect(url_for("catalogue.offer", offer_id=offer.id))
     except StaleVersion:
         db.session.rollback()
         form.version.data = offer.version
@@ -625,7 +631,8 @@ def edit_action(offer_id: str, key: str | None) -> Any:
         return render_template("catalogue/action_form.html", form=form, offer=offer, key=key), 422
     try:
         doc, new = offers.with_action(offer.document, _action_values(form), key)
-        _save(offer, doc, form.version.data)
+        if not _save(offer, doc, form.version.data):
+            return redirect(url_for("catalogue.offer", offer_id=offer.id, _anchor=f"action-{new}"))
     except StaleVersion:
         db.session.rollback()
         form.version.data = offer.version
@@ -692,7 +699,8 @@ def edit_session(offer_id: str, action_key: str, key: str | None) -> Any:
         return _render_session(offer, action, key, form, 422, chosen)
     try:
         doc, _new = offers.with_session(offer.document, offer.organisation, action_key, _session_values(form), key)
-        _save(offer, doc, form.version.data)
+        if not _save(offer, doc, form.version.data):
+            return redirect(url_for("catalogue.offer", offer_id=offer.id, _anchor=f"action-{action_key}"))
     except StaleVersion:
         db.session.rollback()
         form.version.data = offer.version
@@ -768,28 +776,24 @@ def moderation() -> str:
     """The moderation queue: offers by status, with counts; the organisations' requests."""
     status = request.args.get("statut", "pending")
     query = request.args.get("q", "")[:100]
-    counts = {
-        "pending": db.session.scalar(select(func.count()).select_from(Offer).where(Offer.pending_version_id.is_not(None))),
-        "returned": db.session.scalar(select(func.count()).select_from(Offer).where(Offer.pending_version_id.is_(None),
-                                                                                     Offer.returned.is_(True))),
-        "published": db.session.scalar(select(func.count()).select_from(Offer).where(
-            Offer.pending_version_id.is_(None), Offer.returned.is_(False), Offer.published_version_id.is_not(None))),
-        "requests": db.session.scalar(select(func.count()).select_from(ChangeRequest)
-                                      .where(ChangeRequest.status == "pending")),
-    }
-    statement = select(Offer).join(Organisation)
-    if status == "returned":
-        statement = statement.where(Offer.pending_version_id.is_(None), Offer.returned.is_(True))
-    elif status == "published":
-        statement = statement.where(Offer.pending_version_id.is_(None), Offer.returned.is_(False),
-                                    Offer.published_version_id.is_not(None))
-    else:
-        status = "pending"
-        statement = statement.where(Offer.pending_version_id.is_not(None))
+    matches = select(Offer).join(Organisation)
     if query:
         like = f"%{query.replace('%', '').replace('_', '')}%"
-        statement = statement.where(or_(Organisation.name.ilike(like), Organisation.siret.like(like),
-                                        Offer.title.ilike(like)))
+        matches = matches.where(or_(Organisation.name.ilike(like), Organisation.siret.like(like), Offer.title.ilike(like)))
+    conditions = {
+        "pending": Offer.pending_version_id.is_not(None),
+        "returned": and_(Offer.pending_version_id.is_(None), Offer.returned.is_(True)),
+        "published": and_(Offer.pending_version_id.is_(None), Offer.returned.is_(False),
+                          Offer.published_version_id.is_not(None)),
+    }
+    status = status if status in conditions else "pending"
+    # The counts beside each status follow the text filter, as the list does (one query).
+    tallies = db.session.execute(matches.with_only_columns(*(func.count().filter(c) for c in conditions.values()))
+                                 .order_by(None)).one()
+    counts = dict(zip(conditions, tallies, strict=True))
+    counts["requests"] = db.session.scalar(select(func.count()).select_from(ChangeRequest)
+                                           .where(ChangeRequest.status == "pending"))
+    statement = matches.where(conditions[status])
     page = db.paginate(statement.order_by(Offer.updated_at, Offer.id), per_page=current_app.config["PER_PAGE"],
                        error_out=False)
     requests = db.session.scalars(select(ChangeRequest).where(ChangeRequest.status == "pending")
