@@ -195,8 +195,10 @@ def _check_command(argv: list[str]) -> None:
         app_name = argv[2].removeprefix("apps.")
         assert argv[2].startswith("apps.") and importlib.util.find_spec(f"{argv[2]}.__main__"), argv
         assert argv[3:5] in (["db", "upgrade"], ["mail", "worker"], ["catalogue", "worker"], ["serve"],
-                             ["serve", "--demo"]), argv
+                             ["serve", "--demo"], ["reminders"]), argv
         assert (ROOT / "apps" / app_name / "migrations" / "env.py").exists()
+    elif program == "sleep":  # a daily job's pause before Compose runs it again
+        assert len(argv) == 2 and argv[1].isdecimal(), argv
     elif program in ("sh", "bash"):
         for part in re.split(r"&&|;|\|\|", argv[argv.index("-c") + 1]):
             _check_command(shlex.split(part))
@@ -249,7 +251,8 @@ def test_docker_compose_runs_every_service_with_probes() -> None:
     spec = _compose()
     services = spec["services"]
     assert {"postgres", "redis", "openldap", "mailpit", "migrate", "idp", "proxy", "mail-worker",
-            "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail", "sam-catalogue"} <= set(services)
+            "sam", "repernet", "catalogue", "sam-mail", "catalogue-mail", "sam-catalogue", "idp-daily",
+            "catalogue-daily"} <= set(services)
     assert "openldap" in services["openldap"]["image"] and "mailpit" in services["mailpit"]["image"]
 
     for name in ("migrate", "idp", "mail-worker"):
@@ -287,6 +290,11 @@ def test_docker_compose_runs_every_service_with_probes() -> None:
         assert services[name]["command"][1:5] == ["-m", *argv], name
         assert services[name]["environment"] == services[env]["environment"], name
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+    # The daily jobs (README): the join requests' reminders and expiry, the Catalogue's yearly check.
+    assert services["idp-daily"]["command"][-1].startswith("idp requests expire;")
+    assert services["idp-daily"]["environment"] == services["idp"]["environment"]
+    assert services["catalogue-daily"]["command"][-1].startswith("python -m apps.catalogue reminders;")
+    assert services["catalogue-daily"]["environment"] == services["catalogue"]["environment"]
 
     # One issuer URL that the browser (published port) and the apps' containers (alias) both reach.
     proxy = services["proxy"]
