@@ -8,21 +8,18 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 from werkzeug.wrappers import Response
 
-from shared.web import RETRY_AFTER_SECONDS, problem
+from shared.web import RETRY_AFTER_SECONDS, database_failure, problem
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 # Browser endpoints under /oauth/ get pages; the others speak OAuth JSON (RFC 6749 §5.2).
 BROWSER_OAUTH = ("/oauth/authorize", "/oauth/logout")
-UNAVAILABLE = "Le service est momentanément indisponible ; réessayez dans quelques instants."
-DUPLICATE = ("Cette opération vient déjà d'être enregistrée (envoi en double, ou par quelqu'un d'autre) : "
-             "rechargez la page pour voir son résultat.")
 
 
 @bp.get("/livez")
@@ -120,16 +117,11 @@ def _rollback() -> None:
 
 
 def database_error(exc: Exception) -> Any:
-    """A unique-key race the code did not catch where it happens is a 409, never a 500; anything
-    else from the database (server down, connection lost, pool exhausted) is a 503 with Retry-After."""
+    """A database error the code did not catch, classified as for every service (409, 400 or 503
+    with Retry-After: `shared.web.database_failure`), answered in the endpoint's language."""
     _rollback()
-    if isinstance(exc, IntegrityError):
-        log.info("integrity error answered 409: %s", exc.orig)
-        return answer(409, error="invalid_request", french=DUPLICATE)
-    if isinstance(exc, DataError):
-        return answer(400, error="invalid_request", french="Une valeur envoyée dépasse ce que ce service accepte.")
-    log.warning("database unavailable: %s", exc)
-    return answer(503, error="temporarily_unavailable", french=UNAVAILABLE)
+    status, french = database_failure(exc)
+    return answer(status, error="temporarily_unavailable" if status == 503 else "invalid_request", french=french)
 
 
 def init_app(app: Flask) -> None:

@@ -1,81 +1,62 @@
 """The relying-party shell the three apps stand on (SPEC §6, issue "the relying-party shell").
 
 The apps import only these names: `from shared import create_app, Model, owned_or_404, ...`.
+
+Each name is loaded from its module when first asked for (PEP 562), not here: importing one module
+of the shell (`shared.locking`, `shared.outbox`...) runs this file, and must not pull Flask and the
+whole shell with it (the IdP's domain core uses those modules and knows nothing of Flask).
 """
 
 from __future__ import annotations
 
-from shared.applications import APPLICATIONS, role_label, role_title
-from shared.cli import main
-from shared.db import make_db
-from shared.errors import DomainError
-from shared.factory import create_app, form_view
-from shared.files import (
-    JPEG,
-    OFFICE,
-    PDF,
-    PNG,
-    ZIP,
-    Upload,
-    UploadRefused,
-    accepted_label,
-    read_upload,
-    size_label,
-    store,
-)
-from shared.forms import (
-    EMAIL,
-    REQUIRED,
-    Form,
-    VersionedForm,
-    choices,
-    optional,
-    required,
-    strip_control,
-)
-from shared.guard import (
-    OwnedByStructure,
-    RoleMissing,
-    check_access,
-    one_of_or_404,
-    owned_or_404,
-    parse_id,
-)
-from shared.i18n import N_, lazy_gettext, plural, translated
-from shared.identity import Identity, StructureRef
-from shared.keys import signing_keys
-from shared.locking import CONFLICT_MESSAGE, StaleVersion, Versioned, check_version
-from shared.mail import send_mail
-from shared.migrations import run_env
-from shared.paging import Page, page_number, paginate
-from shared.service import (
-    ApiConflict,
-    ApiError,
-    ApiInvalid,
-    ApiUnavailable,
-    ServiceClient,
-    require_bearer,
-)
-from shared.sso import (
-    access_token,
-    current_identity,
-    forbidden,
-    login_required,
-    requires_role,
-    safe_next,
-    switch_url,
-)
-from shared.timefmt import PARIS, from_paris, paris, paris_shown
-from shared.types import BigId, UTCDateTime, utcnow
-from shared.web import error_page, problem
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "N_", "lazy_gettext", "paris_shown", "plural", "translated",
-    "APPLICATIONS", "PARIS", "BigId", "DomainError", "JPEG", "OFFICE", "PDF", "PNG", "Page", "Upload", "UploadRefused", "ZIP",
-    "accepted_label", "read_upload", "size_label", "store", "CONFLICT_MESSAGE", "EMAIL", "REQUIRED", "Form", "VersionedForm", "ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "Identity",
-    "OwnedByStructure", "RoleMissing", "ServiceClient", "StaleVersion", "StructureRef", "UTCDateTime",
-    "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
-    "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "one_of_or_404", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
-    "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "signing_keys", "strip_control", "switch_url",
-    "utcnow",
-]
+# public name → the module of the shell that defines it (under `shared.`)
+_PUBLIC: dict[str, tuple[str, ...]] = {
+    "applications": ("APPLICATIONS", "role_label", "role_title"),
+    "cli": ("main",),
+    "db": ("make_db",),
+    "errors": ("DomainError",),
+    "factory": ("create_app", "form_view"),
+    "files": (
+        "accepted_label", "JPEG", "OFFICE", "PDF", "PNG", "read_upload", "size_label", "store", "Upload",
+        "UploadRefused", "ZIP",
+    ),
+    "forms": (
+        "choices", "CONFLICT_MESSAGE", "EMAIL", "Form", "optional", "REQUIRED", "required", "strip_control",
+        "VersionedForm",
+    ),
+    "guard": ("check_access", "one_of_or_404", "owned_or_404", "OwnedByStructure", "parse_id", "RoleMissing"),
+    "i18n": ("lazy_gettext", "N_", "paris_shown", "plural", "translated"),
+    "identity": ("Identity", "StructureRef"),
+    "keys": ("signing_keys",),
+    "locking": ("check_version", "StaleVersion", "Versioned"),
+    "mail": ("send_mail",),
+    "migrations": ("run_env",),
+    "paging": ("Page", "page_number", "paginate"),
+    "service": ("ApiConflict", "ApiError", "ApiInvalid", "ApiUnavailable", "require_bearer", "ServiceClient"),
+    "sso": (
+        "access_token", "current_identity", "forbidden", "login_required", "requires_role", "safe_next",
+        "switch_url",
+    ),
+    "timefmt": ("from_paris", "PARIS", "paris"),
+    "types": ("BigId", "UTCDateTime", "utcnow"),
+    "web": ("error_page", "problem"),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shared' has no attribute {name!r}")
+    value = getattr(import_module(f"shared.{module}"), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

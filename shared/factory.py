@@ -18,14 +18,21 @@ from shared import config as shell_config
 from shared import mail
 from shared.applications import role_label, role_title
 from shared.db import init_database
+from shared.forms import CONFLICT_MESSAGE
 from shared.guard import RoleMissing
-from shared.i18n import LANGUAGE_NAMES, TRANSLATIONS, install_plural, page_language, select_locale
+from shared.i18n import (
+    LANGUAGE_NAMES,
+    TRANSLATIONS,
+    install_plural,
+    page_language,
+    paris_shown,
+    select_locale,
+)
 from shared.identity import Identity
 from shared.keys import init_rotation
 from shared.locking import StaleVersion
 from shared.service import BearerVerifier, ServiceClient
 from shared.sso import SSO, current_identity, login_url
-from shared.timefmt import paris_shown
 from shared.views import assets as shell_assets
 from shared.views import bp as shell_bp
 from shared.views import i18n_bp
@@ -158,8 +165,8 @@ def _role_missing(error: RoleMissing) -> Response:
     return error_page(403, error.message, template="shell/forbidden.html", roles=error.roles)
 
 
-def _stale_version(error: StaleVersion) -> Response:
-    return error_page(409, error.message)
+def _stale_version(_error: StaleVersion) -> Response:
+    return error_page(409, CONFLICT_MESSAGE)
 
 
 def _deliver_mail(response: Response) -> Response:

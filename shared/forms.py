@@ -17,6 +17,9 @@ from shared.i18n import lazy_gettext as _l
 REQUIRED = _l("Ce champ est obligatoire.")
 EMAIL = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Saisissez une adresse e-mail valide."))
 CSRF_EXPIRED = _l("Le formulaire a expiré : vérifiez vos saisies puis validez à nouveau.")
+# A stale save (`shared.locking.StaleVersion`), as the person reads it above their kept input.
+CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
+                      "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -13,12 +13,15 @@ portal follows the person to the apps in dev), the `locale` claim, the browser, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import LazyString, gettext
 from markupsafe import escape
+
+from shared.timefmt import paris
 
 K = TypeVar("K")
 
@@ -69,6 +72,20 @@ def plural(singular: str, many: str, n: int) -> str:
     if locale is None or locale.language == "fr":
         return singular if n <= 1 else many
     return str(get_translations().ungettext(singular, many, n))
+
+
+def paris_shown(value: datetime | None, fmt: str = "%d/%m/%Y à %H:%M", zone: bool = False) -> str:
+    """The templates' `paris` filter: as `shared.timefmt.paris`, in the page's language ("07/12/2026
+    at 14:30 (Paris time)" in English). Python code keeps `paris` for what it stores (audit texts)."""
+    from flask_babel import get_locale
+
+    if value is None:
+        return "—"
+    locale = get_locale()
+    if locale is not None and locale.language == "en":
+        fmt = fmt.replace(" à ", " at ")
+    text = paris(value, fmt)
+    return gettext("%(time)s (heure de Paris)", time=text) if zone else text
 
 
 def install_plural(app: Flask) -> None:

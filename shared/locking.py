@@ -9,6 +9,9 @@ Two ways to stop two saves racing past the check, on the same column and the sam
 that only edit forms write; `claim_version`, a conditional UPDATE of the version alone at the start
 of the save, for rows that other requests write too (the IdP's accounts: each login writes its row,
 and `version_id_col` would turn two concurrent logins into a conflict).
+
+The mechanism knows nothing of Flask (the IdP's domain core uses it); what a person reads of a stale
+save, `shared.forms.CONFLICT_MESSAGE`, is chosen where the refusal is answered.
 """
 
 from __future__ import annotations
@@ -19,11 +22,6 @@ from sqlalchemy import Integer, inspect, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.i18n import lazy_gettext as _l
-
-CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
-                      "Vos saisies sont conservées ci-dessous : vérifiez la version actuelle puis enregistrez à nouveau.")
-
 
 class StaleVersion(Exception):  # noqa: N818 - the domain word
     """The form was filled from an older version of the object.
@@ -32,9 +30,8 @@ class StaleVersion(Exception):  # noqa: N818 - the domain word
     """
 
     def __init__(self, current: int) -> None:
-        super().__init__(CONFLICT_MESSAGE)
+        super().__init__(f"stale version (version {current} is stored)")
         self.current = current
-        self.message = CONFLICT_MESSAGE
 
 
 class Versioned:

@@ -128,20 +128,37 @@ def register_error_pages(app: Flask, rollback: Callable[[], None]) -> None:
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError) -> Response:
         _safe(rollback)
-        if isinstance(exc, IntegrityError):
-            # Two submissions racing past the checks: the second one meets the first one's row.
-            log.info("integrity error answered 409: %s", exc.orig)
-            return error_page(409, _("Cette opération vient déjà d'être enregistrée (envoi en double, ou par "
-                                     "quelqu'un d'autre) : rechargez la page pour voir son résultat."))
-        if isinstance(exc, DataError):
-            return error_page(400, _("Une valeur envoyée dépasse ce que cette page accepte."))
-        log.warning("database unavailable: %s", exc)
-        return database_unavailable()
+        status, detail = database_failure(exc)
+        return database_unavailable() if status == 503 else error_page(status, _(detail))
 
     @app.errorhandler(InternalServerError)
     def internal(exc: InternalServerError) -> Response:
         _safe(rollback)
         return error_page(500)
+
+
+# What a database error tells the person (translated where shown).
+DUPLICATE = N_("Cette opération vient déjà d'être enregistrée (envoi en double, ou par quelqu'un d'autre) : "
+               "rechargez la page pour voir son résultat.")
+TOO_LARGE = N_("Une valeur envoyée dépasse ce que ce service accepte.")
+
+
+def database_failure(exc: Exception) -> tuple[int, str]:
+    """What a database error the code did not catch means for the request, for the four services
+    (each answers it in its endpoint's language): a unique-key race (two submissions racing past the
+    checks, the second meets the first one's row) is a 409, a value the column refuses a 400, anything
+    else (server down, connection lost, pool exhausted) a 503 to retry, never a 500.
+
+    :param exc: the SQLAlchemy error (a `DBAPIError`, or the pool's `TimeoutError`).
+    :returns: (status, French detail).
+    """
+    if isinstance(exc, IntegrityError):
+        log.info("integrity error answered 409: %s", exc.orig)
+        return 409, DUPLICATE
+    if isinstance(exc, DataError):
+        return 400, TOO_LARGE
+    log.warning("database unavailable: %s", exc)
+    return 503, ERRORS[503][1]
 
 
 def database_unavailable() -> Response:

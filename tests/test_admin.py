@@ -416,6 +416,37 @@ def test_the_last_admin_of_a_structure_is_not_deleted(app: Any, testclient: Any,
     assert admins == [other.id]
 
 
+def test_the_last_admin_may_be_blocked_or_deactivated_and_the_platform_moderates(
+        app: Any, testclient: Any, admin: Any, create_account: Any) -> None:
+    """Unlike deletion, blocking and deactivating are undone and keep the admin membership: the console
+    does them for a last admin (a compromised account is stopped at once, SPEC §4.1), and meanwhile the
+    structure's requests go to the platform's moderation (SPEC §4.2)."""
+    from sqlalchemy import select
+
+    from idp.extensions import db
+    from idp.models import Membership, MembershipRole, User
+
+    person = create_account()
+    name = f"Atelier {uuid.uuid4().hex[:8]}"
+    structure = make_structure(app, name=name)
+    attach(app, person.id, structure.id, admin=True)
+    request_id = join_request(app, create_account().id, structure.id)
+    moderated = f'href="/admin/moderation/{request_id}"'
+    assert moderated not in testclient.get("/admin/moderation").text
+    for action, undo, state in (("block", "unblock", AccountState.BLOCKED),
+                                ("deactivate", "reactivate", AccountState.DEACTIVATED)):
+        assert post_form(testclient, f"/admin/users/{person.id}/{action}").status_code == 302, action
+        assert row(app, User, person.id).state == state
+        assert moderated in testclient.get("/admin/moderation").text, action
+        assert post_form(testclient, f"/admin/users/{person.id}/{undo}").status_code == 302, undo
+        assert row(app, User, person.id).state == AccountState.ACTIVE
+        assert moderated not in testclient.get("/admin/moderation").text, undo
+    with app.app_context():
+        role = db.session.scalar(select(Membership.role).where(Membership.user_id == person.id,
+                                                               Membership.structure_id == structure.id))
+    assert role == MembershipRole.ADMIN
+
+
 def test_platform_admin_flag(app: Any, testclient: Any, admin: Any, create_account: Any) -> None:
     person = create_account()
     assert post_form(testclient, f"/admin/users/{person.id}/make_admin").status_code == 302

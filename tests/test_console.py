@@ -408,3 +408,28 @@ def test_the_dashboard_draws_svg_charts(app: Any, console: Any, create_account: 
     first = html[html.index('id="chart-1"'):html.index('id="chart-2"')]
     assert re.search(r"total : [1-9]", first)  # today's logins are counted
     assert "<script" not in first
+
+
+def test_the_dashboard_counts_open_join_requests_only(app: Any, console: Any, create_account: Any) -> None:
+    from datetime import timedelta
+
+    from test_join_helpers import make_structure
+
+    from idp.extensions import db
+    from idp.models import JoinRequest, utcnow
+
+    def pending_total() -> int:
+        html = console.get("/admin/tableau-de-bord").get_data(as_text=True)
+        chart = html[html.index('id="chart-3"'):html.index('id="chart-4"')]
+        return int(re.search(r"total : (\d+)", chart).group(1))
+
+    before = pending_total()
+    structure = make_structure(app)
+    with app.app_context():
+        now = utcnow()
+        db.session.add_all([  # open, and past its days before the job marks it expired
+            JoinRequest(user_id=create_account().id, structure_id=structure.id, expires_at=now + timedelta(days=3)),
+            JoinRequest(user_id=create_account().id, structure_id=structure.id, expires_at=now - timedelta(minutes=1)),
+        ])
+        db.session.commit()
+    assert pending_total() == before + 1

@@ -457,6 +457,18 @@ def test_a_request_past_its_days_does_not_block_a_new_one(app: Any, testclient: 
     assert len(join_requests(app, logged.id, structure.id)) == 2
 
 
+def test_the_home_page_lists_my_open_requests_only(app: Any, testclient: Any, logged: Any) -> None:
+    from idp.models import utcnow
+
+    structure = make_structure(app)
+    assert send_request(testclient, structure.siret).status_code == 303
+    [join] = join_requests(app, logged.id, structure.id)
+    assert structure.name in testclient.get("/").text.split('id="my-requests"', 1)[1]
+    _set_expiry(app, join.id, utcnow() - timedelta(minutes=1))  # past its days, the job has not run yet
+    home = testclient.get("/").text
+    assert 'id="my-requests"' not in home and "Aucune demande de rattachement en attente." in home
+
+
 def test_idp_requests_expire_command(app: Any, testclient: Any, logged: Any, mailbox: Any) -> None:
     import json
 

@@ -118,7 +118,10 @@ FLASK = ("flask", "flask_", "werkzeug")
 
 
 def _imports_flask(module: str, graph: dict[str, set[str]], seen: set[str] | None = None) -> bool:
-    """Whether a repository module imports Flask, itself or through the repository's modules."""
+    """Whether a repository module imports Flask, itself or through the repository's modules,
+    including the packages' `__init__` files Python runs to import it (`shared.locking` runs
+    `shared/__init__.py`). The `idp` package's own `__init__` aside: it is the service's factory,
+    in which the core runs."""
     seen = seen if seen is not None else set()
     if module in seen:
         return False
@@ -128,7 +131,9 @@ def _imports_flask(module: str, graph: dict[str, set[str]], seen: set[str] | Non
         path = ROOT / module.replace(".", "/") / "__init__.py"
     if any(name.startswith(FLASK) for _, name, _ in _imports(path)):
         return True
-    return any(_imports_flask(target, graph, seen) for target in graph[module])
+    parts = module.split(".")
+    packages = {".".join(parts[:i]) for i in range(1, len(parts))} - {"idp"}
+    return any(_imports_flask(target, graph, seen) for target in sorted(graph[module] | packages))
 
 
 @pytest.mark.parametrize("path", _python_files("idp/core"), ids=lambda p: str(p.relative_to(ROOT)))
@@ -139,8 +144,35 @@ def test_the_core_knows_nothing_of_flask_nor_oidc(path: Path) -> None:
         assert not module.startswith(FLASK), f"{where} imports {module}"
         if module.split(".")[0] in PACKAGES:
             assert module.startswith(CORE_MAY_IMPORT), f"{where} imports {module} (not the core, models or directory)"
-            if module.startswith(("idp.models", "idp.directory")):
+            if module.startswith(("idp.models", "idp.directory", "shared")):
                 assert not _imports_flask(module, graph), f"{where} imports {module}, which imports Flask"
+
+
+def test_the_flask_finder_follows_the_shell_and_its_package() -> None:
+    """The walk itself: the shell's web layer imports Flask; a module importing it does too."""
+    graph = _import_graph()
+    assert _imports_flask("shared.web", graph) and _imports_flask("shared.factory", graph)
+    assert not _imports_flask("shared.locking", graph) and not _imports_flask("shared", graph)
+
+
+def test_the_shell_modules_the_core_uses_load_no_flask() -> None:
+    """At run time too: importing them (and so `shared/__init__.py`) loads neither Flask nor the rest
+    of the shell; the public names are still there when an app asks for them."""
+    import os
+    import subprocess
+    import sys
+
+    used = sorted({module for path in _python_files("idp/core") for _, module, _ in _imports(path)
+                   if module.startswith("shared.")})
+    assert "shared.locking" in used
+    code = (f"import sys\nimport {', '.join(used)}\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'flask_babel', "
+            "'flask_wtf', 'flask_login', 'flask_sqlalchemy') or m in ('shared.factory', 'shared.web'))\n"
+            "assert not loaded, loaded\n"
+            "from shared import CONFLICT_MESSAGE, StaleVersion, create_app\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("path", _python_files("apps"), ids=lambda p: str(p.relative_to(ROOT)))

@@ -180,6 +180,42 @@ def test_an_outage_gives_a_problem_to_the_service_api(down: Any) -> None:
     assert response.json["status"] == 503 and "momentanément indisponible" in response.json["detail"]
 
 
+DATABASE_ERRORS = [  # what the code did not catch, and what each endpoint answers (shared.web.database_failure)
+    ("IntegrityError", 409, "invalid_request", "déjà d'être enregistrée"),
+    ("DataError", 400, "invalid_request", "dépasse ce que ce service accepte"),
+    ("OperationalError", 503, "temporarily_unavailable", "momentanément indisponible"),
+]
+
+
+@pytest.mark.parametrize(("error", "status", "oauth_error", "detail"), DATABASE_ERRORS,
+                         ids=[row[0] for row in DATABASE_ERRORS])
+def test_an_uncaught_database_error_is_classified_in_each_endpoints_language(
+        app: Any, monkeypatch: pytest.MonkeyPatch, error: str, status: int, oauth_error: str, detail: str) -> None:
+    import functools
+
+    import sqlalchemy.exc
+
+    def failing(view: Any) -> Any:
+        @functools.wraps(view)  # the same name: the view's CSRF exemption holds
+        def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise getattr(sqlalchemy.exc, error)("INSERT …", {}, Exception("the driver's message"))
+        return fail
+
+    for endpoint in ("api.list_structures", "oidc.introspect", "home.index"):
+        monkeypatch.setitem(app.view_functions, endpoint, failing(app.view_functions[endpoint]))
+    client = app.test_client()
+    api = client.get("/api/v1/structures")
+    assert api.status_code == status and api.mimetype == "application/problem+json"
+    assert detail in api.json["detail"] and api.json["status"] == status
+    oauth = client.post("/oauth/introspect", data={"token": "t" * 40})
+    assert oauth.status_code == status and oauth.json["error"] == oauth_error and detail in oauth.json["error_description"]
+    page = client.get("/", headers={"Accept-Language": "fr"})
+    assert page.status_code == status and page.mimetype == "text/html"
+    for response in (api, oauth, page):
+        assert status != 503 or int(response.headers["Retry-After"]) > 0
+        assert "the driver's message" not in _text(response)
+
+
 class TcpForwarder:
     """A TCP relay to the database server that the test can cut and restore: a real outage of the
     connection (the machine's PostgreSQL is shared: it is never stopped)."""

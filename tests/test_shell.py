@@ -199,6 +199,38 @@ def test_mail_survives_an_smtp_outage(app: Any, notes: RP, smtp_server: tuple[st
     assert "Un message du Catalogue" in message.get_body(preferencelist=("plain",)).get_content()
 
 
+@pytest.mark.parametrize(("error", "status", "detail", "english"), [
+    ("IntegrityError", 409, "déjà d'être enregistrée", "recorded already"),
+    ("DataError", 400, "dépasse ce que ce service accepte", "exceeds what this service accepts"),
+    ("OperationalError", 503, "momentanément indisponible", "temporarily unavailable"),
+])
+def test_an_uncaught_database_error_is_classified(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, error: str,
+                                                  status: int, detail: str, english: str) -> None:
+    import sqlalchemy.exc
+
+    from tests import shell_app
+
+    notes = shell_app.build({
+        "TESTING": True, "SECRET_KEY": "k", "OIDC_ISSUER": "http://127.0.0.1:9", "OIDC_CLIENT_ID": "notes",
+        "OIDC_CLIENT_SECRET": "s", "DATABASE_URL": f"sqlite:///{tmp_path / 'notes.sqlite3'}",
+    })
+
+    def failing() -> Any:
+        raise getattr(sqlalchemy.exc, error)("INSERT …", {}, Exception("the driver's message"))
+
+    monkeypatch.setitem(notes.view_functions, "shell.dev_inbox", failing)
+    client = notes.test_client()
+    page = client.get("/dev/inbox", headers={"Accept-Language": "fr"})
+    assert page.status_code == status and page.mimetype == "text/html"
+    assert detail in page.get_data(as_text=True).replace("&#39;", "'")
+    assert english in client.get("/dev/inbox", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    api = client.get("/dev/inbox", headers={"Accept": "application/json"})
+    assert api.status_code == status and api.mimetype == "application/problem+json" and detail in api.json["detail"]
+    assert ("Retry-After" in page.headers) == (status == 503)
+    with notes.app_context():
+        shell_app.db.engine.dispose()
+
+
 def test_a_database_outage_is_a_503_with_retry_after(tmp_path: Any) -> None:
     from tests import shell_app
 

@@ -30,7 +30,6 @@ from idp.models import (
     ClientSession,
     Consent,
     JoinRequest,
-    JoinStatus,
     LoginSession,
     OutboxMail,
     RecoveryCode,
@@ -298,8 +297,7 @@ AGE_BUCKETS = (("< 1 j", 0), ("1–3 j", 1), ("3–7 j", 3), ("7–15 j", 7))
 def pending_requests_by_age(session: Session) -> tuple[list[str], list[int]]:
     now = utcnow()
     counts = [0] * len(AGE_BUCKETS)
-    for (created,) in session.execute(select(JoinRequest.created_at).where(
-            JoinRequest.status == JoinStatus.PENDING, JoinRequest.expires_at > now)):
+    for (created,) in session.execute(select(JoinRequest.created_at).where(JoinRequest.open_at(now))):
         age = (now - created).total_seconds() / 86400
         index = max(i for i, (_label, low) in enumerate(AGE_BUCKETS) if age >= low)
         counts[index] += 1

@@ -418,8 +418,8 @@ def due_join_requests(session: Session, now: datetime | None = None) -> tuple[li
         .with_for_update(skip_locked=True)))
     # Open at `now` (the job's clock, not JoinRequest.is_open's): due within JOIN_REMINDER_BEFORE.
     remind = list(session.scalars(select(JoinRequest).where(
-        JoinRequest.status == JoinStatus.PENDING, JoinRequest.reminded_at.is_(None),
-        JoinRequest.expires_at > now, JoinRequest.expires_at <= now + JOIN_REMINDER_BEFORE)
+        JoinRequest.open_at(now), JoinRequest.reminded_at.is_(None),
+        JoinRequest.expires_at <= now + JOIN_REMINDER_BEFORE)
         .with_for_update(skip_locked=True)))
     for request in expired:
         request.status, request.decided_at = JoinStatus.EXPIRED, now

@@ -400,6 +400,11 @@ def change_account_state(session: Session, user: User, action: str, actor: User,
         raise NotFound("action")
     if user.id == actor.id and action != "unblock":
         raise NotAllowed("self")
+    # Blocking and deactivating do not go through keep_an_admin: they are undone (unblock, reactivate)
+    # and leave the memberships as they are, admin included. The lockout blocks a last admin too
+    # (SPEC §4.1), a platform admin must be able to stop a compromised account at once, and a structure
+    # without an active admin meanwhile has its requests moderated by the platform (SPEC §4.2).
+    # Deletion takes the memberships away for good: refused for a last admin (SPEC §4.3).
     if action == "block":
         return accounts.block(session, user, actor, origin)
     if action == "unblock":

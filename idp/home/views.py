@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from idp import web
 from idp.core.memberships import active_memberships, live_role_ids, pending_request_count
 from idp.extensions import db
-from idp.models import Application, JoinRequest, JoinStatus, utcnow
+from idp.models import Application, JoinRequest
 
 bp = Blueprint("home", __name__)
 
@@ -40,8 +40,8 @@ def index() -> str:
     known = {a.name: a for a in db.session.scalars(select(Application).where(Application.name.in_(apps)))} if apps else {}
     applications = [(name, known[name].url if name in known else None, sorted(apps[name])) for name in sorted(apps)]
     pending = list(db.session.scalars(
-        select(JoinRequest).where(JoinRequest.user_id == user.id, JoinRequest.status == JoinStatus.PENDING,
-                                  JoinRequest.expires_at > utcnow()).order_by(JoinRequest.created_at.desc())))
+        select(JoinRequest).where(JoinRequest.user_id == user.id, JoinRequest.is_open)
+        .order_by(JoinRequest.created_at.desc())))
     return render_template("home/index.html", user=user, memberships=memberships, current=current,
                            applications=applications, roles=roles, pending=pending,
                            to_decide=pending_request_count(db.session, user.id))

@@ -21,7 +21,7 @@ from sqlalchemy import (
     inspect,
     update,
 )
-from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from idp.models.accounts import User
@@ -230,16 +230,27 @@ class JoinRequest(Base):
 
     __table_args__ = (Index("ix_join_requests_structure_status", "structure_id", "status"),)
 
+    @hybrid_method
+    def open_at(self, now: datetime) -> bool:
+        """Still awaiting a decision at `now`: pending and within its 15 days (SPEC §4.2), even before
+        `idp requests expire` marks it expired. The one rule; usable in queries too
+        (`where(JoinRequest.open_at(now))`) for a caller with its own clock (the jobs, the console)."""
+        return self.status == JoinStatus.PENDING and self.expires_at > now
+
+    @open_at.inplace.expression
+    @classmethod
+    def _open_at_expression(cls, now: datetime) -> ColumnElement[bool]:
+        return and_(cls.status == JoinStatus.PENDING, cls.expires_at > now)
+
     @hybrid_property
     def is_open(self) -> bool:
-        """Still awaiting a decision: pending and within its 15 days (SPEC §4.2), even before
-        `idp requests expire` marks it expired. Usable in queries too (`where(JoinRequest.is_open)`)."""
-        return self.status == JoinStatus.PENDING and self.expires_at > utcnow()
+        """`open_at` now (`where(JoinRequest.is_open)` in queries)."""
+        return self.open_at(utcnow())
 
     @is_open.inplace.expression
     @classmethod
     def _is_open_expression(cls) -> ColumnElement[bool]:
-        return and_(cls.status == JoinStatus.PENDING, cls.expires_at > utcnow())
+        return cls.open_at(utcnow())
 
 
 class Invitation(Base):
