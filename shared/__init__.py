@@ -6,6 +6,7 @@ The apps import only these names: `from shared import create_app, Model, owned_o
 from __future__ import annotations
 
 from shared.applications import APPLICATIONS, role_label, role_title
+from shared.bounds import FIRST_DAY, LAST_DAY, DayOutOfRange, bounded_int, parse_day
 from shared.cli import main
 from shared.db import make_db
 from shared.errors import DomainError
@@ -29,6 +30,7 @@ from shared.forms import (
     Form,
     VersionedForm,
     choices,
+    day_in_range,
     optional,
     required,
     strip_control,
@@ -77,5 +79,5 @@ __all__ = [
     "Versioned", "access_token", "check_access", "check_version", "choices", "optional", "required", "create_app", "current_identity", "error_page",
     "forbidden", "form_view", "from_paris", "login_required", "main", "make_db", "one_of_or_404", "owned_or_404", "page_number", "paginate", "paris", "parse_id", "problem",
     "require_bearer", "requires_role", "role_label", "role_title", "run_env", "safe_next", "send_mail", "signing_keys", "strip_control", "switch_url",
-    "utcnow",
+    "utcnow", "FIRST_DAY", "LAST_DAY", "DayOutOfRange", "bounded_int", "day_in_range", "parse_day",
 ]

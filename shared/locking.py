@@ -19,6 +19,7 @@ from sqlalchemy import Integer, inspect, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
+from shared.bounds import bounded_int
 from shared.i18n import lazy_gettext as _l
 
 CONFLICT_MESSAGE = _l("Cette fiche a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte. "
@@ -54,11 +55,8 @@ def check_version(obj: Versioned, submitted: Any) -> None:
     :param submitted: the form's hidden `version` value (a string or an int).
     :raises StaleVersion: the value is missing, malformed or not the stored version.
     """
-    try:
-        version = int(submitted)
-    except (TypeError, ValueError):
-        raise StaleVersion(obj.version) from None
-    if version != obj.version:
+    version = bounded_int(submitted, 0, 2**31 - 1) if submitted is not None else None
+    if version is None or version != obj.version:
         raise StaleVersion(obj.version)
 
 

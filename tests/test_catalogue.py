@@ -477,6 +477,19 @@ def test_public_search_folds_accents_and_plurals_and_filters(app: Any, cat: RP) 
     assert requests.get(f"{cat.url}/formations/99999999", timeout=10).status_code == 404
 
 
+
+@pytest.mark.parametrize("value", ["²", "٣", "9" * 40, "-1", "0"])
+def test_public_search_takes_any_page_number(cat: RP, value: str) -> None:
+    """"²" passed str.isdigit() then broke int() (a 500): anything but ASCII digits is page 1."""
+    assert "Rechercher" in search(cat, page=value)
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_public_search_takes_far_days(cat: RP, day: str) -> None:
+    search(cat, du=day)
+    search(cat, au=day)
+
+
 def test_an_action_stops_being_current_the_day_after_its_last_session(app: Any, cat: RP) -> None:
     from apps.catalogue import search as engine
 

@@ -26,6 +26,7 @@ from tests.oidc_helpers import (
     pkce_pair,
     query,
     refresh,
+    verify_jwt,
 )
 
 
@@ -541,3 +542,72 @@ def test_a_refresh_token_issued_while_its_family_was_revoked_is_refused(app: Any
         row.revoked_at = None  # as if written after the revocation's UPDATE
         db.session.commit()
     assert refresh(live_server, first["refresh_token"], *trusted).json()["error"] == "invalid_grant"
+
+
+# ------------------------------------------------------------------ the review: Unicode digits, long values
+
+# "²" passes str.isdigit() but not int() (a 500); int() takes "٣" (Arabic-Indic three): only ASCII counts.
+ODD_NUMBERS = ["²", "٣", "-1", "1.5", "1e3", "1_0", "9" * 40, "", "0x10"]
+
+
+@pytest.mark.parametrize("value", ODD_NUMBERS)
+def test_odd_max_age_values_are_invalid_request(live_server: str, browser: requests.Session, account: Any,
+                                                trusted: tuple[str, str], value: str) -> None:
+    """max_age is a number of seconds (OIDC Core §3.1.2.1): anything else is `invalid_request`,
+    redirected with the state, also with a signed-in session (where the value is used)."""
+    code_flow(live_server, browser, *trusted, account.email)
+    sent = authorize_url(live_server, trusted[0], max_age=value)
+    response = browser.get(sent, allow_redirects=False)
+    assert response.status_code == 302, response.status_code
+    params = query(response.headers["Location"])
+    assert params.get("error") == "invalid_request" and "code" not in params, params
+    assert params["state"] == query(sent)["state"]
+
+
+def test_a_plain_max_age_still_works(live_server: str, browser: requests.Session, account: Any,
+                                     trusted: tuple[str, str]) -> None:
+    code_flow(live_server, browser, *trusted, account.email)
+    response = browser.get(authorize_url(live_server, trusted[0], max_age="3600"), allow_redirects=False)
+    assert "code" in query(response.headers["Location"])
+
+
+@pytest.mark.parametrize("nonce", ["²", "٣", "é" * 20, '"<b>\'', "a b", "x" * 255])
+def test_odd_nonces_come_back_in_the_id_token(live_server: str, browser: requests.Session, account: Any,
+                                              trusted: tuple[str, str], nonce: str) -> None:
+    """The nonce is opaque (OIDC Core §3.1.2.1): returned as sent, whatever its characters."""
+    token = code_flow(live_server, browser, *trusted, account.email, nonce=nonce)
+    assert verify_jwt(live_server, token["id_token"], audience=trusted[0])["nonce"] == nonce
+
+
+@pytest.mark.parametrize("value", ODD_NUMBERS)
+@pytest.mark.parametrize("name", ["page", "per_page"])
+def test_odd_page_numbers_on_the_api_are_400(live_server: str, service: tuple[str, str], name: str, value: str) -> None:
+    token = client_credentials(live_server, service).json()["access_token"]
+    response = requests.get(f"{live_server}/api/v1/structures", params={name: value},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 400, (value, response.status_code)
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert f"« {name} » doit être un entier positif" in response.json()["detail"]
+
+
+def header_bytes(value: str) -> bytes:
+    """A header as sent on the wire: ISO-8859-1 when it can be (how the server reads it back, so "²"
+    arrives as "²"), else UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+@pytest.mark.parametrize("tag", ['"²"', '"¹³"', '"٣"', 'W/"²"', '"9999999999"', '"-1"'])
+def test_odd_if_match_tags_are_412(live_server: str, service: tuple[str, str], tag: str) -> None:
+    """A tag that names no version matches none (RFC 9110 §13.1.1): 412, never a 500."""
+    token = client_credentials(live_server, service).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    siret = new_siret()
+    created = requests.post(f"{live_server}/api/v1/structures", json={"siret": siret, "name": "Étiquettes"},
+                            headers=headers, timeout=10)
+    assert created.status_code == 201
+    response = requests.patch(f"{live_server}/api/v1/structures/{siret}", json={"name": "Autre"},
+                              headers={**headers, "If-Match": header_bytes(tag)}, timeout=10)
+    assert response.status_code == 412, (tag, response.status_code)

@@ -199,7 +199,7 @@ def public_search() -> str:
     """Public search of the published offers (no login): keyword, place, dates, certifying, entry mode."""
     criteria, errors = _search_criteria()
     page = request.args.get("page", "1")
-    number = int(page) if page.isdigit() and len(page) < 6 else 1
+    number = int(page) if page.isascii() and page.isdigit() and len(page) < 6 else 1  # not "²" (int() refuses it)
     results = search.search_actions(db.session, criteria, _today(), number, current_app.config["PER_PAGE"])
     searched = any(request.args.get(k) for k in ("q", "lieu", "du", "au", "certifiante", "entree", "passees"))
     return render_template("catalogue/search.html", results=results, criteria=criteria, errors=errors,

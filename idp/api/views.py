@@ -37,6 +37,7 @@ from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import issuer
 from idp.oidc.tokens import access_token_revoked
+from shared.bounds import bounded_int
 from shared.paging import paginate
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -240,7 +241,8 @@ def _expected_version(data: dict[str, Any]) -> int | None:
     header = request.headers.get("If-Match", "").strip()
     if header and header != "*":
         tag = header.removeprefix("W/").strip().strip('"')
-        versions.append(int(tag) if tag.isdigit() and len(tag) < 10 else -1)
+        version = bounded_int(tag, 0, MAX_ID)
+        versions.append(version if version is not None else -1)
     if "version" in data:
         versions.append(data["version"])
     if len(set(versions)) > 1:
@@ -254,7 +256,7 @@ def _stale() -> Problem:
 
 
 def _find(siret: str) -> Structure:
-    structure = core.find_by_siret(db.session, siret) if siret.isdigit() and len(siret) == 14 else None
+    structure = core.find_by_siret(db.session, siret) if siret.isascii() and siret.isdigit() and len(siret) == 14 else None
     if structure is None:
         raise Problem(404, "Structure inconnue", f"Aucune structure n'a le SIRET {siret[:20]}.")
     return structure
@@ -373,6 +375,7 @@ def _int_arg(name: str, default: int) -> int:
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit() or len(value) > 7 or int(value) < 1:
+    number = bounded_int(value, 1, 9_999_999)
+    if number is None:
         raise Problem(400, "Paramètre invalide", f"« {name} » doit être un entier positif.")
-    return int(value)
+    return number
