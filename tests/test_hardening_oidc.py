@@ -579,6 +579,20 @@ def test_odd_nonces_come_back_in_the_id_token(live_server: str, browser: request
     assert verify_jwt(live_server, token["id_token"], audience=trusted[0])["nonce"] == nonce
 
 
+@pytest.mark.parametrize(("name", "value"), [("nonce", "x" * 256), ("nonce", "é" * 300),
+                                             ("scope", "openid " + "profile " * 70)])
+def test_values_longer_than_their_column_are_invalid_request(live_server: str, browser: requests.Session,
+                                                             account: Any, trusted: tuple[str, str], name: str,
+                                                             value: str) -> None:
+    """A nonce or scope longer than the column that keeps it with the code: refused, never cut short
+    by SQLite nor a 500 from PostgreSQL (value too long)."""
+    code_flow(live_server, browser, *trusted, account.email)
+    response = browser.get(authorize_url(live_server, trusted[0], **{name: value}), allow_redirects=False)
+    assert response.status_code == 302, response.status_code
+    params = query(response.headers["Location"])
+    assert params.get("error") == "invalid_request" and "code" not in params, params
+
+
 @pytest.mark.parametrize("value", ODD_NUMBERS)
 @pytest.mark.parametrize("name", ["page", "per_page"])
 def test_odd_page_numbers_on_the_api_are_400(live_server: str, service: tuple[str, str], name: str, value: str) -> None:

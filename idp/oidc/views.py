@@ -28,7 +28,16 @@ from werkzeug.wrappers import Response
 
 from idp.core.memberships import active_memberships, choose_structure
 from idp.extensions import csrf, db, limiter, read_session
-from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
+from idp.models import (
+    AuthorizationCode,
+    Client,
+    Consent,
+    LoginSession,
+    Membership,
+    MembershipStatus,
+    Structure,
+    User,
+)
 from idp.oidc import freshness, logout
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache
 from idp.oidc.keys import KeyRing, etag_of
@@ -46,6 +55,9 @@ bp = Blueprint("oidc", __name__)
 
 PROMPTS = {"none", "login", "consent", "select_account"}
 MAX_AGE_LIMIT = 999_999_999  # seconds (31 years): any larger max_age is refused as malformed
+# Parameters kept with the code, no longer than their columns: refused, never cut short (SQLite) nor a
+# "value too long" from PostgreSQL (a 500).
+KEPT_LENGTHS = {name: AuthorizationCode.__table__.c[name].type.length for name in ("nonce", "scope")}
 # Our own forms posted back to /oauth/authorize (consent): not parameters of the request.
 OWN_FIELDS = frozenset({"decision", "csrf_token"})
 
@@ -283,6 +295,9 @@ def authorize() -> Any:
     prompts = set((_param("prompt") or "").split())
     if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
         return _error_redirect(redirect_uri, "invalid_request", "Invalid 'prompt' parameter.")
+    for name, length in KEPT_LENGTHS.items():
+        if len(_param(name) or "") > length:
+            return _error_redirect(redirect_uri, "invalid_request", f"The '{name}' parameter is too long.")
     max_age_text = _param("max_age")
     max_age = bounded_int(max_age_text, 0, MAX_AGE_LIMIT) if max_age_text is not None else None
     if max_age_text is not None and max_age is None:
