@@ -625,3 +625,60 @@ def test_odd_if_match_tags_are_412(live_server: str, service: tuple[str, str], t
     response = requests.patch(f"{live_server}/api/v1/structures/{siret}", json={"name": "Autre"},
                               headers={**headers, "If-Match": header_bytes(tag)}, timeout=10)
     assert response.status_code == 412, (tag, response.status_code)
+
+
+def _set_active(app: Any, client_id: str, active: bool) -> None:
+    from sqlalchemy import select
+
+    from idp.core.console import set_client_active
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.models import Client
+
+    with app.test_request_context():
+        client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+        set_client_active(db.session, client, active, SYSTEM, actor=None)
+        db.session.commit()
+
+
+def test_a_disabled_clients_service_tokens_stop_at_once(app: Any, live_server: str, service: tuple[str, str],
+                                                       account: Any, trusted: tuple[str, str]) -> None:
+    """Disabling a client stops its unexpired tokens everywhere they are checked at the IdP: the API
+    (401 invalid_token, RFC 6750 §3.1), introspection (the client cannot authenticate) and userinfo."""
+    token = client_credentials(live_server, service).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{live_server}/api/v1/structures", headers=bearer, timeout=10).status_code == 200
+    user_token = code_flow(live_server, requests.Session(), *trusted, account.email)["access_token"]
+    _set_active(app, service[0], False)
+    _set_active(app, trusted[0], False)
+    try:
+        refused = requests.get(f"{live_server}/api/v1/structures", headers=bearer, timeout=10)
+        assert refused.status_code == 401, refused.status_code
+        assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        introspected = requests.post(f"{live_server}/oauth/introspect", data={"token": token}, auth=service, timeout=10)
+        assert introspected.status_code == 401 and introspected.json()["error"] == "invalid_client"
+        userinfo = requests.get(f"{live_server}/oauth/userinfo", headers={"Authorization": f"Bearer {user_token}"},
+                                timeout=10)
+        assert userinfo.status_code == 401 and 'error="invalid_token"' in userinfo.headers["WWW-Authenticate"]
+    finally:
+        _set_active(app, service[0], True)
+        _set_active(app, trusted[0], True)
+    # Enabled again, the same unexpired token works: the check is the client's state, not a revocation.
+    assert requests.get(f"{live_server}/api/v1/structures", headers=bearer, timeout=10).status_code == 200
+
+
+def test_a_deleted_clients_service_tokens_stop(app: Any, live_server: str, service: tuple[str, str]) -> None:
+    from sqlalchemy import delete
+
+    from idp.extensions import db
+    from idp.models import Client
+
+    token = client_credentials(live_server, service).json()["access_token"]
+    with app.app_context():
+        db.session.execute(delete(Client).where(Client.client_id == service[0]))
+        db.session.commit()
+        app.extensions["client_cache"].clear()  # a Core DELETE: no ORM event empties the cache
+    response = requests.get(f"{live_server}/api/v1/structures", headers={"Authorization": f"Bearer {token}"},
+                            timeout=10)
+    assert response.status_code == 401

@@ -35,7 +35,7 @@ from idp.extensions import client_ip, csrf, db, limiter
 from idp.guard import MAX_ID
 from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
-from idp.oidc.provider import issuer
+from idp.oidc.provider import find_client, issuer
 from idp.oidc.tokens import access_token_revoked
 from shared.bounds import bounded_int
 from shared.paging import paginate
@@ -93,13 +93,15 @@ limiter.limit(_api_limit, key_func=_api_rate_key, scope="api")(bp)
 
 
 def requires_scope(scope: str) -> Callable[[F], F]:
-    """A valid, unrevoked client_credentials access token carrying `scope` (RFC 6750 errors)."""
+    """A valid, unrevoked client_credentials access token carrying `scope`, of a client still
+    registered and active (RFC 6750 errors): disabling a client stops its tokens at once."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             claims = bearer_claims()
             if (claims is None or claims.get("sid") or claims.get("sub") != claims.get("client_id")
+                    or find_client(claims.get("client_id")) is None  # the cache holds active clients only
                     or access_token_revoked(db.session, claims)):
                 raise Problem(401, "Jeton d'accès invalide",
                               "Un jeton client_credentials valide est requis (en-tête Authorization: Bearer).",
