@@ -8,7 +8,7 @@ import base64
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import jwt
 import pytest
@@ -149,11 +149,14 @@ def test_another_users_hint_without_prompt_none_asks_to_log_in_again(live_server
 
 def test_authorization_request_by_post(live_server: str, browser: requests.Session, account: Any,
                                        trusted: tuple[str, str]) -> None:
-    """OIDC Core §3.1.2.1: the OP MUST support POST (form-encoded)."""
+    """OIDC Core §3.1.2.1: the OP MUST support POST (form-encoded); it answers with the same request
+    as a GET (303), which a browser follows with the session cookie."""
     code_flow(live_server, browser, *trusted, account.email)
     verifier, challenge = pkce_pair()
     params = query(authorize_url(live_server, trusted[0], challenge=challenge))
-    response = browser.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False)
+    first = browser.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False)
+    assert first.status_code == 303, first.text[:300]
+    response = browser.get(urljoin(live_server, first.headers["Location"]), allow_redirects=False)
     assert response.status_code == 302, response.text[:300]
     answer = query(response.headers["Location"])
     assert answer["state"] == params["state"] and "code" in answer
@@ -166,12 +169,37 @@ def test_authorization_by_post_through_login_and_consent(live_server: str, accou
     verifier, challenge = pkce_pair()
     params = query(authorize_url(live_server, client_id, challenge=challenge))
     first = browser.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False)
-    assert first.status_code == 302 and "/login" in first.headers["Location"]
-    callback = browse(browser, first.headers["Location"] if first.headers["Location"].startswith("http")
-                      else live_server + first.headers["Location"], email=account.email)
+    assert first.status_code == 303 and first.headers["Location"].startswith("/oauth/authorize?")
+    callback = browse(browser, urljoin(live_server, first.headers["Location"]), email=account.email)
     answer = query(callback)
     assert answer["state"] == params["state"]
     assert exchange(live_server, answer["code"], client_id, secret, verifier=verifier).status_code == 200
+
+
+@pytest.mark.parametrize("prompt", [None, "none", "login consent", "select_account"])
+def test_an_authorization_post_without_cookie_is_sent_back_as_the_same_get(live_server: str, trusted: tuple[str, str],
+                                                                           prompt: str | None) -> None:
+    """A cross-site form POST arrives without the SameSite=Lax session cookie: whatever it asks, the
+    answer is a 303 to the same request as a GET, every parameter kept (prompt included), never a
+    `login_required` decided without the cookie."""
+    verifier, challenge = pkce_pair()
+    params = query(authorize_url(live_server, trusted[0], challenge=challenge, ui_locales="fr", max_age="600",
+                                 login_hint="x@example.test", **({"prompt": prompt} if prompt else {})))
+    response = requests.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False, timeout=10)
+    assert response.status_code == 303, response.status_code
+    location = response.headers["Location"]
+    assert urlsplit(location).path == "/oauth/authorize" and not urlsplit(location).netloc
+    assert parse_qs(urlsplit(location).query) == {k: [v] for k, v in params.items()}
+    assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+def test_the_consent_forms_own_post_still_decides(live_server: str, account: Any, create_client: Any) -> None:
+    client_id, secret = create_client(trusted=False)
+    browser = requests.Session()
+    for consent, expected in (("deny", "access_denied"), ("accept", None)):
+        callback = browse(browser, authorize_url(live_server, client_id, prompt="consent"), email=account.email,
+                          consent=consent)
+        assert query(callback).get("error") == expected, (consent, query(callback))
 
 
 @pytest.mark.parametrize(("name", "error"), [("request", "request_not_supported"),
@@ -358,8 +386,13 @@ def test_authorization_parameters_with_odd_characters_never_500(live_server: str
                                                                 name: str, value: str) -> None:
     params = query(authorize_url(live_server, trusted[0], challenge=pkce_pair()[1]))
     params[name] = value if name != "redirect_uri" else CALLBACK + value
+    posted = requests.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False, timeout=10)
+    assert posted.status_code in (303, 400), (name, value, posted.status_code)  # 303: the same request by GET
+    assert "\r" not in posted.headers.get("Location", "") and "\n" not in posted.headers.get("Location", "")
+    followed = (requests.get(urljoin(live_server, posted.headers["Location"]), allow_redirects=False, timeout=10)
+                if posted.status_code == 303 else posted)
     for response in (requests.get(f"{live_server}/oauth/authorize", params=params, allow_redirects=False, timeout=10),
-                     requests.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False, timeout=10)):
+                     followed):
         assert response.status_code in (302, 400), (name, value, response.status_code)
         assert "X-Injected" not in response.headers
         location = response.headers.get("Location", "")

@@ -277,6 +277,11 @@ def authorize() -> Any:
     """Authorization endpoint (GET or POST): checks the request, the login, the prompt, the consent;
     issues a code."""
     decision = request.form.get("decision") if request.method == "POST" else None
+    if request.method == "POST" and decision is None:
+        # An RP's POST (OIDC Core §3.1.2.1): from another site it comes without our SameSite=Lax
+        # session cookie, and a signed-in user would look signed out (prompt=none: login_required).
+        # The same request as a GET, every parameter kept, is a top-level navigation: the cookie comes.
+        return redirect(_authorize_url_without_prompts(set()), 303)
     if decision is not None:
         csrf.protect()  # the consent form is ours: its CSRF token is checked
     login = current_user.login_session
