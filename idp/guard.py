@@ -15,6 +15,8 @@ from flask import Flask, abort, jsonify, render_template, request
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
+from shared.bounds import bounded_int
+
 # The checkbox lists of the console and of "Gérer ma structure": one name, several values.
 MULTI_VALUED = frozenset({"roles", "grant_types"})
 OAUTH_PREFIX = "/oauth/"
@@ -32,13 +34,10 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
-def bounded_int(value: Any) -> int | None:
-    """A form's id or version as an int within a column's range; None when it is anything else."""
-    text = str(value).strip()
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 11:
-        return None
-    number = int(text)
-    return number if -MAX_ID <= number <= MAX_ID else None
+def column_int(value: Any) -> int | None:
+    """A form's id or version as an int within a column's range; None when it is anything else
+    (the shared rule, `shared.bounds.bounded_int`: ASCII digits only)."""
+    return bounded_int(value, -MAX_ID, MAX_ID)
 
 
 def _printable_name(name: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 # public name → the module of the shell that defines it (under `shared.`)
 _PUBLIC: dict[str, tuple[str, ...]] = {
     "applications": ("APPLICATIONS", "role_label", "role_title"),
+    "bounds": ("bounded_int", "DayOutOfRange", "FIRST_DAY", "LAST_DAY", "parse_day"),
     "cli": ("main",),
     "db": ("make_db",),
     "errors": ("DomainError",),
@@ -24,8 +25,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
         "UploadRefused", "ZIP",
     ),
     "forms": (
-        "choices", "CONFLICT_MESSAGE", "EMAIL", "Form", "optional", "REQUIRED", "required", "strip_control",
-        "VersionedForm",
+        "choices", "CONFLICT_MESSAGE", "day_in_range", "EMAIL", "Form", "optional", "REQUIRED", "required",
+        "strip_control", "VersionedForm",
     ),
     "guard": ("check_access", "one_of_or_404", "owned_or_404", "OwnedByStructure", "parse_id", "RoleMissing"),
     "i18n": ("lazy_gettext", "N_", "paris_shown", "plural", "translated"),

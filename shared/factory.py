@@ -79,7 +79,8 @@ def create_app(import_name: str, *, prefix: str, defaults: ModuleType, db: SQLAl
             app.config["SERVICE_SCOPE"], timeout=app.config["SSO_HTTP_TIMEOUT"])
     if app.config["API_AUDIENCE"]:
         app.extensions["shell.bearer"] = BearerVerifier(app.config["OIDC_ISSUER"], app.config["API_AUDIENCE"],
-                                                        timeout=app.config["SSO_HTTP_TIMEOUT"])
+                                                        timeout=app.config["SSO_HTTP_TIMEOUT"],
+                                                        refetch_interval=app.config["SSO_JWKS_REFETCH_SECONDS"])
     if app.config["DEV_INBOX"] is None:
         app.config["DEV_INBOX"] = not app.config["SMTP_URL"] and bool(app.testing or app.config["DEMO"])
 

@@ -10,8 +10,9 @@ from flask_wtf import FlaskForm
 from wtforms import FieldList, FormField, HiddenField
 from wtforms.fields.choices import SelectChoice
 from wtforms.utils import unset_value
-from wtforms.validators import InputRequired, Length, Optional, Regexp
+from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
+from shared.bounds import FIRST_DAY, LAST_DAY
 from shared.i18n import lazy_gettext as _l
 
 REQUIRED = _l("Ce champ est obligatoire.")
@@ -29,6 +30,14 @@ def strip_control(value: Any) -> Any:
     """No NUL or other control characters in stored text (PostgreSQL refuses NUL bytes, and they
     have no business in a name or an address); tabs and line breaks stay."""
     return _CONTROL.sub("", value) if isinstance(value, str) else value
+
+
+def day_in_range(form: Any, field: Any) -> None:
+    """Validator of a date field: a day between FIRST_DAY and LAST_DAY (shared.bounds). 0001-01-01
+    and 9999-12-31 parse, then overflow as soon as a day is added or a zone applied."""
+    if field.data is not None and not FIRST_DAY <= field.data <= LAST_DAY:
+        raise ValidationError(_l("Saisissez une date entre le %(first)s et le %(last)s.",
+                                 first=FIRST_DAY.strftime("%d/%m/%Y"), last=LAST_DAY.strftime("%d/%m/%Y")))
 
 
 class Form(FlaskForm):

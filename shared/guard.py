@@ -16,6 +16,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.exceptions import Forbidden
 
+from shared.bounds import bounded_int
 from shared.identity import Identity
 
 T = TypeVar("T")
@@ -41,10 +42,10 @@ class RoleMissing(Forbidden):
 
 def parse_id(value: Any) -> int:
     """A positive 64-bit id from a path or form, else 404."""
-    text = str(value)
-    if not text.isascii() or not text.isdigit() or len(text) > 19 or not 0 < int(text) <= MAX_ID:
+    number = bounded_int(value, 1, MAX_ID)
+    if number is None:
         abort(404)
-    return int(text)
+    return number
 
 
 def check_access(identity: Identity | None, structure: str, roles: Iterable[str],

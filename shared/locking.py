@@ -22,6 +22,8 @@ from sqlalchemy import Integer, inspect, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
+from shared.bounds import bounded_int
+
 
 class StaleVersion(Exception):  # noqa: N818 - the domain word
     """The form was filled from an older version of the object.
@@ -51,11 +53,8 @@ def check_version(obj: Versioned, submitted: Any) -> None:
     :param submitted: the form's hidden `version` value (a string or an int).
     :raises StaleVersion: the value is missing, malformed or not the stored version.
     """
-    try:
-        version = int(submitted)
-    except (TypeError, ValueError):
-        raise StaleVersion(obj.version) from None
-    if version != obj.version:
+    version = bounded_int(submitted, 0, 2**31 - 1) if submitted is not None else None
+    if version is None or version != obj.version:
         raise StaleVersion(obj.version)
 
 

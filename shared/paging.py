@@ -8,9 +8,12 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from shared.bounds import bounded_int
+
 T = TypeVar("T")
 
 MAX_PER_PAGE = 200
+MAX_PAGE_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,5 @@ def paginate(session: Session, query: Select[Any], number: int, per_page: int = 
 
 def page_number(value: str | None) -> int:
     """A page number from a query string: anything odd is page 1 (never a 500)."""
-    try:
-        return max(1, min(int(value or 1), 1_000_000))
-    except ValueError:
-        return 1
+    number = bounded_int(value or 1, 1, MAX_PAGE_NUMBER)
+    return number if number is not None else 1

@@ -3,7 +3,7 @@
 - `ServiceClient`: an app calling an API with a client_credentials token, fetched once and reused
   until shortly before it expires (one token call per lifetime, not per request).
 - `require_bearer(scope)`: an app receiving such calls; the Bearer token is checked against the
-  issuer's published keys (cached; an unknown `kid` refetches at most once per interval), with
+  issuer's published keys (shared.jwks: only an unknown `kid` refetches, at most once per interval), with
   `iss`, `aud` (this app), `exp` and the scope; every refusal is an RFC 9457 problem.
 """
 
@@ -20,9 +20,9 @@ import requests
 from flask import current_app, g, request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from werkzeug.exceptions import HTTPException
 
+from shared.jwks import KeysUnavailable, RemoteKeys
 from shared.web import csrf, problem
 
 log = logging.getLogger(__name__)
@@ -160,40 +160,28 @@ class BearerVerifier:
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.timeout = timeout
-        self.refetch_interval = refetch_interval
         self.http = requests.Session()
-        self._lock = threading.Lock()
-        self._keys: KeySet | None = None
-        self._fetched_at = 0.0
         self._metadata: dict[str, Any] | None = None
-        self.jwks_fetches = 0
+        self.keys = RemoteKeys(self._fetch_jwks, refetch_interval)
 
-    def _keyset(self, force: bool = False) -> KeySet:
-        with self._lock:
-            stale = force and time.monotonic() - self._fetched_at >= self.refetch_interval
-            if self._keys is None or stale:
-                if self._metadata is None:
-                    self._metadata = _discovery(self.http, self.issuer, self.timeout)
-                response = self.http.get(self._metadata["jwks_uri"], timeout=self.timeout)
-                response.raise_for_status()
-                self._keys = KeySet.import_key_set(response.json())
-                self._fetched_at = time.monotonic()
-                self.jwks_fetches += 1
-            return self._keys
+    def _fetch_jwks(self) -> dict[str, Any]:
+        if self._metadata is None:
+            self._metadata = _discovery(self.http, self.issuer, self.timeout)
+        response = self.http.get(self._metadata["jwks_uri"], timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
 
     def verify(self, value: str) -> dict[str, Any]:
         """The claims of a valid access token for this API.
 
         :raises ValueError: malformed, not signed by the issuer, expired, or for another audience.
+        :raises KeysUnavailable: the issuer's keys could not be fetched.
         """
         if not value or len(value) > 8192:
             raise ValueError("jeton absent ou trop long")
+        keys = self.keys.for_token(value)  # a new kid (rotation) refetches, at most once per interval
         try:
-            try:
-                token = jwt.decode(value, self._keyset(), algorithms=ALGORITHMS)
-            except JoseError:
-                # A key published after our last fetch (rotation): refetch, at most once per interval.
-                token = jwt.decode(value, self._keyset(force=True), algorithms=ALGORITHMS)
+            token = jwt.decode(value, keys, algorithms=ALGORITHMS)
             issuer = (self._metadata or {}).get("issuer", self.issuer)
             jwt.JWTClaimsRegistry(leeway=30, iss={"essential": True, "value": issuer}, exp={"essential": True},
                                   aud={"essential": True, "value": self.audience}).validate(token.claims)
@@ -218,7 +206,7 @@ def require_bearer(scope: str) -> Callable[[F], F]:
                 log.info("API call refused: %s", exc)
                 return problem(401, "Un jeton d'accès valide pour ce service est requis (Authorization: Bearer).",
                                "Jeton d'accès invalide", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            except (requests.RequestException, HTTPException) as exc:
+            except (KeysUnavailable, requests.RequestException, HTTPException) as exc:
                 log.warning("cannot read the issuer's keys: %s", exc)
                 return problem(503, headers={"Retry-After": "5"})
             if scope not in str(claims.get("scope", "")).split():

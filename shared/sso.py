@@ -4,7 +4,8 @@
 
 Settings (with the app's own prefix, e.g. REPERNET_OIDC_ISSUER):
 OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_SCOPE, SSO_APP_NAME, SSO_APP_TITLE,
-SSO_CLAIMS_MAX_AGE (seconds between two readings of the claims, SPEC §5.3), SSO_SESSION_LIFETIME.
+SSO_CLAIMS_MAX_AGE (seconds between two readings of the claims, SPEC §5.3), SSO_SESSION_LIFETIME,
+SSO_JWKS_REFETCH_SECONDS (an unknown `kid` fetches the IdP's keys again at most this often).
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import Engine
 from werkzeug.wrappers import Response
 
 from shared.guard import RoleMissing
 from shared.i18n import chosen_locale
 from shared.identity import Identity
+from shared.jwks import KeysUnavailable, RemoteKeys
 from shared.sessions import Login, ServerSession, ServerSessionInterface, SessionStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "SSO_CLAIMS_MAX_AGE": 60,
     "SSO_SESSION_LIFETIME": 12 * 3600,
     "SSO_HTTP_TIMEOUT": 10,
+    "SSO_JWKS_REFETCH_SECONDS": 30,
 }
 
 bp = Blueprint("sso", __name__, url_prefix="/auth", template_folder="templates")
@@ -95,7 +97,9 @@ class SSO:
                            "timeout": app.config["SSO_HTTP_TIMEOUT"]},
         )
         store = SessionStore(engine)
-        app.extensions["sso"] = _State(client=client, store=store, issuer=issuer)
+        # The logout tokens' keys: authlib's fetch, which also refreshes the keys it checks ID tokens with.
+        keys = RemoteKeys(lambda: client.fetch_jwk_set(force=True), app.config["SSO_JWKS_REFETCH_SECONDS"])
+        app.extensions["sso"] = _State(client=client, store=store, issuer=issuer, keys=keys)
         app.session_interface = ServerSessionInterface(store, app.config["SSO_SESSION_LIFETIME"])
         app.register_blueprint(bp)
         app.before_request(_refresh_if_due)
@@ -108,10 +112,11 @@ class SSO:
 
 
 class _State:
-    def __init__(self, client: Any, store: SessionStore, issuer: str) -> None:
+    def __init__(self, client: Any, store: SessionStore, issuer: str, keys: RemoteKeys) -> None:
         self.client = client
         self.store = store
         self.issuer = issuer
+        self.keys = keys
 
 
 def _state() -> _State:
@@ -358,6 +363,10 @@ def backchannel_logout() -> Response:
         log.info("back-channel logout refused: %s", exc)
         response = jsonify(error="invalid_request", error_description=str(exc))
         response.status_code = 400
+    except KeysUnavailable:
+        response = jsonify(error="temporarily_unavailable", error_description="The IdP's keys are unavailable.")
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
     else:
         ended = _state().store.end(sid=claims.get("sid"), sub=claims.get("sub"))
         log.info("back-channel logout: %s local session(s) ended", ended)
@@ -370,17 +379,15 @@ def verify_logout_token(value: str) -> dict[str, Any]:
     """The claims of a valid logout token from our IdP for this client.
 
     :raises ValueError: missing, not signed by the IdP's published keys, or not a logout token.
+    :raises KeysUnavailable: the IdP's keys could not be fetched.
     """
     if not value or len(value) > 8192:
         raise ValueError("missing logout_token")
     state = _state()
     algorithms = ["RS256", "ES256", "PS256"]
-    try:
-        token = jwt.decode(value, KeySet.import_key_set(state.client.fetch_jwk_set()), algorithms=algorithms)
-    except JoseError:
-        # A key published after our last fetch (rotation): fetch the JWKS once more.
-        token = jwt.decode(value, KeySet.import_key_set(state.client.fetch_jwk_set(force=True)),
-                           algorithms=algorithms)
+    # Anyone may post here: a forged token fetches the keys again only if its kid is new, and
+    # never more often than SSO_JWKS_REFETCH_SECONDS (a rotated key still comes in: shared.jwks).
+    token = jwt.decode(value, state.keys.for_token(value), algorithms=algorithms)
     registry = jwt.JWTClaimsRegistry(
         leeway=60,
         iss={"essential": True, "value": state.client.load_server_metadata().get("issuer", state.issuer)},

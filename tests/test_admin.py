@@ -547,6 +547,11 @@ def test_audit_log_filters_and_csv(app: Any, testclient: Any, admin: Any, create
         "email": person.email, "since": (today + timedelta(days=2)).isoformat()}).text
     bad = testclient.get("/admin/audit", query_string={"since": "hier"})
     assert bad.status_code == 400 and "Date invalide" in bad.text
+    for far in ("9999-12-31", "0001-01-01"):  # the day after 9999-12-31 overflowed: a 500
+        for key in ("since", "until"):
+            bad = testclient.get("/admin/audit", query_string={key: far})
+            assert bad.status_code == 400 and f"Date hors limites : {far}" in bad.text, (key, far)
+            assert testclient.get("/admin/audit.csv", query_string={key: far}).status_code == 400
     unknown = testclient.get("/admin/audit.csv", query_string={"email": "personne@nulle.part"})
     assert unknown.status_code == 400 and "Aucun compte" in unknown.text
 

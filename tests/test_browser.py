@@ -218,3 +218,67 @@ def test_single_sign_on_from_sam_to_the_catalogue(app: Any, live_server: str, sa
     wait(chrome, seen.text_to_be_present_in_element((By.TAG_NAME, "main"), "Catalogue — Éditeur"))
     assert chrome.current_url == f"{catalogue.url}/"
     assert org.name in header(chrome).text and not chrome.find_elements(By.NAME, "password")
+
+
+@pytest.fixture
+def other_site() -> Iterator[tuple[str, dict[str, str]]]:
+    """A page on another site (http://localhost:<port>, not 127.0.0.1): `pages[path]` is served as HTML."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pages: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = pages.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_port}", pages
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_authorization_request_posted_from_another_site_finds_the_session(
+        app: Any, live_server: str, chrome: webdriver.Chrome, other_site: tuple[str, dict[str, str]]) -> None:
+    """OIDC Core §3.1.2.1 by POST, in a real browser: a relying party's page on another site posts the
+    request with prompt=none. The IdP's SameSite=Lax cookie does not come with a cross-site POST; the
+    303 to the same request as a GET brings it, and the signed-in user gets a code, not login_required."""
+    import html as html_lib
+    from urllib.parse import parse_qs, urlsplit
+
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.oidc.clients import ClientSpec, create_client
+    from tests.oidc_helpers import CALLBACK, authorize_url
+
+    person = make_person(app)
+    client_id = f"post-{uuid.uuid4().hex[:8]}"
+    with app.app_context():
+        create_client(db.session, ClientSpec(name="RP par POST", client_id=client_id, client_secret="s" * 32,
+                                             redirect_uris=[CALLBACK], trusted=True,
+                                             grant_types=["authorization_code"], scope="openid profile email"), SYSTEM)
+        db.session.commit()
+    chrome.get(f"{live_server}/login")
+    log_in(chrome, person.email)
+    params = parse_qs(urlsplit(authorize_url(live_server, client_id, prompt="none")).query)
+    fields = "".join(f'<input type="hidden" name="{html_lib.escape(k)}" value="{html_lib.escape(v[0])}">'
+                     for k, v in params.items())
+    site, pages = other_site
+    pages["/rp"] = (f'<!doctype html><title>RP</title><form method="post" action="{live_server}/oauth/authorize">'
+                    f'{fields}<button type="submit">Continuer</button></form>')
+    chrome.get(f"{site}/rp")
+    chrome.find_element(By.XPATH, '//button[normalize-space()="Continuer"]').click()
+    wait(chrome, lambda driver: driver.current_url.startswith(CALLBACK))
+    answer = parse_qs(urlsplit(chrome.current_url).query)
+    assert "code" in answer and "error" not in answer, answer
+    assert answer["state"] == params["state"]

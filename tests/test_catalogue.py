@@ -329,6 +329,13 @@ def test_a_session_has_exactly_one_contact(app: Any, cat: RP) -> None:
     bad_dates = post(browser, cat, path, {**session_fields(end, start), "contact_id": ids[0],
                                           "version": offer_version(browser, cat, offer_id)}, form)
     assert bad_dates.status_code == 422 and "postérieure" in page(bad_dates)
+    for far in (date(9999, 12, 31), date(1, 1, 1)):  # they parse, then overflow any date arithmetic
+        dates = session_fields(start, far) if far.year > 2000 else session_fields(far, end)
+        refused = post(browser, cat, path, {**dates,
+                                            "contact_id": ids[0], "version": offer_version(browser, cat, offer_id)}, form)
+        assert refused.status_code == 422 and "Saisissez une date entre le 01/01/2000 et le 31/12/2100" in page(refused)
+    searched = requests.get(f"{cat.url}/recherche", params={"du": "9999-12-31"}, timeout=10)
+    assert searched.status_code == 200 and "Date incorrecte" in page(searched)
 
 
 def test_duplicate_a_session_then_set_its_dates(app: Any, cat: RP) -> None:
@@ -546,6 +553,19 @@ def test_public_search_folds_accents_and_plurals_and_filters(app: Any, cat: RP) 
     public = requests.get(f"{cat.url}/formations/{public_id}", timeout=10)
     assert public.status_code == 200 and "Locaux accessibles" in page(public) and "Lucie Martin" in page(public)
     assert requests.get(f"{cat.url}/formations/99999999", timeout=10).status_code == 404
+
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "9" * 40, "-1", "0"])
+def test_public_search_takes_any_page_number(cat: RP, value: str) -> None:
+    """"²" passed str.isdigit() then broke int() (a 500): anything but ASCII digits is page 1."""
+    assert "Rechercher" in search(cat, page=value)
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_public_search_takes_far_days(cat: RP, day: str) -> None:
+    search(cat, du=day)
+    search(cat, au=day)
 
 
 def test_an_action_stops_being_current_the_day_after_its_last_session(app: Any, cat: RP) -> None:

@@ -43,6 +43,10 @@ TEXT_PAYLOADS: dict[str, str] = {
     "negative": "-1",
     "float": "1e999",
     "unicode": "\u202e\ufeff\U0001f600",
+    "superscript_digit": "²",  # str.isdigit() says yes, int() refuses it
+    "arabic_digit": "٣",  # int() takes it: only ASCII digits may count
+    "last_day": "9999-12-31",  # parses, then overflows once a day is added
+    "first_day": "0001-01-01",
     "empty": "",
 }
 # Raw bytes no str can carry: invalid UTF-8 and a lone surrogate, percent-encoded in the body.
@@ -246,7 +250,9 @@ def test_api_json_bodies_survive_hostile_values(api: Any, app: Any) -> None:
             for path in (f"/structures/{odd}", f"/structures/{odd}/members"):
                 _check_api(api("GET", path), f"GET {path[:40]}")
         for header in ("If-Match", "Content-Type"):
-            response = api("PATCH", f"/structures/{siret}", json={"name": "x"}, headers={header: '"' + "9" * 40 + '"'})
-            _check_api(response, header)
+            for tag in ("9" * 40, "²", "٣"):
+                response = api("PATCH", f"/structures/{siret}", json={"name": "x"},
+                               headers={header: f'"{tag}"'.encode("latin-1", "replace")})
+                _check_api(response, f"{header}: {tag}")
     finally:
         app.config["RATELIMIT_API_CLIENT"] = saved

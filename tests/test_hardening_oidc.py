@@ -8,7 +8,7 @@ import base64
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import jwt
 import pytest
@@ -26,6 +26,7 @@ from tests.oidc_helpers import (
     pkce_pair,
     query,
     refresh,
+    verify_jwt,
 )
 
 
@@ -148,11 +149,14 @@ def test_another_users_hint_without_prompt_none_asks_to_log_in_again(live_server
 
 def test_authorization_request_by_post(live_server: str, browser: requests.Session, account: Any,
                                        trusted: tuple[str, str]) -> None:
-    """OIDC Core §3.1.2.1: the OP MUST support POST (form-encoded)."""
+    """OIDC Core §3.1.2.1: the OP MUST support POST (form-encoded); it answers with the same request
+    as a GET (303), which a browser follows with the session cookie."""
     code_flow(live_server, browser, *trusted, account.email)
     verifier, challenge = pkce_pair()
     params = query(authorize_url(live_server, trusted[0], challenge=challenge))
-    response = browser.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False)
+    first = browser.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False)
+    assert first.status_code == 303, first.text[:300]
+    response = browser.get(urljoin(live_server, first.headers["Location"]), allow_redirects=False)
     assert response.status_code == 302, response.text[:300]
     answer = query(response.headers["Location"])
     assert answer["state"] == params["state"] and "code" in answer
@@ -165,12 +169,37 @@ def test_authorization_by_post_through_login_and_consent(live_server: str, accou
     verifier, challenge = pkce_pair()
     params = query(authorize_url(live_server, client_id, challenge=challenge))
     first = browser.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False)
-    assert first.status_code == 302 and "/login" in first.headers["Location"]
-    callback = browse(browser, first.headers["Location"] if first.headers["Location"].startswith("http")
-                      else live_server + first.headers["Location"], email=account.email)
+    assert first.status_code == 303 and first.headers["Location"].startswith("/oauth/authorize?")
+    callback = browse(browser, urljoin(live_server, first.headers["Location"]), email=account.email)
     answer = query(callback)
     assert answer["state"] == params["state"]
     assert exchange(live_server, answer["code"], client_id, secret, verifier=verifier).status_code == 200
+
+
+@pytest.mark.parametrize("prompt", [None, "none", "login consent", "select_account"])
+def test_an_authorization_post_without_cookie_is_sent_back_as_the_same_get(live_server: str, trusted: tuple[str, str],
+                                                                           prompt: str | None) -> None:
+    """A cross-site form POST arrives without the SameSite=Lax session cookie: whatever it asks, the
+    answer is a 303 to the same request as a GET, every parameter kept (prompt included), never a
+    `login_required` decided without the cookie."""
+    verifier, challenge = pkce_pair()
+    params = query(authorize_url(live_server, trusted[0], challenge=challenge, ui_locales="fr", max_age="600",
+                                 login_hint="x@example.test", **({"prompt": prompt} if prompt else {})))
+    response = requests.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False, timeout=10)
+    assert response.status_code == 303, response.status_code
+    location = response.headers["Location"]
+    assert urlsplit(location).path == "/oauth/authorize" and not urlsplit(location).netloc
+    assert parse_qs(urlsplit(location).query) == {k: [v] for k, v in params.items()}
+    assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+def test_the_consent_forms_own_post_still_decides(live_server: str, account: Any, create_client: Any) -> None:
+    client_id, secret = create_client(trusted=False)
+    browser = requests.Session()
+    for consent, expected in (("deny", "access_denied"), ("accept", None)):
+        callback = browse(browser, authorize_url(live_server, client_id, prompt="consent"), email=account.email,
+                          consent=consent)
+        assert query(callback).get("error") == expected, (consent, query(callback))
 
 
 @pytest.mark.parametrize(("name", "error"), [("request", "request_not_supported"),
@@ -357,8 +386,13 @@ def test_authorization_parameters_with_odd_characters_never_500(live_server: str
                                                                 name: str, value: str) -> None:
     params = query(authorize_url(live_server, trusted[0], challenge=pkce_pair()[1]))
     params[name] = value if name != "redirect_uri" else CALLBACK + value
+    posted = requests.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False, timeout=10)
+    assert posted.status_code in (303, 400), (name, value, posted.status_code)  # 303: the same request by GET
+    assert "\r" not in posted.headers.get("Location", "") and "\n" not in posted.headers.get("Location", "")
+    followed = (requests.get(urljoin(live_server, posted.headers["Location"]), allow_redirects=False, timeout=10)
+                if posted.status_code == 303 else posted)
     for response in (requests.get(f"{live_server}/oauth/authorize", params=params, allow_redirects=False, timeout=10),
-                     requests.post(f"{live_server}/oauth/authorize", data=params, allow_redirects=False, timeout=10)):
+                     followed):
         assert response.status_code in (302, 400), (name, value, response.status_code)
         assert "X-Injected" not in response.headers
         location = response.headers.get("Location", "")
@@ -541,3 +575,143 @@ def test_a_refresh_token_issued_while_its_family_was_revoked_is_refused(app: Any
         row.revoked_at = None  # as if written after the revocation's UPDATE
         db.session.commit()
     assert refresh(live_server, first["refresh_token"], *trusted).json()["error"] == "invalid_grant"
+
+
+# ------------------------------------------------------------------ the review: Unicode digits, long values
+
+# "²" passes str.isdigit() but not int() (a 500); int() takes "٣" (Arabic-Indic three): only ASCII counts.
+ODD_NUMBERS = ["²", "٣", "-1", "1.5", "1e3", "1_0", "9" * 40, "", "0x10"]
+
+
+@pytest.mark.parametrize("value", ODD_NUMBERS)
+def test_odd_max_age_values_are_invalid_request(live_server: str, browser: requests.Session, account: Any,
+                                                trusted: tuple[str, str], value: str) -> None:
+    """max_age is a number of seconds (OIDC Core §3.1.2.1): anything else is `invalid_request`,
+    redirected with the state, also with a signed-in session (where the value is used)."""
+    code_flow(live_server, browser, *trusted, account.email)
+    sent = authorize_url(live_server, trusted[0], max_age=value)
+    response = browser.get(sent, allow_redirects=False)
+    assert response.status_code == 302, response.status_code
+    params = query(response.headers["Location"])
+    assert params.get("error") == "invalid_request" and "code" not in params, params
+    assert params["state"] == query(sent)["state"]
+
+
+def test_a_plain_max_age_still_works(live_server: str, browser: requests.Session, account: Any,
+                                     trusted: tuple[str, str]) -> None:
+    code_flow(live_server, browser, *trusted, account.email)
+    response = browser.get(authorize_url(live_server, trusted[0], max_age="3600"), allow_redirects=False)
+    assert "code" in query(response.headers["Location"])
+
+
+@pytest.mark.parametrize("nonce", ["²", "٣", "é" * 20, '"<b>\'', "a b", "x" * 255])
+def test_odd_nonces_come_back_in_the_id_token(live_server: str, browser: requests.Session, account: Any,
+                                              trusted: tuple[str, str], nonce: str) -> None:
+    """The nonce is opaque (OIDC Core §3.1.2.1): returned as sent, whatever its characters."""
+    token = code_flow(live_server, browser, *trusted, account.email, nonce=nonce)
+    assert verify_jwt(live_server, token["id_token"], audience=trusted[0])["nonce"] == nonce
+
+
+@pytest.mark.parametrize(("name", "value"), [("nonce", "x" * 256), ("nonce", "é" * 300),
+                                             ("scope", "openid " + "profile " * 70)])
+def test_values_longer_than_their_column_are_invalid_request(live_server: str, browser: requests.Session,
+                                                             account: Any, trusted: tuple[str, str], name: str,
+                                                             value: str) -> None:
+    """A nonce or scope longer than the column that keeps it with the code: refused, never cut short
+    by SQLite nor a 500 from PostgreSQL (value too long)."""
+    code_flow(live_server, browser, *trusted, account.email)
+    response = browser.get(authorize_url(live_server, trusted[0], **{name: value}), allow_redirects=False)
+    assert response.status_code == 302, response.status_code
+    params = query(response.headers["Location"])
+    assert params.get("error") == "invalid_request" and "code" not in params, params
+
+
+@pytest.mark.parametrize("value", ODD_NUMBERS)
+@pytest.mark.parametrize("name", ["page", "per_page"])
+def test_odd_page_numbers_on_the_api_are_400(live_server: str, service: tuple[str, str], name: str, value: str) -> None:
+    token = client_credentials(live_server, service).json()["access_token"]
+    response = requests.get(f"{live_server}/api/v1/structures", params={name: value},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 400, (value, response.status_code)
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert f"« {name} » doit être un entier positif" in response.json()["detail"]
+
+
+def header_bytes(value: str) -> bytes:
+    """A header as sent on the wire: ISO-8859-1 when it can be (how the server reads it back, so "²"
+    arrives as "²"), else UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+@pytest.mark.parametrize("tag", ['"²"', '"¹³"', '"٣"', 'W/"²"', '"9999999999"', '"-1"'])
+def test_odd_if_match_tags_are_412(live_server: str, service: tuple[str, str], tag: str) -> None:
+    """A tag that names no version matches none (RFC 9110 §13.1.1): 412, never a 500."""
+    token = client_credentials(live_server, service).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    siret = new_siret()
+    created = requests.post(f"{live_server}/api/v1/structures", json={"siret": siret, "name": "Étiquettes"},
+                            headers=headers, timeout=10)
+    assert created.status_code == 201
+    response = requests.patch(f"{live_server}/api/v1/structures/{siret}", json={"name": "Autre"},
+                              headers={**headers, "If-Match": header_bytes(tag)}, timeout=10)
+    assert response.status_code == 412, (tag, response.status_code)
+
+
+def _set_active(app: Any, client_id: str, active: bool) -> None:
+    from sqlalchemy import select
+
+    from idp.core.console import set_client_active
+    from idp.core.security import SYSTEM
+    from idp.extensions import db
+    from idp.models import Client
+
+    with app.test_request_context():
+        client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+        set_client_active(db.session, client, active, SYSTEM, actor=None)
+        db.session.commit()
+
+
+def test_a_disabled_clients_service_tokens_stop_at_once(app: Any, live_server: str, service: tuple[str, str],
+                                                       account: Any, trusted: tuple[str, str]) -> None:
+    """Disabling a client stops its unexpired tokens everywhere they are checked at the IdP: the API
+    (401 invalid_token, RFC 6750 §3.1), introspection (the client cannot authenticate) and userinfo."""
+    token = client_credentials(live_server, service).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{live_server}/api/v1/structures", headers=bearer, timeout=10).status_code == 200
+    user_token = code_flow(live_server, requests.Session(), *trusted, account.email)["access_token"]
+    _set_active(app, service[0], False)
+    _set_active(app, trusted[0], False)
+    try:
+        refused = requests.get(f"{live_server}/api/v1/structures", headers=bearer, timeout=10)
+        assert refused.status_code == 401, refused.status_code
+        assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        introspected = requests.post(f"{live_server}/oauth/introspect", data={"token": token}, auth=service, timeout=10)
+        assert introspected.status_code == 401 and introspected.json()["error"] == "invalid_client"
+        userinfo = requests.get(f"{live_server}/oauth/userinfo", headers={"Authorization": f"Bearer {user_token}"},
+                                timeout=10)
+        assert userinfo.status_code == 401 and 'error="invalid_token"' in userinfo.headers["WWW-Authenticate"]
+    finally:
+        _set_active(app, service[0], True)
+        _set_active(app, trusted[0], True)
+    # Enabled again, the same unexpired token works: the check is the client's state, not a revocation.
+    assert requests.get(f"{live_server}/api/v1/structures", headers=bearer, timeout=10).status_code == 200
+
+
+def test_a_deleted_clients_service_tokens_stop(app: Any, live_server: str, service: tuple[str, str]) -> None:
+    from sqlalchemy import delete
+
+    from idp.extensions import db
+    from idp.models import Client
+
+    token = client_credentials(live_server, service).json()["access_token"]
+    with app.app_context():
+        db.session.execute(delete(Client).where(Client.client_id == service[0]))
+        db.session.commit()
+        app.extensions["client_cache"].clear()  # a Core DELETE: no ORM event empties the cache
+    response = requests.get(f"{live_server}/api/v1/structures", headers={"Authorization": f"Bearer {token}"},
+                            timeout=10)
+    assert response.status_code == 401

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -240,3 +241,113 @@ def test_a_refused_refresh_ends_the_local_session(app: Any, repernet: RP, monkey
         db.session.commit()
     monkeypatch.setitem(repernet.app.config, "SSO_CLAIMS_MAX_AGE", 0)
     assert logged_out(browser, repernet)
+
+
+# ---------------------------------------------------------------- forged tokens and the IdP's keys
+
+class JwksCounter:
+    """Counts the HTTP requests the live IdP receives for its JWKS (wrapping its WSGI app)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.wrapped, self.count = app, app.wsgi_app, 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/oauth/jwks":
+            self.count += 1
+        return self.wrapped(environ, start_response)
+
+
+@pytest.fixture
+def jwks_requests(app: Any, monkeypatch: pytest.MonkeyPatch) -> JwksCounter:
+    counter = JwksCounter(app)
+    monkeypatch.setattr(app, "wsgi_app", counter)
+    return counter
+
+
+def forged_tokens(app: Any, audience: str, count: int) -> list[str]:
+    """Tokens an outsider can make: unknown kids, our kid with another key, alg none, garbage."""
+    import base64
+    import json
+
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.test_hardening_oidc import our_key
+
+    kid, _pem = our_key(app)
+    other = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    claims = {"iss": app.config["ISSUER"], "aud": audience, "iat": now, "exp": now + 60, "jti": "j", "sub": "x",
+              "sid": "y", "scope": "repernet:read",
+              "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": kid}).encode()).rstrip(b"=").decode()
+    kinds = [lambda i: pyjwt.encode(claims, other, algorithm="ES256", headers={"kid": f"inconnue-{i}"}),
+             lambda i: pyjwt.encode(claims, other, algorithm="ES256", headers={"kid": kid}),
+             lambda i: f"{header}.{header}.",
+             lambda i: f"not.a.jwt{i}"]
+    return [kinds[i % len(kinds)](i) for i in range(count)]
+
+
+def test_forged_logout_tokens_fetch_the_idps_keys_at_most_once(app: Any, repernet: RP,
+                                                                jwks_requests: JwksCounter) -> None:
+    """The back-channel endpoint is open to anyone: 50 forged logout tokens (new kids included) make
+    the app fetch the IdP's JWKS at most once, not once each."""
+    for token in forged_tokens(app, repernet.client_id, 50):
+        response = requests.post(f"{repernet.url}/auth/backchannel-logout", data={"logout_token": token}, timeout=5)
+        assert response.status_code == 400
+    assert jwks_requests.count <= 1, jwks_requests.count
+
+
+def test_forged_bearer_tokens_fetch_the_idps_keys_at_most_once(app: Any, repernet: RP,
+                                                                jwks_requests: JwksCounter) -> None:
+    """The same for the app's own API (shared.service's Bearer check)."""
+    for token in forged_tokens(app, "repernet", 50):
+        response = requests.get(f"{repernet.url}/api/v1/structures/12345678901234",
+                                headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert response.status_code == 401
+    assert jwks_requests.count <= 1, jwks_requests.count
+
+
+def test_a_logout_token_signed_by_a_newly_published_key_still_ends_the_session(
+        app: Any, repernet: RP, jwks_requests: JwksCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Key rotation (OIDC Core §10.1.1): a kid the app has not seen yet fetches the keys once more."""
+    from datetime import timedelta
+
+    import jwt as pyjwt
+    from sqlalchemy import delete
+
+    from idp.extensions import db
+    from idp.models import SigningKey, utcnow
+    from idp.oidc.keys import _generate
+    from idp.oidc.provider import issuer
+
+    person, _org = member_of(app, ["repernet:lecteur"])
+    browser = new_browser()
+    rp_login(browser, repernet, person.email)  # the app has the keys of today
+    row = _session_row(repernet, browser)
+    monkeypatch.setattr(repernet.app.extensions["sso"].keys, "refetch_interval", 0)
+    pem, key = _generate("RS256")
+    kid = f"rs256-test-{uuid.uuid4().hex[:8]}"
+    with app.app_context():  # published now, signing tomorrow: as a rotation does
+        now = utcnow()
+        db.session.add(SigningKey(kid=kid, alg="RS256", private_pem=pem, published_at=now,
+                                  public_jwk={**key.as_dict(private=False), "kid": kid, "alg": "RS256", "use": "sig"},
+                                  active_at=now + timedelta(days=1)))
+        db.session.commit()
+        issuer().keyring.refresh(db.session, force=True)
+    seconds = int(time.time())
+    token = pyjwt.encode({"iss": app.config["ISSUER"], "aud": repernet.client_id, "iat": seconds, "jti": "rot",
+                          "sub": row.sub, "sid": row.sid,
+                          "events": {"http://schemas.openid.net/event/backchannel-logout": {}}},
+                         pem, algorithm="RS256", headers={"kid": kid, "typ": "logout+jwt"})
+    try:
+        before = jwks_requests.count
+        response = requests.post(f"{repernet.url}/auth/backchannel-logout", data={"logout_token": token}, timeout=5)
+        assert response.status_code == 200, response.text
+        assert jwks_requests.count == before + 1
+        assert logged_out(browser, repernet)
+    finally:
+        with app.app_context():
+            db.session.execute(delete(SigningKey).where(SigningKey.kid == kid))
+            db.session.commit()
+            issuer().keyring.refresh(db.session, force=True)

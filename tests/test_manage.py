@@ -270,6 +270,9 @@ def test_grant_end_date_checks(app: Any, world: World) -> None:
     rid = role_id(app, "sam:redacteur")
     bad = post_page_form(client, page.text, form_id="grants", data={f"ends_{rid}": "31/12/2030"})
     assert bad.status_code == 422 and "Date de fin invalide" in txt(bad) and "31/12/2030" in txt(bad)
+    for far in ("9999-12-31", "0001-01-01"):  # the day after 9999-12-31 overflowed: a 500
+        bad = post_page_form(client, page.text, form_id="grants", data={f"ends_{rid}": far})
+        assert bad.status_code == 422 and f"Date hors limites : {far}" in txt(bad), far
     past = post_page_form(client, page.text, form_id="grants",
                           data={f"ends_{rid}": (date.today() - timedelta(days=3)).isoformat()})
     assert past.status_code == 422 and "postérieure" in txt(past)

@@ -333,7 +333,9 @@ def test_an_old_certificate_is_listed_as_expired(app: Any, repernet: RP) -> None
     ("statuts", b"%PDF-" + b"x" * (64 * 1024), "", 413, "taille maximale"),
     ("statuts", b"%PDF-" + b"x" * (400 * 1024), "", 413, "taille maximale"),
     ("urssaf", PDF, "", 422, "Indiquez la date de délivrance"),
-    ("urssaf", PDF, "2999-01-01", 422, "ne peut pas être dans le futur"),
+    ("urssaf", PDF, "2099-01-01", 422, "ne peut pas être dans le futur"),
+    ("urssaf", PDF, "0001-01-01", 422, "Saisissez une date entre le 01/01/2000 et le 31/12/2100"),
+    ("urssaf", PDF, "9999-12-31", 422, "Saisissez une date entre le 01/01/2000 et le 31/12/2100"),
     ("urssaf", PDF, "15/01/2024", 422, "date"),
 ])
 def test_bad_uploads_get_a_french_message(app: Any, repernet: RP, kind: str, content: bytes, issued_on: str,

@@ -21,7 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from apps.catalogue import referential
 from apps.catalogue.offers import ENTRY_MODES, LEVELS, PATHS, PUBLICS, RECRUITMENT, TEACHING
 from apps.catalogue.organisations import TOPICS
-from shared import REQUIRED, Form, VersionedForm, choices, optional, required
+from shared import REQUIRED, Form, VersionedForm, choices, day_in_range, optional, required
 from shared import lazy_gettext as _l
 
 
@@ -114,9 +114,10 @@ class ActionForm(VersionedForm):
 
 
 class SessionForm(VersionedForm):
-    start = DateField(_l("Date de début"), validators=[InputRequired(message=REQUIRED)],
+    start = DateField(_l("Date de début"), validators=[InputRequired(message=REQUIRED), day_in_range],
                       render_kw={"placeholder": _l("aaaa-mm-jj")})
-    end = DateField(_l("Date de fin"), validators=[InputRequired(message=REQUIRED)], render_kw={"placeholder": _l("aaaa-mm-jj")})
+    end = DateField(_l("Date de fin"), validators=[InputRequired(message=REQUIRED), day_in_range],
+                    render_kw={"placeholder": _l("aaaa-mm-jj")})
     registration_address = StringField(_l("Adresse d'inscription"), validators=required(200))
     registration_postal_code = StringField(_l("Code postal"), validators=required(5))
     registration_city = StringField(_l("Ville"), validators=required(100))

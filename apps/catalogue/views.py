@@ -64,6 +64,7 @@ from shared import (
     current_identity,
     form_view,
     login_required,
+    parse_day,
     parse_id,
     plural,
     requires_role,
@@ -181,8 +182,8 @@ def _search_criteria() -> tuple[search.Criteria, list[str]]:
         if not value:
             return None
         try:
-            return date.fromisoformat(value)
-        except ValueError:
+            return parse_day(value)
+        except ValueError:  # another format, or a day out of shared.bounds' range
             errors.append(_("Date incorrecte : « %(value)s » (format aaaa-mm-jj).", value=value[:20]))
             return None
 
@@ -199,7 +200,7 @@ def public_search() -> str:
     """Public search of the published offers (no login): keyword, place, dates, certifying, entry mode."""
     criteria, errors = _search_criteria()
     page = request.args.get("page", "1")
-    number = int(page) if page.isdigit() and len(page) < 6 else 1
+    number = int(page) if page.isascii() and page.isdigit() and len(page) < 6 else 1  # not "²" (int() refuses it)
     results = search.search_actions(db.session, criteria, _today(), number, current_app.config["PER_PAGE"])
     searched = any(request.args.get(k) for k in ("q", "lieu", "du", "au", "certifiante", "entree", "passees"))
     return render_template("catalogue/search.html", results=results, criteria=criteria, errors=errors,

@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional, Regexp
 
 from apps.repernet.reference import ACTION_LABELS, DOMAINS, LEGAL_CATEGORIES, SUBDOMAINS
-from shared import EMAIL, REQUIRED, Form, VersionedForm, choices, optional, required
+from shared import EMAIL, REQUIRED, Form, VersionedForm, choices, day_in_range, optional, required
 from shared import lazy_gettext as _l
 
 
@@ -73,7 +73,7 @@ class DocumentForm(Form):
     """Upload or replace one legal document."""
 
     file = FileField(_l("Fichier (PDF, PNG ou JPEG)"))
-    issued_on = DateField(_l("Date de délivrance"), validators=[Optional()],
+    issued_on = DateField(_l("Date de délivrance"), validators=[Optional(), day_in_range],
                           render_kw={"placeholder": _l("AAAA-MM-JJ")})
 
 

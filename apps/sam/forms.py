@@ -40,7 +40,16 @@ from apps.sam.responses import (
     SessionDates,
     Site,
 )
-from shared import REQUIRED, Form, VersionedForm, choices, from_paris, optional, required
+from shared import (
+    REQUIRED,
+    Form,
+    VersionedForm,
+    choices,
+    day_in_range,
+    from_paris,
+    optional,
+    required,
+)
 from shared import lazy_gettext as _l
 
 DATETIME = "%Y-%m-%dT%H:%M"
@@ -201,8 +210,8 @@ class SessionRow(Form):
         csrf = False
 
     site = IntegerField(_l("Site n°"), validators=[Optional(), NumberRange(1, MAX_ROWS, message=_l("Entre 1 et %(max)d.", max=MAX_ROWS))])
-    start = DateField(_l("Début"), validators=[Optional()])
-    end = DateField(_l("Fin"), validators=[Optional()])
+    start = DateField(_l("Début"), validators=[Optional(), day_in_range])
+    end = DateField(_l("Fin"), validators=[Optional(), day_in_range])
 
     def value(self) -> SessionDates | None:
         if not (self.start.data or self.end.data):

@@ -45,6 +45,7 @@ from idp.core.structures import StructureData, create_structure, get_structure
 from idp.extensions import db
 from idp.models import AccountState, JoinRequest, StructureKind, User
 from idp.oidc.keys import rotate_signing_keys
+from shared.bounds import FIRST_DAY, LAST_DAY, DayOutOfRange, parse_day
 from shared.paging import page_number, paginate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -527,11 +528,18 @@ def keys_rotate() -> Any:
 
 # ------------------------------------------------------------------ audit
 
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
+def _day(value: str, notes: list[str]) -> date | None:
+    """A filter's day (AAAA-MM-JJ), or None with a French note saying why it was not taken."""
+    if not value:
         return None
+    try:
+        return parse_day(value)
+    except DayOutOfRange:  # 9999-12-31 would overflow once a day is added to it (issue 15)
+        notes.append(_("Date hors limites : %(value)s (entre le %(first)s et le %(last)s).", value=value,
+                       first=FIRST_DAY.strftime("%d/%m/%Y"), last=LAST_DAY.strftime("%d/%m/%Y")))
+    except ValueError:
+        notes.append(_("Date invalide : %(value)s (format attendu : AAAA-MM-JJ).", value=value))
+    return None
 
 
 def _audit_filters() -> tuple[dict[str, str], Any, list[str]]:
@@ -547,10 +555,7 @@ def _audit_filters() -> tuple[dict[str, str], Any, list[str]]:
         structure = platform.structure_id_by_siret(db.session, args["siret"])
         if structure is None:
             notes.append(_("Aucune structure n'a le SIRET %(siret)s.", siret=args["siret"]))
-    since, until = _day(args["since"]), _day(args["until"])
-    for key, value in (("since", since), ("until", until)):
-        if args[key] and value is None:
-            notes.append(_("Date invalide : %(value)s (format attendu : AAAA-MM-JJ).", value=args[key]))
+    since, until = _day(args["since"], notes), _day(args["until"], notes)
     if notes:
         return args, None, notes
     query = events_query(

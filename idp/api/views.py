@@ -35,8 +35,9 @@ from idp.extensions import client_ip, csrf, db, limiter
 from idp.guard import MAX_ID
 from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
-from idp.oidc.provider import issuer
+from idp.oidc.provider import find_client, issuer
 from idp.oidc.tokens import access_token_revoked
+from shared.bounds import bounded_int
 from shared.paging import paginate
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -92,13 +93,15 @@ limiter.limit(_api_limit, key_func=_api_rate_key, scope="api")(bp)
 
 
 def requires_scope(scope: str) -> Callable[[F], F]:
-    """A valid, unrevoked client_credentials access token carrying `scope` (RFC 6750 errors)."""
+    """A valid, unrevoked client_credentials access token carrying `scope`, of a client still
+    registered and active (RFC 6750 errors): disabling a client stops its tokens at once."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             claims = bearer_claims()
             if (claims is None or claims.get("sid") or claims.get("sub") != claims.get("client_id")
+                    or find_client(claims.get("client_id")) is None  # the cache holds active clients only
                     or access_token_revoked(db.session, claims)):
                 raise Problem(401, "Jeton d'accès invalide",
                               "Un jeton client_credentials valide est requis (en-tête Authorization: Bearer).",
@@ -240,7 +243,8 @@ def _expected_version(data: dict[str, Any]) -> int | None:
     header = request.headers.get("If-Match", "").strip()
     if header and header != "*":
         tag = header.removeprefix("W/").strip().strip('"')
-        versions.append(int(tag) if tag.isdigit() and len(tag) < 10 else -1)
+        version = bounded_int(tag, 0, MAX_ID)
+        versions.append(version if version is not None else -1)
     if "version" in data:
         versions.append(data["version"])
     if len(set(versions)) > 1:
@@ -254,7 +258,7 @@ def _stale() -> Problem:
 
 
 def _find(siret: str) -> Structure:
-    structure = core.find_by_siret(db.session, siret) if siret.isdigit() and len(siret) == 14 else None
+    structure = core.find_by_siret(db.session, siret) if siret.isascii() and siret.isdigit() and len(siret) == 14 else None
     if structure is None:
         raise Problem(404, "Structure inconnue", f"Aucune structure n'a le SIRET {siret[:20]}.")
     return structure
@@ -373,6 +377,7 @@ def _int_arg(name: str, default: int) -> int:
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit() or len(value) > 7 or int(value) < 1:
+    number = bounded_int(value, 1, 9_999_999)
+    if number is None:
         raise Problem(400, "Paramètre invalide", f"« {name} » doit être un entier positif.")
-    return int(value)
+    return number

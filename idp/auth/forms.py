@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from idp.core.passwords import MAX_LENGTH
-from idp.guard import MAX_ID, bounded_int
+from idp.guard import column_int
 
 # Shape only (no email_validator dependency): the verification link proves the address.
 EMAIL_SHAPE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Cette adresse e-mail n'est pas valide."))
@@ -22,15 +22,16 @@ class DbIntegerField(IntegerField):
     not an overflow in the database driver."""
 
     def process_formdata(self, valuelist: list[object]) -> None:
-        super().process_formdata(valuelist)
-        if self.data is not None and not -MAX_ID <= self.data <= MAX_ID:
-            self.data = None
+        if not valuelist:
+            return
+        self.data = column_int(valuelist[0])  # ASCII digits only: int() would take "٣", refuse "²"
+        if self.data is None:
             raise ValueError(_("Rechargez la page et recommencez."))
 
 
 def db_int(value: object) -> int:
     """`coerce` for checkbox lists of ids: ValueError (a form error) beyond a column's range."""
-    number = bounded_int(value)
+    number = column_int(value)
     if number is None:
         raise ValueError(value)
     return number

@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
 from idp.auth.forms import CIVILITIES, EMAIL_SHAPE, DbIntegerField
+from shared.bounds import bounded_int
 
 
 class AccountForm(FlaskForm):
@@ -39,8 +40,8 @@ class LifetimeField(StringField):
         text = self.typed.strip().replace(" ", "").replace("\u202f", "")
         if not text:
             self.data = None
-        elif text.isascii() and text.isdigit() and len(text) <= 9:
-            self.data = int(text)
+        elif (number := bounded_int(text, 0, 999_999_999)) is not None:
+            self.data = number
         else:
             self.data = None
             raise ValueError(_l("Saisissez un nombre entier de secondes, ou laissez vide."))

@@ -39,7 +39,7 @@ from idp.core.member_list import SORTS, members_page
 from idp.core.memberships import Authority
 from idp.core.security import LinkInvalid
 from idp.extensions import db
-from idp.guard import bounded_int
+from idp.guard import column_int
 from idp.manage.forms import (
     AttachForm,
     ConfirmForm,
@@ -50,6 +50,7 @@ from idp.manage.forms import (
     VersionForm,
 )
 from idp.models import AccountState, AppRole, JoinRequest, Membership, Structure, User
+from shared.bounds import FIRST_DAY, LAST_DAY, DayOutOfRange, parse_day
 from shared.paging import page_number, paginate
 
 bp = Blueprint("manage", __name__, url_prefix="/gestion")
@@ -141,7 +142,7 @@ def _refused_message(exc: NotAllowed) -> str:
 
 def _posted_roles() -> set[int] | None:
     """The ticked role ids; None when one is not an id (a forged form)."""
-    ids = {bounded_int(v) for v in request.form.getlist("roles")}
+    ids = {column_int(v) for v in request.form.getlist("roles")}
     return None if None in ids else ids  # type: ignore[return-value]
 
 
@@ -164,7 +165,11 @@ def _ends_from_form(role_ids: set[int]) -> tuple[dict[int, datetime | None], dic
             ends[role_id] = None
             continue
         try:
-            day = date.fromisoformat(value)
+            day = parse_day(value)
+        except DayOutOfRange:  # 9999-12-31 would overflow once a day is added to it (issue 15)
+            errors.append(_("Date hors limites : %(value)s (entre le %(first)s et le %(last)s).", value=value,
+                            first=FIRST_DAY.strftime("%d/%m/%Y"), last=LAST_DAY.strftime("%d/%m/%Y")))
+            continue
         except ValueError:
             errors.append(_("Date de fin invalide : %(value)s (format attendu : AAAA-MM-JJ).", value=value))
             continue

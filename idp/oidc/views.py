@@ -28,7 +28,16 @@ from werkzeug.wrappers import Response
 
 from idp.core.memberships import active_memberships, choose_structure
 from idp.extensions import csrf, db, limiter, read_session
-from idp.models import Client, Consent, LoginSession, Membership, MembershipStatus, Structure, User
+from idp.models import (
+    AuthorizationCode,
+    Client,
+    Consent,
+    LoginSession,
+    Membership,
+    MembershipStatus,
+    Structure,
+    User,
+)
 from idp.oidc import freshness, logout
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, ClaimsCache
 from idp.oidc.keys import KeyRing, etag_of
@@ -39,11 +48,16 @@ from idp.oidc.userinfo import init_app as init_userinfo
 from idp.oidc.userinfo import presented_token
 from idp.web import end_login_session, record
 from idp.web import origin as web_origin
+from shared.bounds import bounded_int
 from shared.web import CSP, SECURITY_HEADERS
 
 bp = Blueprint("oidc", __name__)
 
 PROMPTS = {"none", "login", "consent", "select_account"}
+MAX_AGE_LIMIT = 999_999_999  # seconds (31 years): any larger max_age is refused as malformed
+# Parameters kept with the code, no longer than their columns: refused, never cut short (SQLite) nor a
+# "value too long" from PostgreSQL (a 500).
+KEPT_LENGTHS = {name: AuthorizationCode.__table__.c[name].type.length for name in ("nonce", "scope")}
 # Our own forms posted back to /oauth/authorize (consent): not parameters of the request.
 OWN_FIELDS = frozenset({"decision", "csrf_token"})
 
@@ -223,7 +237,7 @@ def _save_consent(user: User, client: Client, scope: str) -> None:
 def _apply_siret_hint(login: LoginSession) -> None:
     """`siret_hint`: an RP asks for one of the user's structures; ignored when not a member."""
     hint = _param("siret_hint") or ""
-    if not (hint.isdigit() and len(hint) == 14):
+    if not (hint.isascii() and hint.isdigit() and len(hint) == 14):
         return
     structure_id = db.session.scalar(
         select(Membership.structure_id).join(Structure)
@@ -263,6 +277,11 @@ def authorize() -> Any:
     """Authorization endpoint (GET or POST): checks the request, the login, the prompt, the consent;
     issues a code."""
     decision = request.form.get("decision") if request.method == "POST" else None
+    if request.method == "POST" and decision is None:
+        # An RP's POST (OIDC Core §3.1.2.1): from another site it comes without our SameSite=Lax
+        # session cookie, and a signed-in user would look signed out (prompt=none: login_required).
+        # The same request as a GET, every parameter kept, is a top-level navigation: the cookie comes.
+        return redirect(_authorize_url_without_prompts(set()), 303)
     if decision is not None:
         csrf.protect()  # the consent form is ours: its CSRF token is checked
     login = current_user.login_session
@@ -281,15 +300,19 @@ def authorize() -> Any:
     prompts = set((_param("prompt") or "").split())
     if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
         return _error_redirect(redirect_uri, "invalid_request", "Invalid 'prompt' parameter.")
-    max_age = _param("max_age")
-    if max_age is not None and not (max_age.isdigit() and len(max_age) < 10):
+    for name, length in KEPT_LENGTHS.items():
+        if len(_param(name) or "") > length:
+            return _error_redirect(redirect_uri, "invalid_request", f"The '{name}' parameter is too long.")
+    max_age_text = _param("max_age")
+    max_age = bounded_int(max_age_text, 0, MAX_AGE_LIMIT) if max_age_text is not None else None
+    if max_age_text is not None and max_age is None:
         return _error_redirect(redirect_uri, "invalid_request", "Invalid 'max_age' parameter.")
     try:
         hinted = _hinted_subject(client)
     except ValueError:
         return _error_redirect(redirect_uri, "invalid_request", "Invalid 'id_token_hint' parameter.")
 
-    too_old = login is not None and max_age is not None and time.time() - login.auth_time.timestamp() > int(max_age)
+    too_old = login is not None and max_age is not None and time.time() - login.auth_time.timestamp() > max_age
     if user is None or "login" in prompts or too_old:
         if "none" in prompts:
             return _error_redirect(redirect_uri, "login_required")
