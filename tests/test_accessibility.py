@@ -328,8 +328,7 @@ def test_the_apps_signed_in_edit_forms(app: Any, live_server: str, chrome: webdr
 
     log_in_as(chrome, live_server, editor.email)
     offer = f"{catalogue.url}/offres/{offer_id}"
-    # The offer's own page is left out: its sessions table has an empty header (axe: empty-table-header),
-    # in a template another change is rewriting.
+    check(chrome, offer, found)  # the offer's page: its sessions table, the actions column named
     for url in (f"{catalogue.url}/organismes/{org.siret}/formations/nouvelle", f"{offer}/formation",
                 f"{offer}/actions/nouvelle", f"{offer}/actions/{action}",
                 f"{offer}/actions/{action}/sessions/nouvelle"):
