@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -70,9 +71,12 @@ def constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def is_safe_redirect(target: str | None, host_url: str) -> bool:
     """Only same-origin redirects after login (no open redirect through `next`)."""
-    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+    if not target or "\\" in target or _CONTROL.search(target):
         return False
     base = urlsplit(host_url)
     resolved = urlsplit(urljoin(host_url, target))
