@@ -237,6 +237,16 @@ def edit_fields(browser: requests.Session, rp: RP, siret: str) -> dict[str, str]
     return {**fields, "legal_category": RECORD["legal_category"]}
 
 
+def test_required_fields_are_marked_and_the_mark_explained(app: Any, repernet: RP) -> None:
+    """Issue 16: a person sees which fields must be filled, and what the star means."""
+    browser, org = gestionnaire_with_record(app, repernet)
+    form = rp_get(browser, repernet, f"/structures/{org.siret}/modifier").text
+    star = '<abbr class="req" title="obligatoire">*</abbr>'
+    assert re.search(r'<label for="raison_sociale">[^<]+ ' + re.escape(star) + "</label>", form)  # required
+    assert re.search(r'<label for="sigle">[^<]+</label>', form)  # optional: no star
+    assert "Les champs marqués " + star + " sont obligatoires." in form
+
+
 def test_gestionnaire_edits_and_a_stale_save_gets_409(app: Any, repernet: RP) -> None:
     browser, org = gestionnaire_with_record(app, repernet)
     colleague = make_person(app)
