@@ -10,16 +10,12 @@ rotate keys...) are left alone: their effect would end the crawl, not test the i
 
 from __future__ import annotations
 
-import html as html_lib
-import re
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
-from conftest import forms, new_siret
+from conftest import new_siret
 from manage_helpers import (
     World,
     account_factory,
@@ -29,143 +25,14 @@ from manage_helpers import (
     retire_platform_admin,
 )
 
-MARKUP = "<script>alert('fz')</script><img src=x onerror=alert(1)>"
-TEMPLATE = "fz{{ 7*191 }}zf fz{% print 7*191 %}zf fz${7*191}zf"  # evaluated, it would show "fz1337zf"
-TEXT_PAYLOADS: dict[str, str] = {
-    "nul": "a\x00b",
-    "control": "\x01\x1b\x7f",
-    "crlf": "x\r\nX-Fuzz: injected\r\n\r\n<b>",
-    "sql": "' OR 1=1 --; DROP TABLE users; --",
-    "template": TEMPLATE,
-    "markup": MARKUP,
-    "long": "é" * 10_000,
-    "huge_int": "9" * 40,
-    "negative": "-1",
-    "float": "1e999",
-    "unicode": "\u202e\ufeff\U0001f600",
-    "superscript_digit": "²",  # str.isdigit() says yes, int() refuses it
-    "arabic_digit": "٣",  # int() takes it: only ASCII digits may count
-    "last_day": "9999-12-31",  # parses, then overflows once a day is added
-    "first_day": "0001-01-01",
-    "empty": "",
-}
-# Raw bytes no str can carry: invalid UTF-8 and a lone surrogate, percent-encoded in the body.
-RAW_PAYLOADS = {"invalid_utf8": "%FF%FE%C0%AF", "surrogate": "%ED%A0%80"}
-SKIP_ACTIONS = ("logout", "detacher", "revoke", "disable", "secret", "rotate", "/keys", "recovery-codes",
-                "deactivate", "delete", "block", "suspension", "administrateur", "refuser", "/dev/")
-SKIP_LINKS = ("logout", "/dev/", ".csv", "/oauth/", "/static/", "mailto:", "javascript:")
-MAX_PAGES = 60
-
-
-def _same_site_links(page: str) -> list[str]:
-    links = []
-    for href in re.findall(r'<a\b[^>]*\bhref="([^"#]+)"', page):  # links, not stylesheets
-        href = html_lib.unescape(href)
-        if href.startswith("/") and not href.startswith("//") and not any(s in href for s in SKIP_LINKS):
-            links.append(href)
-    return links
-
-
-def _form_chunks(page: str) -> list[str]:
-    return re.findall(r"<form\b.*?</form>", page, flags=re.DOTALL)
-
-
-def _field_names(chunk: str) -> list[str]:
-    names = re.findall(r'<(?:input|textarea|select)\b[^>]*\bname="([^"]+)"', chunk)
-    return list(dict.fromkeys(n for n in names if n != "csrf_token"))
-
-
-def crawl(client: Any, start: list[str]) -> dict[str, str]:
-    """GET pages reachable from `start` (same site, safe links): path → HTML."""
-    seen: dict[str, str] = {}
-    queue = deque(start)
-    while queue and len(seen) < MAX_PAGES:
-        path = queue.popleft()
-        if path in seen:
-            continue
-        response = client.get(path)
-        assert response.status_code != 500, path
-        if response.status_code != 200 or response.mimetype != "text/html":
-            response.close()  # a file sent as is (an export) must not stay open
-            seen[path] = ""
-            continue
-        text = response.get_data(as_text=True)
-        seen[path] = text
-        queue.extend(link for link in _same_site_links(text) if link not in seen)
-    return {path: page for path, page in seen.items() if page}
-
-
-def check_answer(response: Any, where: str) -> None:
-    assert response.status_code < 500, (where, response.status_code)
-    for name, value in response.headers.items():
-        assert name.lower() != "x-fuzz", where
-        assert "\r" not in value and "\n" not in value, (where, name)
-    if response.mimetype == "text/html":
-        body = response.get_data(as_text=True)
-        assert "<script>alert('fz')</script>" not in body, where
-        assert "onerror=alert(1)>" not in body, where
-        assert "fz1337zf" not in body, where  # a template payload evaluated
-
-
-def fuzz_forms(client: Any, pages: dict[str, str]) -> int:
-    """Post every form of every page once per field and payload; the number of requests sent."""
-    sent = 0
-    done: set[tuple[str, tuple[str, ...]]] = set()
-    for path, page in pages.items():
-        parsed = forms(page)
-        for form, chunk in zip(parsed, _form_chunks(page), strict=False):
-            action = html_lib.unescape(form["action"] or path)
-            if form["method"] != "post" or any(s in action for s in SKIP_ACTIONS):
-                continue
-            names = _field_names(chunk)
-            key = (urlsplit(action).path, tuple(sorted(names)))
-            if key in done:  # the same form on another page (the header's, a list's rows)
-                continue
-            done.add(key)
-            base = {k: v for k, v in form["fields"].items()}
-            for name in names:
-                for label, value in TEXT_PAYLOADS.items():
-                    response = client.post(action, data={**base, name: value})
-                    check_answer(response, f"{action} {name}={label}")
-                    sent += 1
-                for label, raw in RAW_PAYLOADS.items():
-                    body = urlencode({k: v for k, v in base.items() if k != name}) + f"&{name}={raw}"
-                    response = client.post(action, data=body, content_type="application/x-www-form-urlencoded")
-                    check_answer(response, f"{action} {name}={label}")
-                    sent += 1
-            # A 1 MB value: 413 by the body limit, never a 500.
-            response = client.post(action, data={**base, (names or ["x"])[0]: "x" * (1024 * 1024 + 1)})
-            check_answer(response, f"{action} 1 MB")
-            sent += 1
-    return sent
-
-
-def fuzz_query_strings(client: Any, pages: dict[str, str]) -> int:
-    """Each page's GET forms and query parameters, with the same payloads in the query string."""
-    sent = 0
-    targets: dict[str, set[str]] = {}
-    for path, page in pages.items():
-        for form, chunk in zip(forms(page), _form_chunks(page), strict=False):
-            if form["method"] == "get":
-                targets.setdefault(html_lib.unescape(form["action"] or path).split("?")[0], set()).update(
-                    _field_names(chunk))
-        split = urlsplit(path)
-        if split.query:
-            targets.setdefault(split.path, set()).update(k for k, _ in
-                                                         (p.split("=", 1) for p in split.query.split("&") if "=" in p))
-    for path in ("/login", "/signup"):
-        targets.setdefault(path, set()).update({"next", "login_hint", "ui_locales", "force"})
-    for path, names in targets.items():
-        for name in sorted(names):
-            for label, value in TEXT_PAYLOADS.items():
-                response = client.get(path, query_string={name: value})
-                check_answer(response, f"GET {path}?{name}={label}")
-                sent += 1
-            for label, raw in RAW_PAYLOADS.items():
-                response = client.get(f"{path}?{name}={raw}")
-                check_answer(response, f"GET {path}?{name}={label}")
-                sent += 1
-    return sent
+from tests.fuzz_helpers import (
+    JSON_VALUES,
+    RAW_JSON_BODIES,
+    TEXT_PAYLOADS,
+    crawl,
+    fuzz_forms,
+    fuzz_query_strings,
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,18 +57,14 @@ def test_forms_survive_hostile_input(app: Any, world: World, who: str) -> None:
             start += ["/admin/"]
     pages = crawl(client, start)
     assert len(pages) >= 3, pages.keys()
-    sent = fuzz_forms(client, pages) + fuzz_query_strings(client, pages)
+    sent = fuzz_forms(client, pages) + fuzz_query_strings(
+        client, pages, extra={path: ("next", "login_hint", "ui_locales", "force") for path in ("/login", "/signup")})
     print(f"{who}: {len(pages)} pages, {sent} requests: {sorted(pages)}")  # noqa: T201 - shown with -s
     assert sent > 50
 
 
 # ------------------------------------------------------------------ the service API's JSON bodies
 
-JSON_VALUES: dict[str, Any] = {
-    "nul": "a\x00b", "crlf": "x\r\ny", "markup": MARKUP, "template": TEMPLATE, "sql": "' OR 1=1 --",
-    "long": "é" * 10_000, "huge_int": 10**40, "negative": -1, "float": 1e308, "bool": True, "null": None,
-    "list": ["a"], "object": {"a": 1}, "deep": [[[[[[[[[[["x"]]]]]]]]]]], "empty": "",
-}
 API_FIELDS = ("siret", "name", "kind", "city", "postal_code", "code", "parent_siret", "admin_email", "searchable",
               "version", "inconnu")
 
@@ -238,7 +101,7 @@ def test_api_json_bodies_survive_hostile_values(api: Any, app: Any) -> None:
                 _check_api(created, f"POST {field}={label}")
                 patched = api("PATCH", f"/structures/{siret}", json={field: value})
                 _check_api(patched, f"PATCH {field}={label}")
-        for raw in (b"", b"{", b"[]", b'"x"', b"\xff\xfe", b"{}" * 1000, b"\x00", b'{"name": "a"}' + b" " * 2_000_000):
+        for raw in RAW_JSON_BODIES:
             for method, path in (("POST", "/structures"), ("PATCH", f"/structures/{siret}")):
                 response = api(method, path, data=raw, headers={"Content-Type": "application/json"})
                 _check_api(response, f"{method} raw {raw[:10]!r}")
