@@ -1,5 +1,6 @@
-"""Numbers and days read from a request (path, query, form, header), within the ranges the code and
-the databases can hold: one rule for the IdP and the apps (issue 15, "no 500 on bad input").
+"""Numbers, days and URLs read from a request (path, query, form, header), within the ranges the
+code, the databases and the proxies can hold: one rule for the IdP and the apps (issue 15, "no 500
+on bad input").
 
 `str.isdigit()` is true for "²" (which `int()` refuses: a 500) and `int()` takes "٣" or "1_0"; a day
 like 9999-12-31 parses, then overflows as soon as a day is added to it. So only ASCII digits count,
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -19,6 +21,18 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # UTC never overflows (`date.max` is 9999-12-31).
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
+
+
+# The longest URL a service redirects to from what it was sent (a `next`, a page to come back to):
+# a longer one, say a 10 kB query reflected, makes a `Location` header that reverse proxies refuse
+# (a 502: nginx's proxy_buffer_size is 4 or 8 kB), so it is not followed.
+MAX_REDIRECT = 2048
+_URL_CHARACTERS = "/?#[]@!$&'()*+,;=:%~-._"  # kept as they are by percent-encoding
+
+
+def redirect_length(target: str) -> int:
+    """The length of `target` once percent-encoded, as it goes in a `Location` header."""
+    return len(quote(target.encode("utf-8", "surrogatepass"), safe=_URL_CHARACTERS))  # a lone surrogate too
 
 
 class DayOutOfRange(ValueError):

@@ -38,6 +38,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import Engine
 from werkzeug.wrappers import Response
 
+from shared.bounds import MAX_REDIRECT, redirect_length
 from shared.guard import RoleMissing
 from shared.i18n import chosen_locale
 from shared.identity import Identity
@@ -147,7 +148,13 @@ def access_token() -> str | None:
 
 
 def login_url(next_url: str | None = None) -> str:
-    return url_for("sso.login", next=next_url or request.full_path.rstrip("?"))
+    """The kit's login, coming back to `next_url` (by default the page asked for; without its query,
+    or to the home page, when the way back would not fit in a `Location` header: MAX_REDIRECT)."""
+    for target in (next_url or request.full_path.rstrip("?"), request.path):
+        url = url_for("sso.login", next=target)
+        if len(url) <= MAX_REDIRECT:
+            return url
+    return url_for("sso.login", next="/")
 
 
 def login_required(view: F) -> F:
@@ -259,8 +266,11 @@ def _end_local_session() -> None:
 # ---------------------------------------------------------------- the blueprint
 
 def safe_next(value: str | None) -> str:
-    """A local path to go back to; anything else (other host, scheme, `//`, backslashes) gives '/'."""
+    """A local path to go back to; anything else (other host, scheme, `//`, backslashes, longer than
+    MAX_REDIRECT once encoded) gives '/'."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if redirect_length(value) > MAX_REDIRECT:
         return "/"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:

@@ -12,6 +12,8 @@ from urllib.parse import urljoin, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from shared.bounds import MAX_REDIRECT, redirect_length
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -75,8 +77,9 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def is_safe_redirect(target: str | None, host_url: str) -> bool:
-    """Only same-origin redirects after login (no open redirect through `next`)."""
-    if not target or "\\" in target or _CONTROL.search(target):
+    """Only same-origin redirects after login (no open redirect through `next`), short enough for
+    a `Location` header (shared.bounds.MAX_REDIRECT)."""
+    if not target or "\\" in target or _CONTROL.search(target) or redirect_length(target) > MAX_REDIRECT:
         return False
     base = urlsplit(host_url)
     resolved = urlsplit(urljoin(host_url, target))
