@@ -43,7 +43,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "timefmt": ("from_paris", "PARIS", "paris"),
     "types": ("BigId", "UTCDateTime", "utcnow"),
-    "web": ("error_page", "problem"),
+    "web": ("error_page", "json_body", "problem"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

@@ -3,6 +3,7 @@ problems, the health pair. The IdP uses the header list too (one list for the fo
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +92,25 @@ def problem(status: int, detail: str | None = None, title: str | None = None,
     response.mimetype = PROBLEM
     response.headers.update(headers or {})
     return response
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a repeated field is refused, not silently the last
+    one (the RFC 6749 §3.1 rule, applied to the APIs' bodies)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("repeated key")
+    return data
+
+
+def json_body() -> Any:
+    """The request's body as JSON, for the four services' APIs; None when it is not JSON: not UTF-8,
+    malformed, a key given twice, or nested beyond reason (Flask's `get_json` lets the parser's
+    RecursionError through: a 500). The caller answers None with a 400 problem."""
+    try:
+        return json.loads(request.get_data(cache=True), object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):
+        return None
 
 
 def wants_problem() -> bool:

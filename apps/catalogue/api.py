@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from apps.catalogue import awards
 from apps.catalogue.models import Offer, db
-from shared import problem, require_bearer
+from shared import json_body, problem, require_bearer
 
 bp = Blueprint("catalogue_api", __name__, url_prefix="/api/v1")
 
@@ -29,9 +29,9 @@ def receive_action() -> Response:
     """Receive an awarded offer as a pending action (idempotent by the sender's award id)."""
     if request.mimetype != "application/json":
         return problem(415)
-    body = request.get_json(silent=True)
+    body = json_body()
     if body is None:
-        return problem(400, "Le corps n'est pas un JSON valide.")
+        return problem(400, "Le corps n'est pas un JSON valide (UTF-8, chaque champ une seule fois).")
     client_id = str(g.service_claims.get("client_id") or g.service_claims.get("sub") or "")
     try:
         received = awards.receive(db.session, body, client_id=client_id)

@@ -16,7 +16,6 @@ application/problem+json {"type", "title", "status", "detail"} in French.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -39,6 +38,7 @@ from idp.oidc.provider import find_client, issuer
 from idp.oidc.tokens import access_token_revoked
 from shared.bounds import bounded_int
 from shared.paging import paginate
+from shared.web import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -137,22 +137,10 @@ def structure_json(structure: Structure) -> dict[str, Any]:
     }
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are all different: a repeated field is refused, not silently the last
-    one (the RFC 6749 §3.1 rule, applied to the API's bodies)."""
-    data = dict(pairs)
-    if len(data) != len(pairs):
-        raise ValueError("repeated key")
-    return data
-
-
 def _body(allowed: frozenset[str]) -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise Problem(415, "Type de contenu non pris en charge", "Envoyez du JSON (Content-Type: application/json).")
-    try:
-        data = json.loads(request.get_data(cache=True), object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, a key twice, or nested beyond reason
-        data = None
+    data = json_body()  # None: not JSON, not UTF-8, a key twice, or nested beyond reason
     if not isinstance(data, dict):
         raise Problem(400, "JSON invalide", "Le corps de la requête doit être un objet JSON (UTF-8, chaque "
                       "champ une seule fois).")
