@@ -54,6 +54,8 @@ from apps.catalogue import organisations, referential
 from apps.catalogue.models import Offer
 from apps.catalogue.offers import create_offer as create
 from apps.catalogue.offers import new_key
+from shared.bounds import FIRST_DAY, LAST_DAY, DayOutOfRange, parse_day
+from shared.forms import strip_control
 
 MAX_SITES, MAX_SESSIONS = 20, 50
 
@@ -83,6 +85,7 @@ def _text(body: dict[str, Any], name: str, errors: list[dict[str, str]], limit: 
     if not isinstance(value, str):
         errors.append({"field": label, "message": f"Le champ « {label} » doit être un texte."})
         return ""
+    value = strip_control(value)  # as the forms do: no NUL (PostgreSQL refuses it) nor other control characters
     if len(value) > limit:
         errors.append({"field": label, "message": f"Le champ « {label} » dépasse {limit} caractères."})
         return ""
@@ -91,7 +94,12 @@ def _text(body: dict[str, Any], name: str, errors: list[dict[str, str]], limit: 
 
 def _date(value: Any, field: str, errors: list[dict[str, str]]) -> date | None:
     try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
+        if isinstance(value, str):  # anything else (a number, null, a list) is not a date either
+            return parse_day(value)
+    except DayOutOfRange:
+        errors.append({"field": field, "message": f"« {field} » doit être une date entre le "
+                                                  f"{FIRST_DAY:%d/%m/%Y} et le {LAST_DAY:%d/%m/%Y}."})
+        return None
     except ValueError:
         pass
     errors.append({"field": field, "message": f"« {field} » doit être une date AAAA-MM-JJ."})
@@ -165,7 +173,8 @@ def _sites(value: Any, errors: list[dict[str, str]]) -> list[dict[str, Any]]:
                 "address": _text(site, "address", errors, 200, required=True, prefix=prefix),
                 "postal_code": _text(site, "postal_code", errors, 5, required=True, prefix=prefix),
                 "city": _text(site, "city", errors, 100, required=True, prefix=prefix), "sessions": []}
-        if item["postal_code"] and not (len(item["postal_code"]) == 5 and item["postal_code"].isdigit()):
+        if item["postal_code"] and not (len(item["postal_code"]) == 5 and item["postal_code"].isascii()
+                                          and item["postal_code"].isdigit()):
             errors.append({"field": f"{prefix}postal_code", "message": "Le code postal comporte 5 chiffres."})
         sessions = site.get("sessions")
         if not isinstance(sessions, list) or not sessions or len(sessions) > MAX_SESSIONS:
