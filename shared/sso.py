@@ -307,7 +307,7 @@ def login() -> Response:
 def switch() -> Response:
     """Change the current structure at the IdP (a chosen SIRET at once, else the IdP's chooser)."""
     siret = request.args.get("siret", "")
-    if siret.isdigit() and len(siret) == 14:
+    if siret.isascii() and siret.isdigit() and len(siret) == 14:
         return _authorize(siret_hint=siret)
     return _authorize(prompt="select_account")
 

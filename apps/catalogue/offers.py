@@ -226,7 +226,7 @@ def action_data(action: dict[str, Any]) -> ActionData:
 
 def check_postal_code(value: str, field_name: str) -> None:
     value = value.strip()
-    if not (len(value) == 5 and value.isdigit()):
+    if not (len(value) == 5 and value.isascii() and value.isdigit()):  # not "²²²²²"
         raise Invalid(N_("Le code postal comporte 5 chiffres."), field_name)
 
 

@@ -200,12 +200,12 @@ def decide_request(session: Session, request: ChangeRequest, *, accept: bool, an
     organisation = request.organisation
     changes: list[list[str]] = []
     if accept and nda.strip():
-        if not re.fullmatch(r"\d{11}", nda.strip()):
+        if not re.fullmatch(r"[0-9]{11}", nda.strip()):
             raise Invalid(N_("Le numéro de déclaration d'activité comporte 11 chiffres."), "nda")
         changes.append(["Numéro de déclaration d'activité", organisation.nda or "—", nda.strip()])
         organisation.nda = nda.strip()
     if accept and siret.strip() and siret.strip() != organisation.siret:
-        if not re.fullmatch(r"\d{14}", siret.strip()):
+        if not re.fullmatch(r"[0-9]{14}", siret.strip()):
             raise Invalid(N_("Le SIRET comporte 14 chiffres."), "siret")
         if find(session, siret.strip()) is not None:
             raise Invalid(N_("Une autre fiche porte déjà ce SIRET."), "siret")

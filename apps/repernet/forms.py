@@ -24,19 +24,19 @@ class RecordForm(VersionedForm):
                                  choices=choices((k, _l(v[0])) for k, v in LEGAL_CATEGORIES.items()),
                                  validators=[InputRequired(message=REQUIRED)])
     ape_code = StringField(_l("Code APE / NAF"), [InputRequired(message=REQUIRED),
-                                              Regexp(r"^\d{2}\.?\d{2}[A-Za-z]$",
+                                              Regexp(r"^[0-9]{2}\.?[0-9]{2}[A-Za-z]\Z",
                                                      message=_l("Le code APE s'écrit comme 85.59A."))])
     address = StringField(_l("Adresse"), required(200))
     address_complement = StringField(_l("Complément d'adresse"), optional(200))
     postal_code = StringField(_l("Code postal"), [InputRequired(message=REQUIRED),
-                                              Regexp(r"^\d{5}$", message=_l("Le code postal compte 5 chiffres."))])
+                                              Regexp(r"^[0-9]{5}\Z", message=_l("Le code postal compte 5 chiffres."))])
     city = StringField(_l("Commune"), required(100))
     rep_first_name = StringField(_l("Prénom du représentant légal"), required(100))
     rep_last_name = StringField(_l("Nom du représentant légal"), required(100))
     rep_title = StringField(_l("Qualité (président, gérant…)"), required(100))
     rep_email = StringField(_l("E-mail du représentant légal"), [*required(254), EMAIL])
     rep_phone = StringField(_l("Téléphone du représentant légal"),
-                            [Optional(), Regexp(r"^\+?[\d .]{6,20}$", message=_l("Saisissez un numéro de téléphone valide."))])
+                            [Optional(), Regexp(r"^\+?[0-9 .]{6,20}\Z", message=_l("Saisissez un numéro de téléphone valide."))])
 
     def record_values(self) -> dict[str, Any]:
         names = ("raison_sociale", "sigle", "commercial_name", "legal_category", "ape_code", "address",

@@ -271,8 +271,8 @@ def save_candidature(session: Session, files_dir: Path, response: TenderResponse
     return response
 
 
-_POSTAL = re.compile(r"^\d{5}$")
-_SIRET = re.compile(r"^\d{14}$")
+_POSTAL = re.compile(r"^[0-9]{5}\Z")  # ASCII digits: "\d" takes "٣"
+_SIRET = re.compile(r"^[0-9]{14}\Z")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -389,7 +389,7 @@ def save_offer(session: Session, files_dir: Path, offer: Offer, data: OfferData,
 def offer_missing(offer: Offer) -> list[str]:
     """What "Valider" would refuse on an offer, in the page's language."""
     missing = []
-    if not re.fullmatch(r"\d{5}", offer.formacode or ""):
+    if not re.fullmatch(r"[0-9]{5}", offer.formacode or ""):
         missing.append(_("Formacode (5 chiffres)"))
     for name, label in (("objectives", N_("Objectifs de la formation")), ("content", N_("Contenu de la formation")),
                         ("accessibility", N_("Accessibilité aux personnes en situation de handicap")),
