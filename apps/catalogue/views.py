@@ -64,6 +64,7 @@ from shared import (
     current_identity,
     form_view,
     login_required,
+    page_number,
     parse_day,
     parse_id,
     plural,
@@ -199,9 +200,8 @@ def _search_criteria() -> tuple[search.Criteria, list[str]]:
 def public_search() -> str:
     """Public search of the published offers (no login): keyword, place, dates, certifying, entry mode."""
     criteria, errors = _search_criteria()
-    page = request.args.get("page", "1")
-    number = int(page) if page.isascii() and page.isdigit() and len(page) < 6 else 1  # not "²" (int() refuses it)
-    results = search.search_actions(db.session, criteria, _today(), number, current_app.config["PER_PAGE"])
+    results = search.search_actions(db.session, criteria, _today(), page_number(request.args.get("page")),
+                                    current_app.config["PER_PAGE"])
     searched = any(request.args.get(k) for k in ("q", "lieu", "du", "au", "certifiante", "entree", "passees"))
     return render_template("catalogue/search.html", results=results, criteria=criteria, errors=errors,
                            searched=searched)
@@ -276,7 +276,8 @@ def organisation_list() -> Any:
         if query:
             like = f"%{query.replace('%', '').replace('_', '')}%"
             statement = statement.where(or_(Organisation.name.ilike(like), Organisation.siret.like(like)))
-        page = db.paginate(statement, per_page=current_app.config["PER_PAGE"], error_out=False)
+        page = db.paginate(statement, page=page_number(request.args.get("page")), per_page=current_app.config["PER_PAGE"],
+                           error_out=False)
         return render_template("catalogue/organisations.html", page=page, query=query, rows=page.items)
     if identity.structure is None:
         abort(404)
@@ -795,8 +796,8 @@ def moderation() -> str:
     counts["requests"] = db.session.scalar(select(func.count()).select_from(ChangeRequest)
                                            .where(ChangeRequest.status == "pending"))
     statement = matches.where(conditions[status])
-    page = db.paginate(statement.order_by(Offer.updated_at, Offer.id), per_page=current_app.config["PER_PAGE"],
-                       error_out=False)
+    page = db.paginate(statement.order_by(Offer.updated_at, Offer.id), page=page_number(request.args.get("page")),
+                       per_page=current_app.config["PER_PAGE"], error_out=False)
     requests = db.session.scalars(select(ChangeRequest).where(ChangeRequest.status == "pending")
                                   .order_by(ChangeRequest.id)).all()
     return render_template("catalogue/moderation.html", page=page, status=status, query=query, counts=counts,

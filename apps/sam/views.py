@@ -55,6 +55,7 @@ from shared import (
     login_required,
     one_of_or_404,
     owned_or_404,
+    page_number,
     parse_id,
     requires_role,
     send_mail,
@@ -154,8 +155,7 @@ def _expired(form: Any) -> bool:
 # ---------------------------------------------------------------- the public list
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return min(int(raw), MAX_PAGE) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+    return min(page_number(request.args.get("page")), MAX_PAGE)
 
 
 @bp.get("/consultations")
