@@ -54,8 +54,7 @@ from apps.catalogue import organisations, referential
 from apps.catalogue.models import Offer
 from apps.catalogue.offers import create_offer as create
 from apps.catalogue.offers import new_key
-from shared.bounds import FIRST_DAY, LAST_DAY, DayOutOfRange, parse_day
-from shared.forms import strip_control
+from shared import FIRST_DAY, LAST_DAY, DayOutOfRange, parse_day, strip_control
 
 MAX_SITES, MAX_SESSIONS = 20, 50
 
