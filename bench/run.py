@@ -166,7 +166,7 @@ def seed(url: str, secret_key: str, issuer: str) -> None:
 
 
 def argon2_hash_time(n: int = 20) -> dict:
-    """Median wall time of one argon2id hash with the IdP's configured parameters (OWASP: m=19 MiB, t=2, p=1)."""
+    """Median wall time of one argon2id hash with the IdP's configured parameters (idp/config.py)."""
     from argon2 import PasswordHasher
 
     from idp import config
@@ -248,7 +248,7 @@ def start_server(kind: str, args: argparse.Namespace, url: str, secret_key: str,
         "IDP_RATELIMIT_LOGIN_IP": "1000000/minute", "IDP_RATELIMIT_LOGIN_ACCOUNT": "1000000/minute",
         "IDP_RATELIMIT_TOKEN_IP": "", "IDP_RATELIMIT_SIGNUP_IP": "1000000/minute",
         "IDP_RATELIMIT_RESET_IP": "1000000/minute",
-        # Resident memory (issue: < 150 MB per worker). argon2id takes 19 MiB per hash: one hash at
+        # Resident memory (issue: < 150 MB per worker). argon2id takes 7 MiB per hash: one hash at
         # a time per worker (one worker per core, so the box hashes on every core at most), and few
         # malloc arenas so the freed 19 MiB blocks are reused rather than kept per thread.
         "IDP_ARGON2_MAX_CONCURRENCY": str(args.argon2_concurrency),

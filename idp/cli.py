@@ -91,7 +91,7 @@ SHM = "/dev/shm"  # noqa: S108 - a directory gunicorn writes its heartbeat files
 # (a Rust HTTP server; Python runs only the app) served every row faster than gunicorn's gthread and
 # sync workers on the same app, database and driver. gunicorn stays available.
 SERVERS = ("granian", "gunicorn")
-WORKER_MAX_RSS_MIB = 300  # a worker above this is replaced gracefully (argon2id: 19 MiB per hash)
+WORKER_MAX_RSS_MIB = 300  # a worker above this is replaced gracefully (argon2id: 7 MiB per hash)
 WORKER_LIFETIME_SECONDS = 6 * 3600  # and every worker is recycled, gracefully, after this long
 GUNICORN_MAX_REQUESTS = 50_000  # gunicorn's recycling: after this many requests (plus jitter)
 
@@ -136,7 +136,7 @@ def serve(host: str, port: int, workers: int, threads: int, server: str) -> None
         click.echo(f"Courriels de démonstration : {issuer}/dev/inbox")
     sys.stdout.flush()
     argv = server_argv(server, host, port, workers, threads)
-    # One malloc arena per worker: each argon2id hash takes 19 MiB, and glibc otherwise keeps one such
+    # One malloc arena per worker: each argon2id hash takes 7 MiB, and glibc otherwise keeps one such
     # buffer per thread's arena (a worker grew to 170 MB after logins, 94 MB with one arena, with no
     # slower hash: bench/README.md). An operator's own value wins.
     os.environ.setdefault("MALLOC_ARENA_MAX", "1")

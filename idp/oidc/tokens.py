@@ -11,8 +11,10 @@ import functools
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +40,7 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc.claims import user_claims
-from idp.oidc.keys import KeyRing, jws_signature
+from idp.oidc.keys import KeyRing, Verifier, jws_signature
 from idp.oidc.prepared import PreparedSelect
 
 SIGNING_ALGORITHMS = ("ES256", "RS256")  # what our keys sign with; nothing else is ever accepted
@@ -46,6 +48,7 @@ MAX_TOKEN_LENGTH = 8192  # far above our largest JWT: a bigger one is not ours, 
 # The grant family (code → refresh tokens) an access token comes from: revoking the family revokes it.
 FAMILY_CLAIM = "fid"
 ACCESS_TOKEN_ALG = "ES256"  # cheap to sign and verify (~0.1 ms against ~1 ms for RS256)
+VERIFIED_TOKENS_KEPT = 1024  # per process; a token and its claims take ~2 kB
 
 USERS = User.__table__
 REFRESH_TOKENS = RefreshToken.__table__
@@ -113,6 +116,48 @@ class Authorization:
         return "urn:portail:acr:mfa" if "otp" in self.amr.split() else "urn:portail:acr:pwd"
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A JWT whose signature and fixed claims passed: the key that signed it, and its claims."""
+
+    kid: str
+    verifier: Verifier
+    claims: dict[str, Any]
+
+
+class VerifiedTokens:
+    """The JWTs this process verified lately, by their exact text (least recently used out).
+
+    A relying party that calls userinfo or an API again with the same access token skips base64,
+    JSON, the signature and the claims registry: a third of userinfo's CPU (bench/README.md). What
+    can change with time is checked again at every use: the expiry, and the signing key still in the
+    key table. The account, the token's revocation and the login session are read from the database
+    at every use as before (SPEC §5.3): nothing here answers for them. Only tokens that passed are
+    kept, so invalid ones sent in bulk cannot push valid ones out faster than valid ones can."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], _Checked] = OrderedDict()
+
+    def get(self, typ: str, token: str) -> _Checked | None:
+        with self._lock:
+            checked = self._entries.get((typ, token))
+            if checked is not None:
+                self._entries.move_to_end((typ, token))
+            return checked
+
+    def put(self, typ: str, token: str, checked: _Checked) -> None:
+        with self._lock:
+            self._entries[(typ, token)] = checked
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def forget(self, typ: str, token: str) -> None:
+        with self._lock:
+            self._entries.pop((typ, token), None)
+
+
 def _half_hash(value: str, alg: str) -> str:
     """at_hash (OIDC Core §3.1.3.6): left half of the hash matching the ID token's alg."""
     digest = hashlib.sha256(value.encode()).digest()  # both RS256 and ES256 use SHA-256
@@ -128,6 +173,7 @@ class TokenIssuer:
         self.refresh_lifetime = int(config["REFRESH_TOKEN_LIFETIME"])
         self.api_audiences: dict[str, frozenset[str]] = {
             audience: frozenset(scopes) for audience, scopes in config.get("API_AUDIENCES", {}).items()}
+        self.verified = VerifiedTokens(VERIFIED_TOKENS_KEPT)
 
     def lifetimes(self, client: Client) -> tuple[int, int, int]:
         """The (access, ID, refresh) token lifetimes of a client, in seconds: its own where the
@@ -218,9 +264,15 @@ class TokenIssuer:
     # ------------------------------------------------------------------ checking
 
     def _decode(self, session: Session | Connection, token: Any, typ: str) -> dict[str, Any] | None:
-        """Claims of a JWT signed by one of our keys, with this `typ`; else None. Anything sent from
-        outside goes through here: bounded size, a plausible kid, our algorithms only (no `none`),
-        the signature checked with the kid's own public key and algorithm (parsed once per process)."""
+        """Claims of a JWT signed by one of our keys, with this `typ`; else None."""
+        checked = self._checked_signature(session, token, typ)
+        return checked.claims if checked else None
+
+    def _checked_signature(self, session: Session | Connection, token: Any, typ: str) -> _Checked | None:
+        """A JWT signed by one of our keys, with this `typ`: its kid, the key's verifier, its claims;
+        else None. Anything sent from outside goes through here: bounded size, a plausible kid, our
+        algorithms only (no `none`), the signature checked with the kid's own public key and
+        algorithm (parsed once per process)."""
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             return None
         try:
@@ -228,7 +280,8 @@ class TokenIssuer:
             header = json.loads(_b64decode(head))
             if not isinstance(header, dict) or header.get("typ") != typ or header.get("alg") not in SIGNING_ALGORITHMS:
                 return None
-            verifier = self.keyring.verifier(session, header.get("kid"))
+            kid = header.get("kid")
+            verifier = self.keyring.verifier(session, kid)
             if verifier is None or verifier.alg != header["alg"]:
                 return None
             if not verifier.verify(head + b"." + body, _b64decode(signature)):
@@ -236,7 +289,7 @@ class TokenIssuer:
             claims = json.loads(_b64decode(body))
         except (ValueError, TypeError, UnicodeError, RecursionError):
             return None
-        return claims if isinstance(claims, dict) else None
+        return _Checked(kid, verifier, claims) if isinstance(claims, dict) else None
 
     @functools.cached_property
     def _required_claims(self) -> jwt.JWTClaimsRegistry:
@@ -245,15 +298,29 @@ class TokenIssuer:
                                      jti={"essential": True}, sub={"essential": True})
 
     def verify(self, session: Session | Connection, token: str, typ: str = "at+jwt") -> dict[str, Any] | None:
-        """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None."""
-        claims = self._decode(session, token, typ)
-        if claims is None:
+        """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None. The
+        caller gets its own copy."""
+        checked = self.verified.get(typ, token) if isinstance(token, str) else None
+        if checked is not None and self.keyring.verifier(session, checked.kid) is not checked.verifier:
+            self.verified.forget(typ, token)  # its key left the table (or was reloaded): check afresh
+            checked = None
+        if checked is None:
+            checked = self._checked_signature(session, token, typ)
+            if checked is None or not self._passes(self._required_claims.validate, checked.claims):
+                return None
+            self.verified.put(typ, token, checked)
+        elif not self._passes(self._required_claims.validate_exp, checked.claims.get("exp")):
             return None
+        return dict(checked.claims)
+
+    @staticmethod
+    def _passes(rule: Any, value: Any) -> bool:
+        """Whether joserfc's claim `rule` accepts `value`."""
         try:
-            self._required_claims.validate(claims)
+            rule(value)
         except (JoseError, ValueError, TypeError):
-            return None
-        return claims
+            return False
+        return True
 
     def verify_id_token_hint(self, session: Session, token: Any) -> dict[str, Any] | None:
         """Claims of an ID token this OP issued, expired or not (OIDC Core §3.1.2.1: the hint is
