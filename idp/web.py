@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -122,9 +123,9 @@ def load_user(sid: str) -> User | None:
     return login.user
 
 
-def start_login_session(user: User, amr: str) -> LoginSession:
+def start_login_session(user: User, amr: str, structure_ids: list[uuid.UUID] | None = None) -> LoginSession:
     """Open a new IdP session and sign `user` in with it: a fresh id in a cleared cookie (no
-    session fixation)."""
+    session fixation). `structure_ids`: the account's active structures, when the caller read them."""
     lang = session.get("lang")
     session.clear()
     if lang or user.locale:  # the language chosen on this browser, else the one saved on the account
@@ -140,9 +141,11 @@ def start_login_session(user: User, amr: str) -> LoginSession:
         ip=request.remote_addr,
         user_agent=(request.user_agent.string or "")[:300] or None,
     )
-    from idp.core.memberships import default_structure
+    from idp.core.memberships import active_structure_ids, default_structure
 
-    login.current_structure_id = default_structure(db.session, user)
+    if structure_ids is None:
+        structure_ids = active_structure_ids(db.session, user.id)
+    login.current_structure_id = default_structure(user, structure_ids)
     db.session.add(login)
     user.last_login_at = now
     user.login_session = login

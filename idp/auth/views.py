@@ -154,10 +154,10 @@ def _finish_login(user: User, amr: str) -> Response:
         web.end_login_session()
         sessions_ended(db.session, [previous])
     first_login = user.last_login_at is None
-    web.start_login_session(user, amr)
+    mine = memberships.active_structure_ids(db.session, user.id)
+    web.start_login_session(user, amr, mine)
     web.record("login.success", actor=user.id, subject=user.id, amr=amr)
     db.session.commit()
-    mine = memberships.active_memberships(db.session, user.id)
     if len(mine) > 1:
         # Several structures: the person says which one they act for (the last one pre-selected).
         return redirect(url_for("account.switch_structure", next=web.safe_next()))

@@ -661,13 +661,18 @@ def choose_structure(session: Session, login: LoginSession, structure_id: uuid.U
     return membership.structure
 
 
-def default_structure(session: Session, user: User) -> uuid.UUID | None:
-    """The structure a new session starts in: the last one chosen, or the only one."""
-    memberships = session.scalars(select(Membership.structure_id).where(
-        Membership.user_id == user.id, Membership.status == MembershipStatus.ACTIVE)).all()
-    if user.last_structure_id in memberships:
+def active_structure_ids(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The structures the account is an active member of (any order)."""
+    return list(session.scalars(select(Membership.structure_id).where(
+        Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE)))
+
+
+def default_structure(user: User, structure_ids: list[uuid.UUID]) -> uuid.UUID | None:
+    """The structure a new session starts in, among the account's `structure_ids`: the last one
+    chosen, or the only one."""
+    if user.last_structure_id in structure_ids:
         return user.last_structure_id
-    return memberships[0] if len(memberships) == 1 else None
+    return structure_ids[0] if len(structure_ids) == 1 else None
 
 
 def grants_by_key(session: Session, keys: Iterable[str]) -> set[int]:

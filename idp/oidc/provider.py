@@ -45,6 +45,7 @@ from idp.oidc.tokens import (
     UserView,
     audit_row,
     insert_audit,
+    insert_unless_present,
     record_issuance,
     revoke_access_token,
     revoke_family,
@@ -461,11 +462,8 @@ class RevocationEndpoint(_RevocationEndpoint):
 
 def remember_client_session(sid: str, client_id: str, user_id: uuid.UUID) -> None:
     """Note that this login session signed in to this client (back-channel logout targets)."""
-    exists_already = db.session.scalar(
-        select(ClientSession.id).where(ClientSession.sid == sid, ClientSession.client_id == client_id)
-    )
-    if exists_already is None:
-        db.session.add(ClientSession(sid=sid, client_id=client_id, user_id=user_id))
+    insert_unless_present(db.session, ClientSession, {"sid": sid, "client_id": client_id, "user_id": user_id,
+                                                      "created_at": utcnow()}, ["sid", "client_id"])
 
 
 def create_server(app: Flask) -> AuthorizationServer:

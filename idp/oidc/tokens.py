@@ -464,13 +464,17 @@ def access_token_revoked(session: Session, claims: dict[str, Any]) -> bool:
     return session.scalar(select(exists().where(RevokedAccessToken.jti.in_([i for i in ids if i])))) or False
 
 
+def insert_unless_present(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> None:
+    """One INSERT that does nothing when a row with the same `keys` is there: two requests writing
+    the same row at once both succeed, and nobody reads first."""
+    insert_ = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert_(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+
+
 def _revocation_row(session: Session, jti: str, expires_at: datetime) -> None:
-    """Insert a revocation row unless it is there: two requests revoking the same token at once
-    (a code replayed in parallel) must both succeed, not one meet a unique-key error."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert_(RevokedAccessToken).values(jti=jti, expires_at=expires_at)
-                    .on_conflict_do_nothing(index_elements=["jti"]))
+    """A revocation row, once: two requests revoking the same token at once (a code replayed in
+    parallel) must both succeed, not one meet a unique-key error."""
+    insert_unless_present(session, RevokedAccessToken, {"jti": jti, "expires_at": expires_at}, ["jti"])
 
 
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
