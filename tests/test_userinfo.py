@@ -134,11 +134,12 @@ def test_a_thread_keeps_its_connection_and_replaces_a_lost_one(worker: Any, toke
     assert backends[0] not in backends[1:]
 
 
-def test_a_token_seen_before_is_still_checked_at_every_use(app: Any, live_server: str, browser: requests.Session,
-                                                           create_account: Any, create_client: Any) -> None:
-    """A process keeps the access tokens whose signature it checked (`VerifiedTokens`): a second use
-    skips the signature, never the rest. Revoked after a use: refused at once; expired after a use:
-    refused at once (SPEC §5.3)."""
+def test_a_token_seen_before_is_still_checked_at_every_use(app: Any, worker: Any, live_server: str,
+                                                           browser: requests.Session, create_account: Any,
+                                                           create_client: Any) -> None:
+    """Each process keeps the access tokens whose signature it checked (`VerifiedTokens`): a second
+    use skips the signature, never the rest. Revoked in one process after a use in two: refused at
+    once by both; expired after a use: refused at once (SPEC §5.3)."""
     from sqlalchemy import update
 
     from idp.extensions import db
@@ -148,15 +149,18 @@ def test_a_token_seen_before_is_still_checked_at_every_use(app: Any, live_server
     with app.app_context():
         db.session.execute(update(Client).where(Client.client_id == client_id).values(access_token_lifetime=2))
         db.session.commit()
-    url = f"{live_server}/oauth/userinfo"
+    url, other = f"{live_server}/oauth/userinfo", worker.test_client()
     revoked = code_flow(live_server, browser, client_id, secret, create_account().email)["access_token"]
     expiring = code_flow(live_server, browser, client_id, secret, create_account().email)["access_token"]
     for token in (revoked, expiring, revoked, expiring):  # the second round: the tokens known already
         assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+        assert other.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert requests.post(f"{live_server}/oauth/revoke", data={"token": revoked}, auth=(client_id, secret or ""),
                          timeout=10).status_code == 200
     refused = requests.get(url, headers={"Authorization": f"Bearer {revoked}"}, timeout=10)
     assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    assert other.get("/oauth/userinfo", headers={"Authorization": f"Bearer {revoked}"}).status_code == 401
     time.sleep(3)  # past the two seconds the client's tokens last
     assert requests.get(url, headers={"Authorization": f"Bearer {expiring}"}, timeout=10).status_code == 401
     assert requests.post(url, data={"access_token": expiring}, timeout=10).status_code == 401
+    assert other.get("/oauth/userinfo", headers={"Authorization": f"Bearer {expiring}"}).status_code == 401
