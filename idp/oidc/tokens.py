@@ -48,7 +48,9 @@ MAX_TOKEN_LENGTH = 8192  # far above our largest JWT: a bigger one is not ours, 
 # The grant family (code → refresh tokens) an access token comes from: revoking the family revokes it.
 FAMILY_CLAIM = "fid"
 ACCESS_TOKEN_ALG = "ES256"  # cheap to sign and verify (~0.1 ms against ~1 ms for RS256)
-VERIFIED_TOKENS_KEPT = 1024  # per process; a token and its claims take ~2 kB
+# Per process. A token and its claims take ~2–4 kB (16 kB at most: MAX_TOKEN_LENGTH), so at most ~2 MB
+# as a rule and 8 MB at worst, within the worker RSS budget (bench/README.md).
+VERIFIED_TOKENS_KEPT = 512
 
 USERS = User.__table__
 REFRESH_TOKENS = RefreshToken.__table__
