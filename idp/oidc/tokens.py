@@ -120,11 +120,15 @@ class Authorization:
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
-    """A JWT whose signature and fixed claims passed: the key that signed it, and its claims."""
+    """A JWT whose signature checked out: the key that signed it, and its payload (JSON text, so
+    that every use gets claims of its own: nothing mutable is shared between requests)."""
 
     kid: str
     verifier: Verifier
-    claims: dict[str, Any]
+    payload: bytes
+
+    def claims(self) -> Any:
+        return json.loads(self.payload)
 
 
 class VerifiedTokens:
@@ -268,10 +272,10 @@ class TokenIssuer:
     def _decode(self, session: Session | Connection, token: Any, typ: str) -> dict[str, Any] | None:
         """Claims of a JWT signed by one of our keys, with this `typ`; else None."""
         checked = self._checked_signature(session, token, typ)
-        return checked.claims if checked else None
+        return _claims_of(checked) if checked else None
 
     def _checked_signature(self, session: Session | Connection, token: Any, typ: str) -> _Checked | None:
-        """A JWT signed by one of our keys, with this `typ`: its kid, the key's verifier, its claims;
+        """A JWT signed by one of our keys, with this `typ`: its kid, the key's verifier, its payload;
         else None. Anything sent from outside goes through here: bounded size, a plausible kid, our
         algorithms only (no `none`), the signature checked with the kid's own public key and
         algorithm (parsed once per process)."""
@@ -288,10 +292,9 @@ class TokenIssuer:
                 return None
             if not verifier.verify(head + b"." + body, _b64decode(signature)):
                 return None
-            claims = json.loads(_b64decode(body))
+            return _Checked(kid, verifier, _b64decode(body))
         except (ValueError, TypeError, UnicodeError, RecursionError):
             return None
-        return _Checked(kid, verifier, claims) if isinstance(claims, dict) else None
 
     @functools.cached_property
     def _required_claims(self) -> jwt.JWTClaimsRegistry:
@@ -300,20 +303,23 @@ class TokenIssuer:
                                      jti={"essential": True}, sub={"essential": True})
 
     def verify(self, session: Session | Connection, token: str, typ: str = "at+jwt") -> dict[str, Any] | None:
-        """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None. The
-        caller gets its own copy."""
+        """Claims of a valid, unexpired JWT we signed (signature, iss, exp, typ); else None."""
         checked = self.verified.get(typ, token) if isinstance(token, str) else None
         if checked is not None and self.keyring.verifier(session, checked.kid) is not checked.verifier:
-            self.verified.forget(typ, token)  # its key left the table (or was reloaded): check afresh
+            self.verified.forget(typ, token)  # its key left the table: checked afresh (and refused)
             checked = None
         if checked is None:
             checked = self._checked_signature(session, token, typ)
-            if checked is None or not self._passes(self._required_claims.validate, checked.claims):
+            claims = _claims_of(checked) if checked else None
+            if checked is None or claims is None or not self._passes(self._required_claims.validate, claims):
                 return None
             self.verified.put(typ, token, checked)
-        elif not self._passes(self._required_claims.validate_exp, checked.claims.get("exp")):
+            return claims
+        claims = checked.claims()
+        if not self._passes(self._required_claims.validate_exp, claims.get("exp")):
+            self.verified.forget(typ, token)
             return None
-        return dict(checked.claims)
+        return claims
 
     @staticmethod
     def _passes(rule: Any, value: Any) -> bool:
@@ -338,6 +344,15 @@ class TokenIssuer:
         if not isinstance(claims["sub"], str) or not isinstance(claims["aud"], (str, list)):
             return None
         return claims
+
+
+def _claims_of(checked: _Checked) -> dict[str, Any] | None:
+    """The claims of a signed JWT: a JSON object, else None."""
+    try:
+        claims = checked.claims()
+    except (ValueError, RecursionError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _b64encode(data: bytes) -> bytes:
