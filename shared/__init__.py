@@ -15,7 +15,7 @@ from typing import Any
 # public name → the module of the shell that defines it (under `shared.`)
 _PUBLIC: dict[str, tuple[str, ...]] = {
     "applications": ("APPLICATIONS", "role_label", "role_title"),
-    "bounds": ("bounded_int", "DayOutOfRange", "FIRST_DAY", "LAST_DAY", "parse_day"),
+    "bounds": ("ascii_digits", "bounded_int", "DayOutOfRange", "FIRST_DAY", "LAST_DAY", "parse_day"),
     "cli": ("main",),
     "db": ("make_db",),
     "errors": ("DomainError",),

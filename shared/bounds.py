@@ -39,6 +39,12 @@ class DayOutOfRange(ValueError):
     """A well-formed day before FIRST_DAY or after LAST_DAY."""
 
 
+def ascii_digits(value: str, length: int | None = None) -> bool:
+    """Whether `value` is made of ASCII digits only (`length` of them, when given): a SIRET, a
+    postal code, a département, a count typed in a form."""
+    return value.isascii() and value.isdigit() and (length is None or len(value) == length)
+
+
 def bounded_int(value: Any, low: int, high: int) -> int | None:
     """`value` as an int within [low, high]; None when it is anything else.
 

@@ -38,7 +38,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import Engine
 from werkzeug.wrappers import Response
 
-from shared.bounds import MAX_REDIRECT, redirect_length
+from shared.bounds import MAX_REDIRECT, ascii_digits, redirect_length
 from shared.guard import RoleMissing
 from shared.i18n import chosen_locale
 from shared.identity import Identity
@@ -307,7 +307,7 @@ def login() -> Response:
 def switch() -> Response:
     """Change the current structure at the IdP (a chosen SIRET at once, else the IdP's chooser)."""
     siret = request.args.get("siret", "")
-    if siret.isascii() and siret.isdigit() and len(siret) == 14:
+    if ascii_digits(siret, 14):
         return _authorize(siret_hint=siret)
     return _authorize(prompt="select_account")
 

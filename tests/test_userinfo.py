@@ -164,3 +164,12 @@ def test_a_token_seen_before_is_still_checked_at_every_use(app: Any, worker: Any
     assert requests.get(url, headers={"Authorization": f"Bearer {expiring}"}, timeout=10).status_code == 401
     assert requests.post(url, data={"access_token": expiring}, timeout=10).status_code == 401
     assert other.get("/oauth/userinfo", headers={"Authorization": f"Bearer {expiring}"}).status_code == 401
+
+
+@pytest.mark.parametrize("length", ["²", "٣", "1_0", " 12"])
+def test_a_content_length_that_is_not_ascii_digits_is_left_to_flask(app: Any, length: str) -> None:
+    """"²" passes `str.isdigit()` and then breaks `int()`: the layer reads ASCII digits only, and
+    leaves the rest to Flask (werkzeug reads such a length as 0: no token, a 401)."""
+    answer = app.test_client().post("/oauth/userinfo", data=b"access_token=x", content_type="application/x-www-form-urlencoded",
+                                    environ_overrides={"CONTENT_LENGTH": length})
+    assert answer.status_code == 401 and answer.json["error"] == "invalid_token"

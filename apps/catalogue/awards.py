@@ -54,7 +54,7 @@ from apps.catalogue import organisations, referential
 from apps.catalogue.models import Offer
 from apps.catalogue.offers import create_offer as create
 from apps.catalogue.offers import new_key
-from shared import FIRST_DAY, LAST_DAY, DayOutOfRange, parse_day, strip_control
+from shared import FIRST_DAY, LAST_DAY, DayOutOfRange, ascii_digits, parse_day, strip_control
 
 MAX_SITES, MAX_SESSIONS = 20, 50
 
@@ -172,8 +172,7 @@ def _sites(value: Any, errors: list[dict[str, str]]) -> list[dict[str, Any]]:
                 "address": _text(site, "address", errors, 200, required=True, prefix=prefix),
                 "postal_code": _text(site, "postal_code", errors, 5, required=True, prefix=prefix),
                 "city": _text(site, "city", errors, 100, required=True, prefix=prefix), "sessions": []}
-        if item["postal_code"] and not (len(item["postal_code"]) == 5 and item["postal_code"].isascii()
-                                          and item["postal_code"].isdigit()):
+        if item["postal_code"] and not ascii_digits(item["postal_code"], 5):
             errors.append({"field": f"{prefix}postal_code", "message": "Le code postal comporte 5 chiffres."})
         sessions = site.get("sessions")
         if not isinstance(sessions, list) or not sessions or len(sessions) > MAX_SESSIONS:

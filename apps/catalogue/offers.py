@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from apps.catalogue import referential
 from apps.catalogue.models import Contact, Offer, OfferVersion, Organisation
-from shared import N_, DomainError, check_version, utcnow
+from shared import N_, DomainError, ascii_digits, check_version, utcnow
 
 ENTRY_MODES = {"fixes": N_("Entrées et sorties à dates fixes"), "permanentes": N_("Entrées et sorties permanentes")}
 RECRUITMENT = {"1": N_("Ouvert"), "2": N_("Fermé"), "3": N_("Suspendu")}  # LHEO dict-etat-recrutement
@@ -226,7 +226,7 @@ def action_data(action: dict[str, Any]) -> ActionData:
 
 def check_postal_code(value: str, field_name: str) -> None:
     value = value.strip()
-    if not (len(value) == 5 and value.isascii() and value.isdigit()):  # not "²²²²²"
+    if not ascii_digits(value, 5):  # not "²²²²²"
         raise Invalid(N_("Le code postal comporte 5 chiffres."), field_name)
 
 

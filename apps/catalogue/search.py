@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from apps.catalogue.models import Offer, OfferVersion, PublicAction, PublicSession, SearchDay
 from apps.catalogue.text import fold, fts_query, index_text
-from shared import Page
+from shared import Page, ascii_digits
 
 FTS_TABLE = "public_action_fts"
 # PostgreSQL only: the stored to_tsvector('french', search_text) the migration adds, GIN-indexed.
@@ -41,7 +41,7 @@ FTS_INSERT = text("INSERT INTO public_action_fts (rowid, body) VALUES (:id, :bod
 def department(postal_code: str) -> str:
     """The département of a French postal code: 2 digits, 3 overseas (97x), 2A / 2B in Corsica."""
     code = postal_code.strip()
-    if len(code) != 5 or not code.isdigit():
+    if not ascii_digits(code, 5):
         return ""
     if code.startswith("97") or code.startswith("98"):
         return code[:3]
@@ -144,9 +144,9 @@ def place_filter(value: str) -> ColumnElement[bool] | None:
     place = value.strip().upper()
     if not place:
         return None
-    if len(place) == 5 and place.isdigit():
+    if ascii_digits(place, 5):
         return PublicAction.postal_code == place
-    if place in ("2A", "2B") or (place.isdigit() and (len(place) == 2 or (len(place) == 3 and place.startswith("97")))):
+    if place in ("2A", "2B") or ascii_digits(place, 2) or (ascii_digits(place, 3) and place.startswith("97")):
         return PublicAction.department == place
     return PublicAction.city_folded == fold(value).strip()
 

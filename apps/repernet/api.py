@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from apps.repernet import registry
 from apps.repernet.models import db
-from shared import problem, require_bearer
+from shared import ascii_digits, problem, require_bearer
 
 bp = Blueprint("repernet_api", __name__, url_prefix="/api/v1")
 
@@ -21,7 +21,7 @@ bp = Blueprint("repernet_api", __name__, url_prefix="/api/v1")
 @require_bearer("repernet:read")
 def structure(siret: str) -> Response:
     """A structure's legal identity, head-office address and legal representative."""
-    record = registry.find_record(db.session, siret) if siret.isascii() and siret.isdigit() and len(siret) == 14 else None
+    record = registry.find_record(db.session, siret) if ascii_digits(siret, 14) else None
     if record is None:
         return problem(404, "REPERNET ne connaît aucune structure avec ce SIRET.")
     return jsonify({

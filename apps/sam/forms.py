@@ -44,6 +44,7 @@ from shared import (
     REQUIRED,
     Form,
     VersionedForm,
+    ascii_digits,
     choices,
     day_in_range,
     from_paris,
@@ -116,7 +117,7 @@ class LotForm(Form):
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
         for field in (self.number, self.volume):
-            if field.errors and field.raw_data and field.raw_data[0] and not str(field.raw_data[0]).strip().isdigit():
+            if field.errors and field.raw_data and field.raw_data[0] and not ascii_digits(str(field.raw_data[0]).strip()):
                 field.errors = [_("Saisissez un nombre entier.")]
         return ok
 
@@ -253,7 +254,7 @@ class CandidatureForm(VersionedForm):
     lead = SelectField(_l("Mandataire du groupement"), choices=[SelectChoice("0", _l("Le candidat")),
                                                             *(SelectChoice(str(i), _l("Membre n° %(number)d", number=i))
                                                               for i in range(1, MAX_ROWS + 1))],
-                       default="0", coerce=lambda v: int(v) if str(v).strip().isdigit() else 0)
+                       default="0", coerce=lambda v: int(v) if ascii_digits(str(v).strip()) else 0)
     members = _rows(MemberRow, _l("Membres du groupement"))
     sites = _rows(SiteRow, _l("Sites de réalisation"))
 

@@ -36,7 +36,7 @@ from idp.join.jobs import designate_admin
 from idp.models import AccessGrant, Membership, Structure, StructureKind, User, utcnow
 from idp.oidc.provider import find_client, issuer
 from idp.oidc.tokens import access_token_revoked
-from shared.bounds import bounded_int
+from shared.bounds import ascii_digits, bounded_int
 from shared.paging import paginate
 from shared.web import json_body
 
@@ -246,7 +246,7 @@ def _stale() -> Problem:
 
 
 def _find(siret: str) -> Structure:
-    structure = core.find_by_siret(db.session, siret) if siret.isascii() and siret.isdigit() and len(siret) == 14 else None
+    structure = core.find_by_siret(db.session, siret) if ascii_digits(siret, 14) else None
     if structure is None:
         raise Problem(404, "Structure inconnue", f"Aucune structure n'a le SIRET {siret[:20]}.")
     return structure

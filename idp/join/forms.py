@@ -10,6 +10,8 @@ from flask_wtf import FlaskForm
 from wtforms import Field, RadioField, StringField, TextAreaField
 from wtforms.validators import Length, ValidationError
 
+from shared.bounds import ascii_digits
+
 MESSAGE_MAX = 500
 QUERY_MAX = 100
 # What a person may type between the digits of a SIRET: spaces (also non-breaking), dots, dashes.
@@ -26,7 +28,7 @@ def siret_shape(form: FlaskForm, field: Field) -> None:
     digits = siret_digits(field.data)
     if not digits:
         raise ValidationError(_l("Saisissez le SIRET de la structure (14 chiffres)."))
-    if not digits.isdigit() or not digits.isascii():
+    if not ascii_digits(digits):
         raise ValidationError(_l("Le SIRET ne contient que des chiffres (les espaces sont acceptés)."))
     if len(digits) != 14:
         raise ValidationError(_l("Le SIRET comporte 14 chiffres ; vous en avez saisi %(n)d.", n=len(digits)))

@@ -32,6 +32,7 @@ from idp.extensions import db
 from idp.oidc.claims import ClaimsCache, user_claims
 from idp.oidc.provider import ClientCache
 from idp.oidc.tokens import MAX_TOKEN_LENGTH, TokenIssuer, live_user_and_structure
+from shared.bounds import ascii_digits
 from shared.db import IDLE_PING_SECONDS, answers_ping
 from shared.web import CSP, SECURITY_HEADERS
 
@@ -230,7 +231,7 @@ class UserinfoLayer:
             return False, None
         if length == "0":
             return True, presented_token(authorization, None)
-        if method != "POST" or not length.isdigit() or int(length) > MAX_PLAIN_FORM:
+        if method != "POST" or not ascii_digits(length) or int(length) > MAX_PLAIN_FORM:
             return False, None
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # whoever reads next (Flask) reads it all again

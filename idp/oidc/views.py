@@ -48,7 +48,7 @@ from idp.oidc.userinfo import init_app as init_userinfo
 from idp.oidc.userinfo import presented_token
 from idp.web import end_login_session, record
 from idp.web import origin as web_origin
-from shared.bounds import bounded_int
+from shared.bounds import ascii_digits, bounded_int
 from shared.web import CSP, SECURITY_HEADERS
 
 bp = Blueprint("oidc", __name__)
@@ -237,7 +237,7 @@ def _save_consent(user: User, client: Client, scope: str) -> None:
 def _apply_siret_hint(login: LoginSession) -> None:
     """`siret_hint`: an RP asks for one of the user's structures; ignored when not a member."""
     hint = _param("siret_hint") or ""
-    if not (hint.isascii() and hint.isdigit() and len(hint) == 14):
+    if not (ascii_digits(hint, 14)):
         return
     structure_id = db.session.scalar(
         select(Membership.structure_id).join(Structure)
