@@ -4,7 +4,7 @@
     .venv/bin/python bench/rss_check.py                 # PostgreSQL database `portail_rss` (made again)
     .venv/bin/python bench/rss_check.py --logins 120
 
-Each setting starts `idp serve` (2 workers x 4 threads, the real argon2id parameters: 19 MiB a hash),
+Each setting starts `idp serve` (2 workers x 4 threads, the real argon2id parameters of idp/config.py: 7 MiB a hash),
 runs the logins from 8 client threads over loopback, then reads each worker's VmRSS. The login rate limits
 are raised; a refused login (429) would hash nothing, so they are counted apart. The
 logins/s column is the burst's rate on a shared box, a sanity check, not a throughput figure.

@@ -250,7 +250,7 @@ def start_server(kind: str, args: argparse.Namespace, url: str, secret_key: str,
         "IDP_RATELIMIT_RESET_IP": "1000000/minute",
         # Resident memory (issue: < 150 MB per worker). argon2id takes 7 MiB per hash: one hash at
         # a time per worker (one worker per core, so the box hashes on every core at most), and few
-        # malloc arenas so the freed 19 MiB blocks are reused rather than kept per thread.
+        # malloc arenas so the freed 7 MiB blocks are reused rather than kept per thread.
         "IDP_ARGON2_MAX_CONCURRENCY": str(args.argon2_concurrency),
         "MALLOC_ARENA_MAX": str(args.malloc_arena_max),
     })

@@ -252,3 +252,16 @@ def test_a_database_outage_is_a_503_with_retry_after(tmp_path: Any) -> None:
     assert api.status_code == 503 and api.headers["Content-Type"] == "application/problem+json"
     with down.app_context():
         shell_app.db.engine.dispose()
+
+
+@pytest.mark.parametrize(("value", "length", "expected"), [
+    ("75001", 5, True), ("7500", 5, False), ("750011", 5, False), ("12345678200010", 14, True), ("0", None, True),
+    ("²²²²²", 5, False), ("٣٣٣٣٣", 5, False), ("７５００１", 5, False), ("7500 ", 5, False), ("75_01", 5, False),
+    ("", None, False), ("-1", None, False), ("7500\n", 5, False),
+])
+def test_ascii_digits_is_the_one_rule_for_codes(value: str, length: int | None, expected: bool) -> None:
+    """`str.isdigit()` takes "²", Arabic-Indic and full-width digits, which `int()` or nobody
+    else would: SIRET, postal codes, départements and counts take ASCII digits only."""
+    from shared import ascii_digits
+
+    assert ascii_digits(value, length) is expected

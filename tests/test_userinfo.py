@@ -145,16 +145,19 @@ def test_a_token_seen_before_is_still_checked_at_every_use(app: Any, worker: Any
     from idp.extensions import db
     from idp.models import Client
 
-    client_id, secret = create_client(trusted=True, grant_types=["authorization_code", "refresh_token"])
-    with app.app_context():
-        db.session.execute(update(Client).where(Client.client_id == client_id).values(access_token_lifetime=2))
+    grants = ["authorization_code", "refresh_token"]
+    (client_id, secret), (brief_id, brief_secret) = (create_client(trusted=True, grant_types=grants) for _ in "12")
+    with app.app_context():  # the second client's tokens last two seconds
+        db.session.execute(update(Client).where(Client.client_id == brief_id).values(access_token_lifetime=2))
         db.session.commit()
     url, other = f"{live_server}/oauth/userinfo", worker.test_client()
     revoked = code_flow(live_server, browser, client_id, secret, create_account().email)["access_token"]
-    expiring = code_flow(live_server, browser, client_id, secret, create_account().email)["access_token"]
+    expiring = code_flow(live_server, browser, brief_id, brief_secret, create_account().email)["access_token"]
     for token in (revoked, expiring, revoked, expiring):  # the second round: the tokens known already
         assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
         assert other.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    for process in (app, worker):
+        assert all(process.extensions["token_issuer"].verified.get("at+jwt", t) for t in (revoked, expiring))
     assert requests.post(f"{live_server}/oauth/revoke", data={"token": revoked}, auth=(client_id, secret or ""),
                          timeout=10).status_code == 200
     refused = requests.get(url, headers={"Authorization": f"Bearer {revoked}"}, timeout=10)
@@ -164,6 +167,44 @@ def test_a_token_seen_before_is_still_checked_at_every_use(app: Any, worker: Any
     assert requests.get(url, headers={"Authorization": f"Bearer {expiring}"}, timeout=10).status_code == 401
     assert requests.post(url, data={"access_token": expiring}, timeout=10).status_code == 401
     assert other.get("/oauth/userinfo", headers={"Authorization": f"Bearer {expiring}"}).status_code == 401
+
+
+def test_a_known_token_whose_key_left_the_table_is_refused(tmp_path: Any) -> None:
+    """A key leaves the table when every token it signed has expired (or an operator removed it):
+    a token verified before is then refused, as it would be checked afresh. Its own database: the
+    keys of the session's IdP stay as they are."""
+    from sqlalchemy import update
+
+    from idp.extensions import db
+    from idp.migrations import upgrade
+    from idp.models import SigningKey, utcnow
+    from idp.oidc.keys import ensure_keys, rotate_keys
+
+    url = f"sqlite:///{tmp_path / 'keys.sqlite3'}"
+    upgrade(url)
+    isolated = create_app({"TESTING": True, "SECRET_KEY": "k" * 20, "ISSUER": "http://127.0.0.1:9", "DATABASE_URL": url})
+    try:
+        with isolated.app_context():
+            ensure_keys(db.session, isolated.config)
+            db.session.commit()
+            issuer = isolated.extensions["token_issuer"]
+            now = int(time.time())
+            token = issuer.sign(db.session, {"iss": issuer.issuer, "sub": "x", "jti": "j", "iat": now,
+                                             "exp": now + 300}, "ES256", typ="at+jwt")
+            assert issuer.verify(db.session, token)["sub"] == "x"
+            assert issuer.verified.get("at+jwt", token) is not None
+            assert issuer.verify(db.session, token, typ="JWT") is None  # an access token is no ID token
+            kid = issuer.verified.get("at+jwt", token).kid
+            rotate_keys(db.session, isolated.config, immediate=True)
+            db.session.execute(update(SigningKey).where(SigningKey.kid == kid).values(expires_at=utcnow()))
+            db.session.commit()
+            issuer.keyring.refresh(db.session, force=True)
+            assert issuer.verify(db.session, token) is None
+            assert issuer.verified.get("at+jwt", token) is None
+    finally:
+        isolated.extensions["backchannel"].pool.shutdown(wait=True)
+        with isolated.app_context():
+            db.engine.dispose()
 
 
 @pytest.mark.parametrize("length", ["²", "٣", "1_0", " 12"])

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from apps.catalogue import referential
 from apps.catalogue.models import ChangeRequest, Contact, Organisation, RecordEvent
 from apps.catalogue.offers import Invalid, check_postal_code
-from shared import N_, ApiUnavailable, ServiceClient, check_version, utcnow
+from shared import N_, ApiUnavailable, ServiceClient, ascii_digits, check_version, utcnow
 
 TOPICS = {"identification": N_("Identification (SIRET, numéro de déclaration d'activité)"),
           "rattachement": N_("Structures de rattachement"), "interlocuteurs": N_("Interlocuteurs")}
@@ -200,12 +200,12 @@ def decide_request(session: Session, request: ChangeRequest, *, accept: bool, an
     organisation = request.organisation
     changes: list[list[str]] = []
     if accept and nda.strip():
-        if not re.fullmatch(r"[0-9]{11}", nda.strip()):
+        if not ascii_digits(nda.strip(), 11):
             raise Invalid(N_("Le numéro de déclaration d'activité comporte 11 chiffres."), "nda")
         changes.append(["Numéro de déclaration d'activité", organisation.nda or "—", nda.strip()])
         organisation.nda = nda.strip()
     if accept and siret.strip() and siret.strip() != organisation.siret:
-        if not re.fullmatch(r"[0-9]{14}", siret.strip()):
+        if not ascii_digits(siret.strip(), 14):
             raise Invalid(N_("Le SIRET comporte 14 chiffres."), "siret")
         if find(session, siret.strip()) is not None:
             raise Invalid(N_("Une autre fiche porte déjà ce SIRET."), "siret")

@@ -118,7 +118,7 @@ def _organisation(siret: str, *, create: bool = True) -> tuple[Organisation, Rig
     """The record of `siret` and the person's rights on it; their own structure's record is created
     on their first visit (named as in the claims), anything else missing is a 404."""
     identity = current_identity()
-    if identity is None or not (ascii_digits(siret, 14)):
+    if identity is None or not ascii_digits(siret, 14):
         abort(404)
     organisation = organisations.find(db.session, siret)
     current = identity.structure

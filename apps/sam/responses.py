@@ -52,7 +52,7 @@ from apps.sam.models import (
     Submission,
     TenderResponse,
 )
-from shared import N_, OFFICE, PDF, ZIP, UploadRefused, read_upload, store
+from shared import N_, OFFICE, PDF, ZIP, UploadRefused, ascii_digits, read_upload, store
 
 
 class Incomplete(SamError):
@@ -271,8 +271,6 @@ def save_candidature(session: Session, files_dir: Path, response: TenderResponse
     return response
 
 
-_POSTAL = re.compile(r"^[0-9]{5}\Z")  # ASCII digits: "\d" takes "٣"
-_SIRET = re.compile(r"^[0-9]{14}\Z")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -283,7 +281,7 @@ def _site_problems(sites: list[Site], what: str) -> list[str]:
     for i, site in enumerate(sites, start=1):
         if not (site.address.strip() and site.city.strip()):
             problems.append(_("%(what)s : adresse et ville du site n° %(number)d", what=what, number=i))
-        if not _POSTAL.match(site.postal_code.strip()):
+        if not ascii_digits(site.postal_code.strip(), 5):
             problems.append(_("%(what)s : code postal (5 chiffres) du site n° %(number)d", what=what, number=i))
     return problems
 
@@ -300,7 +298,7 @@ def candidature_missing(response: TenderResponse) -> list[str]:
               "representative_title": N_("Qualité du représentant légal"), "signatory": N_("Signataire habilité"),
               "signatory_title": N_("Qualité du signataire"), "email": N_("Courriel"), "phone": N_("Téléphone")}
     missing = [_(label) for name, label in labels.items() if not getattr(response, name).strip()]
-    if not _POSTAL.match(response.postal_code or ""):
+    if not ascii_digits(response.postal_code or "", 5):
         missing.append(_("Code postal du siège (5 chiffres)"))
     if response.email and not _EMAIL.match(response.email):
         missing.append(_("Courriel valide"))
@@ -311,7 +309,7 @@ def candidature_missing(response: TenderResponse) -> list[str]:
         for i, member in enumerate(members, start=1):
             if not member.name.strip():
                 missing.append(_("Nom du membre n° %(number)d", number=i))
-            if not _SIRET.match(member.siret.strip()):
+            if not ascii_digits(member.siret.strip(), 14):
                 missing.append(_("SIRET (14 chiffres) du membre n° %(number)d", number=i))
             if not member.share.strip():
                 missing.append(_("Répartition des prestations du membre n° %(number)d", number=i))
@@ -389,7 +387,7 @@ def save_offer(session: Session, files_dir: Path, offer: Offer, data: OfferData,
 def offer_missing(offer: Offer) -> list[str]:
     """What "Valider" would refuse on an offer, in the page's language."""
     missing = []
-    if not re.fullmatch(r"[0-9]{5}", offer.formacode or ""):
+    if not ascii_digits(offer.formacode or "", 5):
         missing.append(_("Formacode (5 chiffres)"))
     for name, label in (("objectives", N_("Objectifs de la formation")), ("content", N_("Contenu de la formation")),
                         ("accessibility", N_("Accessibilité aux personnes en situation de handicap")),

@@ -237,7 +237,7 @@ def _save_consent(user: User, client: Client, scope: str) -> None:
 def _apply_siret_hint(login: LoginSession) -> None:
     """`siret_hint`: an RP asks for one of the user's structures; ignored when not a member."""
     hint = _param("siret_hint") or ""
-    if not (ascii_digits(hint, 14)):
+    if not ascii_digits(hint, 14):
         return
     structure_id = db.session.scalar(
         select(Membership.structure_id).join(Structure)
