@@ -49,7 +49,7 @@ from apps.sam.models import (
     TenderResponse,
     db,
 )
-from apps.sam.views import ROLES, _actor, _files_dir, _lot, _owned, _visible, bp, now
+from apps.sam.views import ROLES, _actor, _field_error, _files_dir, _lot, _owned, _visible, bp, now
 from shared import (
     CONFLICT_MESSAGE,
     ApiError,
@@ -654,14 +654,21 @@ def open_plis(ident: str) -> Response:
 
 @bp.get("/consultations/<ident>/plis/<rid>")
 @login_required
-def pli(ident: str, rid: str) -> str:
+def pli(ident: str, rid: str) -> tuple[str, int]:
     """One opened response: candidature, offers, files, receipt hash and whether it still matches."""
-    consultation, found = _opened_response(ident, rid)
+    return _pli_page(*_opened_response(ident, rid))
+
+
+def _pli_page(consultation: Consultation, found: TenderResponse, status: int = 200, form: AdmissibilityForm | None = None,
+              form_for: int | None = None, error: str | None = None) -> tuple[str, int]:
+    """An opened response's page; `form` (the buyer's input and its errors) on offer `form_for`."""
     submission = found.current_submission
     check = domain.check_receipt(_files_dir(), found, submission) if submission else None
+    forms = {o.id: form if form is not None and o.id == form_for else AdmissibilityForm(formdata=None)
+             for o in found.offers}
     return render_template("sam/pli.html", c=consultation, r=found, submission=submission, check=check,
                            members=domain.members_of(found), sites=domain.sites_of(found), now=now(),
-                           admissibility_form=AdmissibilityForm(formdata=None), action_form=ActionForm(formdata=None))
+                           admissibility_forms=forms, action_form=ActionForm(formdata=None), error=error), status
 
 
 @bp.get("/consultations/<ident>/plis/<rid>/pieces/<aid>")
@@ -699,25 +706,26 @@ def plis_export(ident: str) -> Response:
 @form_view
 @bp.post("/consultations/<ident>/plis/<rid>/offres/<oid>/admissibilite")
 @login_required
-def admissibility(ident: str, rid: str, oid: str) -> Response:
+def admissibility(ident: str, rid: str, oid: str) -> Any:
     """Mark an opened offer admissible or not, with a reason."""
     consultation, found = _opened_response(ident, rid)
     item = _my_offer(found, oid)
     form = AdmissibilityForm()
-    back = url_for("sam.pli", ident=consultation.id, rid=found.id, _anchor=f"offre-{item.id}")
+    # Bad input is a 422 with the buyer's input and the message beside its field (issue 15), not a
+    # redirect whose one message could not say which field was wrong (a reason too long).
     if not form.validate():
-        flash(_("Choisissez l'admissibilité et indiquez son motif."), "error")
-        return redirect(back, 303)
+        return _pli_page(consultation, found, 422, form=form, form_for=item.id)
     try:
         domain.set_admissibility(db.session, consultation, item, form.admissible.data == "1", form.reason.data,
                                  actor=_actor(), now=now())
         db.session.commit()
     except SamError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(back, 303)
+        error = _field_error(form, exc)
+        return _pli_page(consultation, found, 409 if isinstance(exc, NotAllowed) else 422, form=form,
+                         form_for=item.id, error=error)
     flash(_("L'analyse de l'offre est enregistrée."), "success")
-    return redirect(back, 303)
+    return redirect(url_for("sam.pli", ident=consultation.id, rid=found.id, _anchor=f"offre-{item.id}"), 303)
 
 
 @form_view
