@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -480,3 +481,24 @@ def test_repernet_codes_take_ascii_digits_only(app: Any, repernet: RP, field: st
     saved = browser.post(f"{repernet.url}{form['action']}", data={**form["fields"], **RECORD}, allow_redirects=False)
     assert saved.status_code == 303  # the same form with ASCII digits
 
+
+@pytest.mark.parametrize("odd", ["\r\nX-Fuzz: x", " – œ"])
+def test_the_export_and_the_receipt_of_a_reference_with_a_line_break_or_beyond_latin_1(app: Any, sam: RP,
+                                                                                     odd: str) -> None:
+    """A reference the form takes (a line break in a forged post, a dash no Latin-1 header carries)
+    named the export of the opened bids and the receipt: a 500, or a header let through."""
+    browser, _org, _email = buyer(app, sam)
+    cid = published(browser, sam, reference=unique_reference() + odd)
+    candidate, _org, _email = signataire(app, sam)
+    rid = start(candidate, sam, cid)
+    valid_candidature(candidate, sam, rid)
+    valid_offer(candidate, sam, rid, lot_ids(sam, cid)[0])
+    ok(submit(candidate, sam, rid))
+    receipt = re.search(rf'href="(/reponses/{rid}/accuses/[0-9]+\.pdf)"', candidate.get(f"{sam.url}/reponses/{rid}").text)
+    assert receipt
+    with clock(sam, deadline_of(sam, cid) + timedelta(seconds=1)):
+        ok(post_form(browser, sam, f"/consultations/{cid}/plis", f"/consultations/{cid}/plis/ouverture", {}))
+        for who, path in ((browser, f"/consultations/{cid}/plis.csv"), (candidate, receipt.group(1))):
+            response = who.get(f"{sam.url}{path}", allow_redirects=False)
+            check_answer(LiveResponse(response), path)
+            assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"], path

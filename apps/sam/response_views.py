@@ -57,6 +57,7 @@ from shared import (
     StaleVersion,
     check_version,
     current_identity,
+    download_name,
     form_view,
     login_required,
     one_of_or_404,
@@ -596,7 +597,8 @@ def _receipt_pdf(response: TenderResponse, sid: str) -> Response:
     submission = one_of_or_404(response.submissions, sid)
     reply = send_file(io.BytesIO(domain.receipt_pdf(response, submission)), mimetype="application/pdf",
                       as_attachment=True,
-                      download_name=f"Accusé de réception - {response.consultation.reference} - {submission.number}.pdf")
+                      download_name=download_name(f"Accusé de réception - {response.consultation.reference} - "
+                                                  f"{submission.number}", "pdf"))
     reply.headers["Cache-Control"] = "private, no-store"
     return reply
 
@@ -698,8 +700,11 @@ def plis_export(ident: str) -> Response:
         for o in r.offers:
             writer.writerow([r.legal_name, r.structure_siret, o.lot.number, o.unit_price, o.lot.unit, o.hours,
                              o.headcount, r.current_submission.digest if r.current_submission else ""])
-    reply = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
-    reply.headers["Content-Disposition"] = f'attachment; filename="plis-{consultation.reference}.csv"'
+    # The reference names the file through the shell's rule: written here by hand, a line break in it
+    # was a 500 and a dash beyond Latin-1 an answer the server could not send (the fuzz pass).
+    reply = send_file(io.BytesIO(("\ufeff" + out.getvalue()).encode()), mimetype="text/csv", as_attachment=True,
+                      download_name=download_name(f"plis-{consultation.reference}", "csv"))
+    reply.headers["Cache-Control"] = "private, no-store"
     return reply
 
 
