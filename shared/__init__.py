@@ -21,8 +21,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "errors": ("DomainError",),
     "factory": ("create_app", "form_view"),
     "files": (
-        "accepted_label", "JPEG", "OFFICE", "PDF", "PNG", "read_upload", "size_label", "store", "Upload",
-        "UploadRefused", "ZIP",
+        "accepted_label", "download_name", "JPEG", "OFFICE", "PDF", "PNG", "read_upload", "size_label", "store",
+        "Upload", "UploadRefused", "ZIP",
     ),
     "forms": (
         "choices", "CONFLICT_MESSAGE", "day_in_range", "EMAIL", "Form", "optional", "REQUIRED", "required",

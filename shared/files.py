@@ -114,6 +114,18 @@ def clean_filename(filename: str, extension: str, default: str = "document") -> 
     return f"{(stem or default)[:150]}.{extension}"
 
 
+def download_name(words: str, extension: str) -> str:
+    """A download name made of our words and stored text (a consultation's reference): the rule of
+    `clean_filename`, its slashes kept as dashes rather than read as folders. A line break or a quote
+    would break the Content-Disposition header (a 500); werkzeug's `send_file` writes what is beyond
+    ASCII as RFC 6266's `filename*`.
+
+    :param words: the name without its extension.
+    :param extension: the extension, without its dot.
+    """
+    return clean_filename(re.sub(r"[/\\]", "-", words) + f".{extension}", extension)
+
+
 def read_upload(stream: IO[bytes], filename: str, *, max_bytes: int, accepted: tuple[str, ...]) -> Upload:
     """Read an upload whole (at most `max_bytes`) and check it.
 

@@ -264,6 +264,7 @@ class _Posted:
 
     def _refresh(self) -> None:
         page = self.client.get(self.source)
+        check_answer(page, f"GET {self.source} after {self.action}")  # what was saved, shown where it was typed
         if page.status_code != 200 or page.mimetype != "text/html":
             page.close()
             return

@@ -1,7 +1,8 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests/rp_helpers.py are parameters here
 """Issue 15's fuzz pass over the three apps, as the people who use them, signed in through the
-real IdP: SAM's buyer (a Région with a draft and a published consultation), candidate (an
-organisme with a response under way) and visitor; the Catalogue's editor (an offer with an action
+real IdP: SAM's buyer (a Région with a draft and a published consultation; then, SAM's clock moved
+past the deadline, the opening of the bids, their analysis, the award and the decisions), candidate
+(an organisme with a response under way) and visitor; the Catalogue's editor (an offer with an action
 and a session), moderator and visitor; REPERNET's gestionnaire (a record with a legal document),
 instructeur and visitor. Each crawls from its entry points; every form, upload, query string and
 id in a path gets the hostile values of tests/fuzz_helpers.py, and so do the Catalogue's award API
@@ -16,10 +17,11 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -68,16 +70,22 @@ from tests.test_sam_helpers import (
     buyer,
     consultation_fields,
     create,
+    post_form,
     published,
     unique_reference,
 )
 from tests.test_sam_response_helpers import (
+    clock,
+    deadline_of,
     lot_ids,
     new_offer,
+    ok,
     save_offer,
     signataire,
     start,
+    submit,
     valid_candidature,
+    valid_offer,
 )
 
 SKIP_ACTIONS = ("logout", "supprimer", "annuler", "retirer", "deposer", "/dev/")
@@ -125,6 +133,29 @@ def sam_candidate(app: Any, rp: RP) -> tuple[LiveClient, list[str]]:
     assert save_offer(browser, rp, rid, oid).status_code == 303
     return signed_in(rp, browser), ["/", f"/consultations/{cid}", f"/reponses/{rid}", f"/reponses/{rid}/candidature",
                                     f"/reponses/{rid}/offres/{oid}", "/signature/verifier"]
+
+
+def sam_buyer_after_deadline(app: Any, rp: RP) -> tuple[LiveClient, list[str], datetime]:
+    """A Région's buyer past the deadline of two consultations, and the moment SAM's clock must
+    show: one opened, its first lot without offers (a decision by name), an organisme's offer on
+    the second found admissible (the award is next); the other still sealed (the opening is next)."""
+    browser, _org, _email = buyer(app, rp)
+    cid = published(browser, rp, lots=("Maçon", "Électricien du bâtiment"))
+    sealed = published(browser, rp)
+    candidate, _org, _email = signataire(app, rp)
+    rid = start(candidate, rp, cid)
+    valid_candidature(candidate, rp, rid)
+    oid = valid_offer(candidate, rp, rid, lot_ids(rp, cid)[1])
+    ok(submit(candidate, rp, rid))
+    moment = max(deadline_of(rp, cid), deadline_of(rp, sealed)) + timedelta(seconds=1)
+    with clock(rp, moment):
+        ok(post_form(browser, rp, f"/consultations/{cid}/plis", f"/consultations/{cid}/plis/ouverture", {}))
+        pli = f"/consultations/{cid}/plis/{rid}"
+        ok(post_form(browser, rp, pli, f"{pli}/offres/{oid}/admissibilite", {"admissible": "1", "reason": "Conforme."}))
+    # Forms are fuzzed in the crawl's order and the award ends the analysis: the offer's page first.
+    # The export is no page to crawl (SKIP_LINKS), but it is opened once.
+    return signed_in(rp, browser), [pli, f"/consultations/{cid}", f"/consultations/{sealed}",
+                                    f"/consultations/{cid}/plis.csv"], moment
 
 
 def sam_visitor(app: Any, rp: RP) -> tuple[LiveClient, list[str]]:
@@ -199,7 +230,8 @@ _numbers = itertools.count(100)
 
 
 def sam_valid(action: str, form: str) -> dict[str, Any]:
-    """A new consultation (a unique reference each time), a lot (a new number), a question, a decision."""
+    """A new consultation (a unique reference each time), a lot (a new number), a question, a decision,
+    an offer's analysis."""
     if action.endswith("/consultations/nouvelle"):
         return {**consultation_fields(), "reference": unique_reference}
     if action.endswith("/lots"):
@@ -212,7 +244,9 @@ def sam_valid(action: str, form: str) -> dict[str, Any]:
     if action.endswith("/reponse") and "/questions/" in action:
         return {"answer": "Oui."}
     if action.endswith("/decision"):
-        return {"outcome": "attribue", "awardee": "Formation Plus"}
+        return {"outcome": "awarded", "awardee": "Formation Plus"}
+    if action.endswith("/admissibilite"):
+        return {"admissible": "1", "reason": "Offre complète et conforme."}
     return {}
 
 
@@ -263,16 +297,13 @@ def fuzzed() -> dict[str, set[Any]]:
     return {name: set() for name in PEOPLE}
 
 
-@pytest.mark.parametrize(("name", "who"), [(name, who) for name, people in PEOPLE.items() for who in people])
-def test_app_pages_survive_hostile_input(app: Any, request: pytest.FixtureRequest, fuzzed: dict[str, set[Any]],
-                                         name: str, who: str) -> None:
-    rp: RP = request.getfixturevalue(name)
-    client, entry = PEOPLE[name][who](app, rp)
+def fuzz_as(client: LiveClient, entry: list[str], name: str, who: str, seen: set[Any]) -> None:
+    """Crawl from `entry` as `who`, then send every form, upload, query string and id in a path
+    its hostile values (each kind once per app: `seen`)."""
     began = time.monotonic()
     pages = crawl(client, entry, max_pages=MAX_PAGES, skip_links=APP_SKIP_LINKS)
     assert len(pages) >= (1 if who == "visitor" else 3), pages.keys()  # signed in: their pages open
     extra = {**SHELL_QUERIES, **APP_QUERIES[name]} if who == "visitor" else APP_QUERIES[name]
-    seen = fuzzed[name]
     counts = {"forms": fuzz_forms(client, pages, skip_actions=SKIP_ACTIONS, choose=True, valid=VALID[name], seen=seen),
               "uploads": fuzz_uploads(client, pages, skip_actions=SKIP_ACTIONS, seen=seen),
               "queries": fuzz_query_strings(client, pages, extra=extra, seen=seen),
@@ -281,6 +312,32 @@ def test_app_pages_survive_hostile_input(app: Any, request: pytest.FixtureReques
     print(f"{name} {who}: {len(pages)} pages, {counts} requests in {time.monotonic() - began:.1f} s: "  # noqa: T201
           f"{sorted(pages)}")
     assert sent > 0
+
+
+@pytest.mark.parametrize(("name", "who"), [(name, who) for name, people in PEOPLE.items() for who in people])
+def test_app_pages_survive_hostile_input(app: Any, request: pytest.FixtureRequest, fuzzed: dict[str, set[Any]],
+                                         name: str, who: str) -> None:
+    rp: RP = request.getfixturevalue(name)
+    client, entry = PEOPLE[name][who](app, rp)
+    fuzz_as(client, entry, name, who, fuzzed[name])
+
+
+# What only a buyer reaches once the deadline has passed: the opening, the analysis, the award, and
+# the decision on a lot without offers (as `fuzz_paths` and `fuzz_forms` name a route: ids left out).
+AFTER_DEADLINE = ("/consultations/{id}/plis/ouverture", "/consultations/{id}/plis/{id}/offres/{id}/admissibilite",
+                  "/consultations/{id}/lots/{id}/attribution/{id}", "/consultations/{id}/lots/{id}/decision")
+
+
+def test_sam_buyer_after_the_deadline_survives_hostile_input(app: Any, sam: RP, fuzzed: dict[str, set[Any]]) -> None:
+    client, entry, moment = sam_buyer_after_deadline(app, sam)
+    with clock(sam, moment):
+        fuzz_as(client, entry, "sam", "buyer after the deadline", fuzzed["sam"])
+    posted = {key[2] for key in fuzzed["sam"] if key[:2] == ("path", "post")}
+    opened = {key[2] for key in fuzzed["sam"] if key[:2] == ("path", "get")}
+    assert set(AFTER_DEADLINE) <= posted, sorted(posted)
+    assert {"/consultations/{id}/plis", "/consultations/{id}/plis/{id}"} <= opened, sorted(opened)
+    forms_sent = {key[1] for key in fuzzed["sam"] if key[0] == "form" and isinstance(key[1], str)}
+    assert set(AFTER_DEADLINE) <= forms_sent, sorted(forms_sent)
 
 
 # ---------------------------------------------------------------- cookies and the back-channel receiver
@@ -423,3 +480,25 @@ def test_repernet_codes_take_ascii_digits_only(app: Any, repernet: RP, field: st
     assert response.status_code == 422, response.status_code
     saved = browser.post(f"{repernet.url}{form['action']}", data={**form["fields"], **RECORD}, allow_redirects=False)
     assert saved.status_code == 303  # the same form with ASCII digits
+
+
+@pytest.mark.parametrize("odd", ["\r\nX-Fuzz: x", " – œ"])
+def test_the_export_and_the_receipt_of_a_reference_with_a_line_break_or_beyond_latin_1(app: Any, sam: RP,
+                                                                                     odd: str) -> None:
+    """A reference the form takes (a line break in a forged post, a dash no Latin-1 header carries)
+    named the export of the opened bids and the receipt: a 500, or a header let through."""
+    browser, _org, _email = buyer(app, sam)
+    cid = published(browser, sam, reference=unique_reference() + odd)
+    candidate, _org, _email = signataire(app, sam)
+    rid = start(candidate, sam, cid)
+    valid_candidature(candidate, sam, rid)
+    valid_offer(candidate, sam, rid, lot_ids(sam, cid)[0])
+    ok(submit(candidate, sam, rid))
+    receipt = re.search(rf'href="(/reponses/{rid}/accuses/[0-9]+\.pdf)"', candidate.get(f"{sam.url}/reponses/{rid}").text)
+    assert receipt
+    with clock(sam, deadline_of(sam, cid) + timedelta(seconds=1)):
+        ok(post_form(browser, sam, f"/consultations/{cid}/plis", f"/consultations/{cid}/plis/ouverture", {}))
+        for who, path in ((browser, f"/consultations/{cid}/plis.csv"), (candidate, receipt.group(1))):
+            response = who.get(f"{sam.url}{path}", allow_redirects=False)
+            check_answer(LiveResponse(response), path)
+            assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"], path

@@ -473,7 +473,14 @@ def test_admissibility_award_outcome_mails_and_the_catalogue_queue(app: Any, sam
                                     (rid_b, oid_b, "0", "Prix anormalement bas.")):
         path = f"/consultations/{cid}/plis/{rid}"
         action = f"{path}/offres/{oid}/admissibilite"
-        assert post_form(buyer_browser, sam_rp, path, action, {"admissible": value, "reason": ""}).status_code == 303
+        # Bad input: a 422 with the message beside its field (a reason too long, a choice not offered
+        # were a redirect saying "choose and give a reason", found by the fuzz pass).
+        for bad, message in (((value, ""), "Ce champ est obligatoire."),
+                             ((value, "   "), "Indiquez le motif de la décision d'admissibilité."),
+                             ((value, "é" * 2001), "2000 caractères au maximum."),
+                             (("²", reason), "N'est pas un choix valide.")):
+            refused = post_form(buyer_browser, sam_rp, path, action, {"admissible": bad[0], "reason": bad[1]})
+            assert refused.status_code == 422 and message in page_text(refused), (bad[0], bad[1][:5], refused.status_code)
         assert "à analyser" in page_text(buyer_browser.get(f"{sam_rp.url}{path}"))
         ok(post_form(buyer_browser, sam_rp, path, action, {"admissible": value, "reason": reason}))
     page = buyer_browser.get(f"{sam_rp.url}/consultations/{cid}/plis").text
@@ -481,6 +488,9 @@ def test_admissibility_award_outcome_mails_and_the_catalogue_queue(app: Any, sam
     ok(post_form(buyer_browser, sam_rp, f"/consultations/{cid}/plis", f"/consultations/{cid}/lots/{lot}/attribution/{oid_a}", {}))
     page = page_text(buyer_browser.get(f"{sam_rp.url}/consultations/{cid}"))
     assert "Attribué : Formation Plus" in page
+    decided = raw_post(buyer_browser, sam_rp, f"/consultations/{cid}/plis/{rid_b}/offres/{oid_b}/admissibilite",
+                       {"admissible": "1", "reason": "Revu."})
+    assert decided.status_code == 409 and "Le lot n° 1 est déjà décidé." in page_text(decided)
     won = mailbox.wait_for(winner_email, "Votre offre est retenue")
     assert "le lot vous est attribué" in mail_text(won)
     lost = mailbox.wait_for(loser_email, "Votre offre n'est pas retenue")

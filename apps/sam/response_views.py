@@ -49,7 +49,7 @@ from apps.sam.models import (
     TenderResponse,
     db,
 )
-from apps.sam.views import ROLES, _actor, _files_dir, _lot, _owned, _visible, bp, now
+from apps.sam.views import ROLES, _actor, _field_error, _files_dir, _lot, _owned, _visible, bp, now
 from shared import (
     CONFLICT_MESSAGE,
     ApiError,
@@ -57,6 +57,7 @@ from shared import (
     StaleVersion,
     check_version,
     current_identity,
+    download_name,
     form_view,
     login_required,
     one_of_or_404,
@@ -596,7 +597,8 @@ def _receipt_pdf(response: TenderResponse, sid: str) -> Response:
     submission = one_of_or_404(response.submissions, sid)
     reply = send_file(io.BytesIO(domain.receipt_pdf(response, submission)), mimetype="application/pdf",
                       as_attachment=True,
-                      download_name=f"Accusé de réception - {response.consultation.reference} - {submission.number}.pdf")
+                      download_name=download_name(f"Accusé de réception - {response.consultation.reference} - "
+                                                  f"{submission.number}", "pdf"))
     reply.headers["Cache-Control"] = "private, no-store"
     return reply
 
@@ -654,14 +656,21 @@ def open_plis(ident: str) -> Response:
 
 @bp.get("/consultations/<ident>/plis/<rid>")
 @login_required
-def pli(ident: str, rid: str) -> str:
+def pli(ident: str, rid: str) -> tuple[str, int]:
     """One opened response: candidature, offers, files, receipt hash and whether it still matches."""
-    consultation, found = _opened_response(ident, rid)
+    return _pli_page(*_opened_response(ident, rid))
+
+
+def _pli_page(consultation: Consultation, found: TenderResponse, status: int = 200, form: AdmissibilityForm | None = None,
+              form_for: int | None = None, error: str | None = None) -> tuple[str, int]:
+    """An opened response's page; `form` (the buyer's input and its errors) on offer `form_for`."""
     submission = found.current_submission
     check = domain.check_receipt(_files_dir(), found, submission) if submission else None
+    forms = {o.id: form if form is not None and o.id == form_for else AdmissibilityForm(formdata=None)
+             for o in found.offers}
     return render_template("sam/pli.html", c=consultation, r=found, submission=submission, check=check,
                            members=domain.members_of(found), sites=domain.sites_of(found), now=now(),
-                           admissibility_form=AdmissibilityForm(formdata=None), action_form=ActionForm(formdata=None))
+                           admissibility_forms=forms, action_form=ActionForm(formdata=None), error=error), status
 
 
 @bp.get("/consultations/<ident>/plis/<rid>/pieces/<aid>")
@@ -691,33 +700,37 @@ def plis_export(ident: str) -> Response:
         for o in r.offers:
             writer.writerow([r.legal_name, r.structure_siret, o.lot.number, o.unit_price, o.lot.unit, o.hours,
                              o.headcount, r.current_submission.digest if r.current_submission else ""])
-    reply = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
-    reply.headers["Content-Disposition"] = f'attachment; filename="plis-{consultation.reference}.csv"'
+    # The reference names the file through the shell's rule: written here by hand, a line break in it
+    # was a 500 and a dash beyond Latin-1 an answer the server could not send (the fuzz pass).
+    reply = send_file(io.BytesIO(("\ufeff" + out.getvalue()).encode()), mimetype="text/csv", as_attachment=True,
+                      download_name=download_name(f"plis-{consultation.reference}", "csv"))
+    reply.headers["Cache-Control"] = "private, no-store"
     return reply
 
 
 @form_view
 @bp.post("/consultations/<ident>/plis/<rid>/offres/<oid>/admissibilite")
 @login_required
-def admissibility(ident: str, rid: str, oid: str) -> Response:
+def admissibility(ident: str, rid: str, oid: str) -> Any:
     """Mark an opened offer admissible or not, with a reason."""
     consultation, found = _opened_response(ident, rid)
     item = _my_offer(found, oid)
     form = AdmissibilityForm()
-    back = url_for("sam.pli", ident=consultation.id, rid=found.id, _anchor=f"offre-{item.id}")
+    # Bad input is a 422 with the buyer's input and the message beside its field (issue 15), not a
+    # redirect whose one message could not say which field was wrong (a reason too long).
     if not form.validate():
-        flash(_("Choisissez l'admissibilité et indiquez son motif."), "error")
-        return redirect(back, 303)
+        return _pli_page(consultation, found, 422, form=form, form_for=item.id)
     try:
         domain.set_admissibility(db.session, consultation, item, form.admissible.data == "1", form.reason.data,
                                  actor=_actor(), now=now())
         db.session.commit()
     except SamError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(back, 303)
+        error = _field_error(form, exc)
+        return _pli_page(consultation, found, 409 if isinstance(exc, NotAllowed) else 422, form=form,
+                         form_for=item.id, error=error)
     flash(_("L'analyse de l'offre est enregistrée."), "success")
-    return redirect(back, 303)
+    return redirect(url_for("sam.pli", ident=consultation.id, rid=found.id, _anchor=f"offre-{item.id}"), 303)
 
 
 @form_view
