@@ -77,6 +77,7 @@ from tests.test_sam_helpers import (
 from tests.test_sam_response_helpers import (
     clock,
     deadline_of,
+    documents_of,
     lot_ids,
     new_offer,
     ok,
@@ -486,7 +487,8 @@ def test_repernet_codes_take_ascii_digits_only(app: Any, repernet: RP, field: st
 def test_the_export_and_the_receipt_of_a_reference_with_a_line_break_or_beyond_latin_1(app: Any, sam: RP,
                                                                                      odd: str) -> None:
     """A reference the form takes (a line break in a forged post, a dash no Latin-1 header carries)
-    named the export of the opened bids and the receipt: a 500, or a header let through."""
+    named the export of the opened bids, the receipt and the generated documents: a 500, or a header
+    let through."""
     browser, _org, _email = buyer(app, sam)
     cid = published(browser, sam, reference=unique_reference() + odd)
     candidate, _org, _email = signataire(app, sam)
@@ -496,6 +498,13 @@ def test_the_export_and_the_receipt_of_a_reference_with_a_line_break_or_beyond_l
     ok(submit(candidate, sam, rid))
     receipt = re.search(rf'href="(/reponses/{rid}/accuses/[0-9]+\.pdf)"', candidate.get(f"{sam.url}/reponses/{rid}").text)
     assert receipt
+    # The generated DC1 and acte d'engagement are named after the reference too.
+    documents = [f"/reponses/{rid}/documents/{did}" for did, _kind, _name in documents_of(sam, rid)]
+    assert len(documents) == 2, documents  # the DC1 and the acte d'engagement
+    for path in documents:
+        response = candidate.get(f"{sam.url}{path}", allow_redirects=False)
+        check_answer(LiveResponse(response), path)
+        assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"], path
     with clock(sam, deadline_of(sam, cid) + timedelta(seconds=1)):
         ok(post_form(browser, sam, f"/consultations/{cid}/plis", f"/consultations/{cid}/plis/ouverture", {}))
         for who, path in ((browser, f"/consultations/{cid}/plis.csv"), (candidate, receipt.group(1))):

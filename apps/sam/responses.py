@@ -52,7 +52,17 @@ from apps.sam.models import (
     Submission,
     TenderResponse,
 )
-from shared import N_, OFFICE, PDF, ZIP, UploadRefused, ascii_digits, read_upload, store
+from shared import (
+    N_,
+    OFFICE,
+    PDF,
+    ZIP,
+    UploadRefused,
+    ascii_digits,
+    download_name,
+    read_upload,
+    store,
+)
 
 
 class Incomplete(SamError):
@@ -559,7 +569,9 @@ def _generate(session: Session, files_dir: Path, response: TenderResponse, kind:
     content = documents.lettre_de_candidature(data) if kind == "dc1" else documents.acte_d_engagement(data)
     digest, storage_name = _store(response_folder(files_dir, response), content, "pdf")
     reference = response.consultation.reference
-    filename = f"DC1 - {reference}.pdf" if kind == "dc1" else f"Acte d'engagement - {reference} - lot {data['lot']['number']}.pdf"
+    # Through the shell's file-name rule: the reference may hold what a header cannot carry.
+    filename = download_name(f"DC1 - {reference}" if kind == "dc1"
+                             else f"Acte d'engagement - {reference} - lot {data['lot']['number']}", "pdf")
     if found is None:
         found = GeneratedDocument(kind=kind, offer_id=offer_id)
         response.documents.append(found)
