@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import FieldList, FormField, HiddenField
+from wtforms import FieldList, FormField, HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.utils import unset_value
 from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
@@ -32,6 +32,15 @@ def strip_control(value: Any) -> Any:
     return _CONTROL.sub("", value) if isinstance(value, str) else value
 
 
+_LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x85\u2028\u2029]+")
+
+
+def one_line(value: Any) -> Any:
+    """A one-line field's text on one line: a browser never sends a line break from a text input,
+    a forged post may, and a reference or a name then breaks a header, a CSV row or a PDF line."""
+    return _LINE_BREAKS.sub(" ", value) if isinstance(value, str) else value
+
+
 def day_in_range(form: Any, field: Any) -> None:
     """Validator of a date field: a day between FIRST_DAY and LAST_DAY (shared.bounds). 0001-01-01
     and 9999-12-31 parse, then overflow as soon as a day is added or a zone applied."""
@@ -42,7 +51,7 @@ def day_in_range(form: Any, field: Any) -> None:
 
 class Form(FlaskForm):
     """A French form (STYLE §6: forms check shape, the domain enforces rules) whose text is cleaned
-    of control characters before it is validated."""
+    of control characters before it is validated, and whose one-line fields stay on one line."""
 
     class Meta:
         locales = ["fr_FR", "fr"]
@@ -50,7 +59,9 @@ class Form(FlaskForm):
         def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
             if issubclass(unbound_field.field_class, (FieldList, FormField)):
                 return unbound_field.bind(form=form, **options)  # their inner fields are cleaned
-            filters = [strip_control, *unbound_field.kwargs.get("filters", ())]
+            cls = unbound_field.field_class
+            one_line_text = issubclass(cls, StringField) and not issubclass(cls, (TextAreaField, PasswordField))
+            filters = [strip_control, *([one_line] if one_line_text else []), *unbound_field.kwargs.get("filters", ())]
             return unbound_field.bind(form=form, filters=filters, **options)
 
     def validate(self, extra_validators: Any = None) -> bool:

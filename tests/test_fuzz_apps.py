@@ -490,7 +490,13 @@ def test_the_export_and_the_receipt_of_a_reference_with_a_line_break_or_beyond_l
     named the export of the opened bids, the receipt and the generated documents: a 500, or a header
     let through."""
     browser, _org, _email = buyer(app, sam)
-    cid = published(browser, sam, reference=unique_reference() + odd)
+    reference = unique_reference()
+    cid = published(browser, sam, reference=reference + odd)
+    from apps.sam import db
+    from apps.sam.models import Consultation
+
+    with sam.app.app_context():  # a one-line field keeps its text on one line (shared.forms.one_line)
+        assert db.session.get(Consultation, cid).reference == reference + odd.replace("\r\n", " ")
     candidate, _org, _email = signataire(app, sam)
     rid = start(candidate, sam, cid)
     valid_candidature(candidate, sam, rid)
