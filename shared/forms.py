@@ -57,9 +57,9 @@ class Form(FlaskForm):
         locales = ["fr_FR", "fr"]
 
         def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
-            if issubclass(unbound_field.field_class, (FieldList, FormField)):
-                return unbound_field.bind(form=form, **options)  # their inner fields are cleaned
             cls = unbound_field.field_class
+            if issubclass(cls, (FieldList, FormField)):
+                return unbound_field.bind(form=form, **options)  # their inner fields are cleaned
             one_line_text = issubclass(cls, StringField) and not issubclass(cls, (TextAreaField, PasswordField))
             filters = [strip_control, *([one_line] if one_line_text else []), *unbound_field.kwargs.get("filters", ())]
             return unbound_field.bind(form=form, filters=filters, **options)

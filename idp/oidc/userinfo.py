@@ -32,7 +32,7 @@ from idp.extensions import db
 from idp.oidc.claims import ClaimsCache, user_claims
 from idp.oidc.provider import ClientCache
 from idp.oidc.tokens import MAX_TOKEN_LENGTH, TokenIssuer, live_user_and_structure
-from shared.bounds import ascii_digits
+from shared.bounds import bounded_int
 from shared.db import IDLE_PING_SECONDS, answers_ping
 from shared.web import CSP, SECURITY_HEADERS
 
@@ -231,9 +231,10 @@ class UserinfoLayer:
             return False, None
         if length == "0":
             return True, presented_token(authorization, None)
-        if method != "POST" or not ascii_digits(length) or int(length) > MAX_PLAIN_FORM:
+        size = bounded_int(length, 1, MAX_PLAIN_FORM)  # ASCII digits only: "²" passes isdigit(), not int()
+        if method != "POST" or size is None:
             return False, None
-        body = environ["wsgi.input"].read(int(length))
+        body = environ["wsgi.input"].read(size)
         environ["wsgi.input"] = io.BytesIO(body)  # whoever reads next (Flask) reads it all again
         content_type = (environ.get("CONTENT_TYPE") or "").partition(";")[0].strip().lower()
         found = PLAIN_FORM.fullmatch(body) if content_type == FORM else None
